@@ -1,0 +1,29 @@
+# stormcohort: registry extracts in, cohort report out. Run with `make run`, or
+# `snakemake --cores 2 [--config delivery=PATH]` inside the project's environment.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/link.smk"
+include: "workflow/rules/cohort.smk"
+include: "workflow/rules/describe.smk"
+include: "workflow/rules/privacy.smk"
+
+
+rule all:
+    input:
+        f"{OUT}/cohort/attrition.csv",
+        f"{OUT}/cohort/analysis_dataset.csv",
+        f"{OUT}/figures/flow.png",
+        f"{OUT}/tables/table1.csv",
+        f"{OUT}/tables/table1.html",
+        f"{OUT}/checks/privacy.txt",

@@ -1,0 +1,22 @@
+"""Rule cohort: linked tables + config rules -> attrition, analysis dataset, long tables."""
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from stormcohort.canonical import TABLES
+from stormcohort.cohort import data_dictionary, derive_cohort
+from stormcohort.io import rule_logger, write_csv
+
+sm = snakemake  # noqa: F821 - provided by Snakemake
+log = rule_logger(sm)
+linked = {t: pd.read_parquet(Path(sm.params.linked_dir) / f"{t}.parquet") for t in TABLES}
+result = derive_cohort(linked, sm.params.cohort, date.fromisoformat(sm.params.extract_date))
+write_csv(result.attrition, sm.output.attrition)
+write_csv(result.dataset, sm.output.dataset)
+write_csv(data_dictionary(), sm.output.dictionary)
+write_csv(result.assessed, sm.output.episodes)
+for name in ("anakinra", "labs", "adverse_events"):
+    write_csv(getattr(result, name), sm.output[name])
+for row in result.attrition.itertuples():
+    log.info("%-20s remaining %5d  excluded %s", row.step, row.n_remaining, row.n_excluded)

@@ -1,0 +1,327 @@
+"""Cohort derivation: linked canonical tables + the study's rules -> the analysis dataset.
+
+Units move from admissions to episodes (an inter-centre transfer is one episode) to
+patients (a person's first qualifying episode). Every admission leaves at exactly one
+step with its reason, and the attrition table counts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from stormcohort.canonical import FLAGS
+from stormcohort.scores import meets_shlh_definition
+
+SCORE_LABS = [
+    "ferritin", "triglycerides", "fibrinogen", "ast", "hb", "platelets", "wbc", "neutrophils", "scd25",
+]
+BASELINE_LABS = ["ferritin", "crp", "platelets", "alt"]
+LAB_COLUMNS = sorted(set(SCORE_LABS) | set(BASELINE_LABS))
+
+# (step id, attrition description, the unit counted after the step)
+STEPS = [
+    ("all_admissions", "Admissions in the delivery after cleaning", "admissions"),
+    ("transfer_merged", "Inter-centre transfers merged into one episode", "episodes"),
+    ("outside_window", "Episode starts outside the study window", "episodes"),
+    ("excluded_diagnosis", "Excluded diagnosis (familial HLH)", "episodes"),
+    ("criteria_not_met", "Does not meet the sHLH/MAS definition", "episodes"),
+    ("no_anakinra", "No anakinra during the episode", "episodes"),
+    ("readmission", "Readmission: not the person's first qualifying episode", "patients"),
+]
+
+DATASET_COLUMNS = [
+    "patient_key", "centre", "route_group", "first_route", "age_years", "age_group", "sex", "weight_kg",
+    "trigger_category", "icu", "oedema", "cns", "hscore", "hlh2004_count", "mas2016",
+    "ferritin_baseline", "crp_baseline", "platelets_baseline", "alt_baseline",
+    "days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day", "days_on_anakinra",
+    "route_switch", "length_of_stay_days", "death_90d", "time_to_death_days", "death_30d",
+    "fever_outcome", "time_to_fever_days",
+]
+
+DATA_DICTIONARY = {
+    "patient_key": ("", "Pseudonymous person key (keyed HMAC-SHA256 of the NHS number or local id)"),
+    "centre": ("", "Centre of the episode's first admission"),
+    "route_group": ("", "IV = any intravenous anakinra in the episode (config cohort.exposure=any_iv) or route of the first dose (first_dose); else SC"),
+    "first_route": ("", "Route of the first anakinra dose"),
+    "age_years": ("years", "Age at admission"),
+    "age_group": ("", "child if age_years < cohort.age_groups.child_below, else adult"),
+    "sex": ("", "M or F"),
+    "weight_kg": ("kg", "Weight at admission"),
+    "trigger_category": ("", "infection, rheumatic, malignancy or idiopathic"),
+    "icu": ("0/1", "Intensive or critical care during the episode"),
+    "oedema": ("0/1", "Subcutaneous oedema"),
+    "cns": ("0/1", "Central nervous system involvement"),
+    "hscore": ("points", "HScore (Fardet 2014) at baseline; missing items score 0"),
+    "hlh2004_count": ("criteria", "HLH-2004 criteria met at baseline (NK activity never available)"),
+    "mas2016": ("0/1", "2016 EULAR/ACR/PRINTO MAS classification (sJIA only)"),
+    "ferritin_baseline": ("ug/L", "Baseline ferritin: sample nearest the index date within cohort.baseline_window_days"),
+    "crp_baseline": ("mg/L", "Baseline CRP (as ferritin)"),
+    "platelets_baseline": ("10^9/L", "Baseline platelets (as ferritin)"),
+    "alt_baseline": ("U/L", "Baseline ALT (as ferritin)"),
+    "days_admission_to_anakinra": ("days", "Index date minus admission date"),
+    "max_daily_dose_mg": ("mg/day", "Largest daily dose of any single regimen (dose x doses per day, or rate x 24)"),
+    "max_dose_mg_per_kg_day": ("mg/kg/day", "max_daily_dose_mg / weight_kg"),
+    "days_on_anakinra": ("days", "First start to last stop (or discharge when no stop), inclusive"),
+    "route_switch": ("0/1", "Both routes used during the episode"),
+    "length_of_stay_days": ("days", "Episode discharge minus admission date"),
+    "death_90d": ("0/1", "Death within cohort.follow_up_days of the index date, within follow-up"),
+    "time_to_death_days": ("days", "Index to death or censoring (last contact, day cohort.follow_up_days or extract date)"),
+    "death_30d": ("0/1", "Death by day 30; missing when censored alive before day 30"),
+    "fever_outcome": ("0/1/2", "0 censored, 1 fever resolved, 2 died before fever resolved"),
+    "time_to_fever_days": ("days", "Index to fever resolution, death or censoring"),
+}
+
+
+@dataclass
+class CohortResult:
+    attrition: pd.DataFrame
+    dataset: pd.DataFrame
+    assessed: pd.DataFrame  # every admission: its episode, scores and the step where it left
+    anakinra: pd.DataFrame
+    labs: pd.DataFrame
+    adverse_events: pd.DataFrame
+
+
+def data_dictionary() -> pd.DataFrame:
+    return pd.DataFrame(
+        [(col, *DATA_DICTIONARY[col]) for col in DATASET_COLUMNS], columns=["column", "unit", "definition"]
+    )
+
+
+def build_episodes(admissions: pd.DataFrame, gap_days: int) -> pd.Series:
+    """Episode key per admission: a later admission at another centre that starts within
+    `gap_days` of the person's previous discharge continues that episode (a transfer)."""
+    adm = admissions.sort_values(["person_key", "admit_date", "centre", "admission_key"])
+    same_person = adm["person_key"].eq(adm["person_key"].shift())
+    other_centre = adm["centre"].ne(adm["centre"].shift())
+    gap = (adm["admit_date"] - adm["discharge_date"].shift()).dt.days
+    continues = same_person & other_centre & gap.le(gap_days).fillna(False)
+    first = adm["admission_key"].where(~continues)
+    return first.ffill().reindex(admissions.index).rename("episode_key")
+
+
+def _any(series: pd.Series) -> pd.Series:
+    return series.astype("boolean")
+
+
+def _episode_table(adm: pd.DataFrame) -> pd.DataFrame:
+    """Collapse admissions into episodes (first admission's values; flags true if any)."""
+    adm = adm.sort_values(["episode_key", "admit_date", "admission_key"])
+    first_cols = ["person_key", "centre", "admit_date", "age_years", "weight_kg", "diagnosis",
+                  "trigger_category", "trigger_detail"]
+    agg = {c: (c, "first") for c in first_cols}
+    agg |= {f: (f, "max") for f in FLAGS}
+    agg |= {
+        "discharge_date": ("discharge_date", "last"),
+        "max_temp_c": ("max_temp_c", "max"),
+        "death_date": ("death_date", "max"),
+        "last_seen_date": ("last_seen_date", "max"),
+        "fever_resolution_date": ("fever_resolution_date", "min"),
+        "n_admissions": ("admission_key", "size"),
+        "familial": ("diagnosis", lambda s: s.eq("fhlh").any()),
+    }
+    episodes = adm.groupby("episode_key", sort=True).agg(**agg)
+    for flag in FLAGS:
+        episodes[flag] = _any(episodes[flag])
+    return episodes
+
+
+def baseline_labs(labs: pd.DataFrame, reference: pd.Series, window: tuple[int, int]) -> pd.DataFrame:
+    """Per episode and test, the sample nearest the reference date within the window
+    (ties: the earlier sample). `labs` carries `episode_key`; returns one column per test."""
+    lo, hi = window
+    ref = reference.reindex(labs["episode_key"]).to_numpy()
+    day = (labs["sample_time"].dt.normalize().to_numpy() - ref) / np.timedelta64(1, "D")
+    near = labs.assign(day=day, distance=np.abs(day))
+    near = near[(near["day"] >= lo) & (near["day"] <= hi)]
+    near = near.sort_values(["episode_key", "test", "distance", "sample_time"])
+    first = near.drop_duplicates(["episode_key", "test"])
+    wide = first.pivot(index="episode_key", columns="test", values="value")
+    return wide.reindex(columns=LAB_COLUMNS)
+
+
+def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    return (later - earlier).dt.days.astype("float")
+
+
+def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date) -> CohortResult:
+    adm = tables["admissions"].copy()
+    ana = tables["anakinra"]
+    patients = tables["patients"].set_index("person_key")
+    extract = pd.Timestamp(extract_date)
+
+    adm["episode_key"] = build_episodes(adm, cfg["transfer_gap_days"])
+    episodes = _episode_table(adm)
+    episode_of = adm.set_index("admission_key")["episode_key"]
+
+    ana = ana.assign(episode_key=ana["admission_key"].map(episode_of))
+    labs = tables["labs"].assign(episode_key=lambda d: d["admission_key"].map(episode_of))
+    aes = tables["adverse_events"].assign(episode_key=lambda d: d["admission_key"].map(episode_of))
+
+    # Index date: first dose; the reference for baseline labs falls back to admission.
+    first_dose = ana.sort_values(["episode_key", "start", "route"]).drop_duplicates("episode_key").set_index("episode_key")
+    episodes["index_time"] = first_dose["start"].reindex(episodes.index)
+    episodes["first_route"] = first_dose["route"].reindex(episodes.index)
+    episodes["index_date"] = episodes["index_time"].dt.normalize()
+    reference = episodes["index_date"].fillna(episodes["admit_date"])
+
+    baseline = baseline_labs(labs, reference, tuple(cfg["baseline_window_days"])).reindex(episodes.index)
+    definition = cfg["shlh_definition"]
+    score_input = baseline.join(episodes[["max_temp_c", "hepatomegaly", "splenomegaly", "immunosuppression",
+                                          "bm_haemophagocytosis"]])
+    score_input["sjia"] = episodes["trigger_detail"].fillna("").str.contains(
+        definition["mas_trigger_pattern"], case=False, regex=True)
+    scores = meets_shlh_definition(
+        score_input,
+        hlh2004_min=definition["hlh2004_min_criteria"],
+        hscore_min=definition["hscore_min"],
+        use_mas2016=definition["mas2016"],
+    )
+    episodes = episodes.join(scores)
+
+    # Episode-level exclusions, first failing step wins.
+    start, end = (pd.Timestamp(cfg["study_window"][k]) for k in ("start", "end"))
+    excluded_dx = set(cfg["exclude_diagnoses"])
+    excluded_by_dx = episodes["diagnosis"].isin(excluded_dx) | (episodes["familial"] & ("fhlh" in excluded_dx))
+    checks = [
+        ("outside_window", ~episodes["admit_date"].between(start, end)),
+        ("excluded_diagnosis", excluded_by_dx),
+        ("criteria_not_met", ~episodes["meets_definition"].fillna(False).astype(bool)),
+        ("no_anakinra", episodes["index_time"].isna()),
+    ]
+    reason = pd.Series(pd.NA, index=episodes.index, dtype="object")
+    for step, failed in checks:
+        reason = reason.mask(reason.isna() & failed, step)
+    qualifying = episodes[reason.isna()].sort_values(["person_key", "index_time", "centre"])
+    later = qualifying["person_key"].duplicated()
+    reason.loc[qualifying.index[later]] = "readmission"
+    episodes["exclusion"] = reason
+
+    assessed = adm[["admission_key", "person_key", "centre", "episode_key"]].merge(
+        episodes[["exclusion", "hscore", "hlh2004_count", "mas2016", "meets_definition"]],
+        left_on="episode_key", right_index=True,
+    )
+    merged = assessed["admission_key"].ne(assessed["episode_key"])
+    assessed["exclusion"] = assessed["exclusion"].mask(merged, "transfer_merged")
+    assessed = assessed.rename(columns={"person_key": "patient_key"}).sort_values("admission_key")
+
+    cohort = episodes[episodes["exclusion"].isna()].copy()
+    dataset = _analysis_rows(cohort, ana, baseline, patients, cfg, extract)
+    attrition = _attrition(len(adm), episodes, merged.sum(), dataset)
+    key_of = cohort["person_key"]
+    long = {
+        name: _long_table(frame, cohort, key_of, dataset, time_cols)
+        for name, frame, time_cols in [
+            ("anakinra", ana, ["start", "stop"]),
+            ("labs", labs, ["sample_time"]),
+            ("adverse_events", aes, ["event_date"]),
+        ]
+    }
+    return CohortResult(attrition, dataset, assessed.reset_index(drop=True), **long)
+
+
+def _analysis_rows(cohort, ana, baseline, patients, cfg, extract) -> pd.DataFrame:
+    follow_up = pd.Timedelta(days=cfg["follow_up_days"])
+    index_date = cohort["index_date"]
+    doses = ana[ana["episode_key"].isin(cohort.index)]
+    per_episode = doses.groupby("episode_key")
+    last_stop = per_episode["stop"].max().reindex(cohort.index).dt.normalize()
+    route_used = pd.crosstab(doses["episode_key"], doses["route"]).reindex(
+        index=cohort.index, columns=["IV", "SC"], fill_value=0).gt(0)
+    any_iv = route_used["IV"]
+    if cfg["exposure"] == "any_iv":
+        route_group = np.where(any_iv, "IV", "SC")
+    else:
+        route_group = cohort["first_route"].to_numpy()
+
+    # Follow-up ends at death, last contact, day `follow_up_days` or the extract date.
+    last_contact = pd.concat([cohort["last_seen_date"], cohort["discharge_date"], last_stop], axis=1).max(axis=1)
+    horizon = pd.concat([index_date + follow_up, pd.Series(extract, index=cohort.index)], axis=1).min(axis=1)
+    died = cohort["died"].fillna(False).astype(bool) & cohort["death_date"].notna()
+    death_in_fu = died & (cohort["death_date"] <= horizon)
+    censor = pd.concat([last_contact, horizon], axis=1).min(axis=1)
+    end = cohort["death_date"].where(death_in_fu, censor)
+    time_to_death = _days(end, index_date).clip(lower=0)
+    death_30 = death_in_fu & (_days(cohort["death_date"], index_date) <= 30)
+    death_30d = death_30.astype("Int64").mask(~death_30 & (time_to_death < 30))
+
+    fever = cohort["fever_resolution_date"]
+    fever_in_fu = fever.notna() & (fever <= end) & ~(death_in_fu & (fever > cohort["death_date"]))
+    fever_outcome = np.select([fever_in_fu, death_in_fu], [1, 2], 0)
+    fever_end = fever.where(fever_in_fu, end)
+
+    stop_or_discharge = last_stop.fillna(cohort["discharge_date"]).fillna(horizon)
+    max_daily = per_episode["daily_dose_mg"].max().reindex(cohort.index)
+    age = cohort["age_years"]
+    flag = lambda col: cohort[col].astype("Int64")  # noqa: E731 - 0/1 with missing kept missing
+
+    dataset = pd.DataFrame({
+        "patient_key": cohort["person_key"],
+        "centre": cohort["centre"],
+        "route_group": route_group,
+        "first_route": cohort["first_route"],
+        "age_years": age,
+        "age_group": np.where(age < cfg["age_groups"]["child_below"], "child",
+                              np.where(age.notna(), "adult", None)),
+        "sex": patients["sex"].reindex(cohort["person_key"]).to_numpy(),
+        "weight_kg": cohort["weight_kg"],
+        "trigger_category": cohort["trigger_category"],
+        "icu": flag("icu"),
+        "oedema": flag("oedema"),
+        "cns": flag("cns"),
+        "hscore": cohort["hscore"],
+        "hlh2004_count": cohort["hlh2004_count"],
+        "mas2016": cohort["mas2016"].astype("Int64"),
+        **{f"{t}_baseline": baseline[t].reindex(cohort.index) for t in BASELINE_LABS},
+        "days_admission_to_anakinra": _days(index_date, cohort["admit_date"]),
+        "max_daily_dose_mg": max_daily,
+        "max_dose_mg_per_kg_day": max_daily / cohort["weight_kg"],
+        "days_on_anakinra": _days(stop_or_discharge, index_date) + 1,
+        "route_switch": route_used.all(axis=1).astype(int),
+        "length_of_stay_days": _days(cohort["discharge_date"], cohort["admit_date"]),
+        "death_90d": death_in_fu.astype(int),
+        "time_to_death_days": time_to_death,
+        "death_30d": death_30d,
+        "fever_outcome": fever_outcome,
+        "time_to_fever_days": _days(fever_end, index_date).clip(lower=0),
+    })
+    return dataset[DATASET_COLUMNS].sort_values("patient_key").reset_index(drop=True)
+
+
+def _attrition(n_admissions: int, episodes: pd.DataFrame, n_merged: int, dataset: pd.DataFrame) -> pd.DataFrame:
+    excluded = episodes["exclusion"].value_counts()
+    rows, remaining = [], n_admissions
+    for step, description, _unit in STEPS:
+        if step == "all_admissions":
+            n_excluded = pd.NA
+        else:
+            n_excluded = int(n_merged if step == "transfer_merged" else excluded.get(step, 0))
+            remaining -= n_excluded
+        rows.append((step, description, remaining, n_excluded))
+    assert remaining == len(dataset), "attrition does not add up to the analysis dataset"
+    rows.append(("final_cohort", "Patients in the analysis cohort", remaining, pd.NA))
+    for group in ("IV", "SC"):
+        n = int(dataset["route_group"].eq(group).sum())
+        rows.append((f"route_{group}", f"Route group {group}", n, pd.NA))
+    attrition = pd.DataFrame(rows, columns=["step", "description", "n_remaining", "n_excluded"])
+    attrition["n_excluded"] = attrition["n_excluded"].astype("Int64")
+    return attrition
+
+
+def _long_table(frame, cohort, key_of, dataset, time_cols) -> pd.DataFrame:
+    """A cohort long table in days from the index date; keyed by patient, no dates."""
+    rows = frame[frame["episode_key"].isin(cohort.index)]
+    index_date = cohort["index_date"].reindex(rows["episode_key"]).to_numpy()
+    out = rows.drop(columns=["admission_key", "episode_key", *time_cols])
+    for col in time_cols:
+        day_col = "day" if len(time_cols) == 1 else f"day_{col}"
+        out[day_col] = (rows[col].to_numpy() - index_date) / np.timedelta64(1, "D")
+    out.insert(0, "patient_key", key_of.reindex(rows["episode_key"]).to_numpy())
+    route = dataset.set_index("patient_key")["route_group"]
+    out.insert(1, "route_group", route.reindex(out["patient_key"]).to_numpy())
+    sort = ["patient_key", *[c for c in out.columns if c.startswith("day")]]
+    return out.sort_values(sort + [c for c in out.columns if c not in sort], kind="mergesort").reset_index(drop=True)

@@ -1,0 +1,68 @@
+"""Figures. Deterministic: no timestamps in the files, fixed sizes and fonts."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+# PNG and SVG writers otherwise stamp the date and software version into the file.
+DETERMINISTIC = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+
+
+def save(fig, path) -> None:
+    fmt = str(path).rsplit(".", 1)[-1]
+    kwargs = {"metadata": DETERMINISTIC[fmt]}
+    if fmt == "svg":
+        plt.rcParams["svg.hashsalt"] = "stormcohort"
+    fig.savefig(path, dpi=150, bbox_inches="tight", **kwargs)
+    plt.close(fig)
+
+
+def synthetic_mark(fig) -> None:
+    fig.text(0.99, 0.01, "SYNTHETIC DATA", ha="right", va="bottom", fontsize=9, color="#b00020", alpha=0.8)
+
+
+def flow_diagram(attrition: pd.DataFrame, synthetic: bool):
+    """STROBE-style flow: the main column counts what remains, side boxes what left and why."""
+    steps = attrition[~attrition["step"].str.startswith("route_")].reset_index(drop=True)
+    groups = attrition[attrition["step"].str.startswith("route_")]
+    n_main = len(steps)
+    fig, ax = plt.subplots(figsize=(8.5, 1.05 * n_main + 1.6))
+    ax.set_axis_off()
+    height = n_main + 1.2
+    ax.set_xlim(0, 10)
+    ax.set_ylim(-1.3, height)
+    box = dict(boxstyle="round,pad=0.4", facecolor="#eef3fb", edgecolor="#2b4a7a")
+    side = dict(boxstyle="round,pad=0.3", facecolor="#fff4e5", edgecolor="#a86b00")
+    y_prev = None
+    for i, r in steps.iterrows():
+        y = height - 0.9 - i
+        unit = "patients" if r["step"] in ("readmission", "final_cohort") else (
+            "admissions" if r["step"] == "all_admissions" else "episodes")
+        if r["step"] == "all_admissions":
+            text = f"{r['description']}\nn = {r['n_remaining']} {unit}"
+        elif r["step"] == "final_cohort":
+            text = f"{r['description']}\nn = {r['n_remaining']}"
+        else:
+            text = f"n = {r['n_remaining']} {unit}"
+            ax.annotate(f"Excluded: {r['description']}\nn = {r['n_excluded']}", xy=(3.2, y + 0.5),
+                        xytext=(5.2, y + 0.5), va="center", fontsize=8.5, bbox=side,
+                        arrowprops=dict(arrowstyle="<-", color="#a86b00"))
+        ax.text(3.2, y, text, ha="center", va="center", fontsize=9, bbox=box)
+        if y_prev is not None:
+            ax.annotate("", xy=(3.2, y + 0.25), xytext=(3.2, y_prev - 0.25),
+                        arrowprops=dict(arrowstyle="->", color="#2b4a7a"))
+        y_prev = y
+    n_final = int(steps.iloc[-1]["n_remaining"]) or 1
+    for j, (_, g) in enumerate(groups.iterrows()):
+        x = 1.6 + 3.2 * j
+        ax.text(x, -0.8, f"{g['description']}\nn = {g['n_remaining']} ({100 * g['n_remaining'] / n_final:.0f}%)",
+                ha="center", va="center", fontsize=9, bbox=box)
+        ax.annotate("", xy=(x, -0.5), xytext=(3.2, y_prev - 0.3), arrowprops=dict(arrowstyle="->", color="#2b4a7a"))
+    ax.set_title("Participant flow (STROBE)", fontsize=11)
+    if synthetic:
+        synthetic_mark(fig)
+    return fig

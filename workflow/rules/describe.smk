@@ -1,0 +1,27 @@
+rule flow_diagram:
+    """STROBE-style flow diagram of the attrition."""
+    input:
+        f"{OUT}/cohort/attrition.csv",
+    output:
+        f"{OUT}/figures/flow.png",
+    params:
+        synthetic=DELIVERY_META.synthetic,
+    log:
+        f"{OUT}/logs/flow_diagram.log",
+    script:
+        "../../scripts/flow_diagram.py"
+
+
+rule table1:
+    """Baseline characteristics by route and overall, with missing counts and SMDs."""
+    input:
+        f"{OUT}/cohort/analysis_dataset.csv",
+    output:
+        csv=f"{OUT}/tables/table1.csv",
+        html=f"{OUT}/tables/table1.html",
+    params:
+        synthetic=DELIVERY_META.synthetic,
+    log:
+        f"{OUT}/logs/table1.log",
+    script:
+        "../../scripts/table1.py"

@@ -1,0 +1,20 @@
+rule ingest:
+    """Read one centre's extract as delivered into canonical, pseudonymised tables."""
+    input:
+        files=centre_files,
+        centre_map="config/centres/{centre}.yaml",
+        delivery_yaml=DELIVERY / "delivery.yaml",
+    output:
+        tables=expand(f"{OUT}/clean/{{{{centre}}}}/{{table}}.parquet", table=TABLES),
+        ledger=f"{OUT}/clean/{{centre}}/exclusions.csv",
+        accounting=f"{OUT}/clean/{{centre}}/accounting.csv",
+    params:
+        delivery=str(DELIVERY),
+        key_env=config["pseudonymisation"]["key_env"],
+        synthetic_default_key=config["pseudonymisation"]["synthetic_default_key"],
+    log:
+        f"{OUT}/logs/ingest_{{centre}}.log",
+    wildcard_constraints:
+        centre="[A-Z]{3}",
+    script:
+        "../../scripts/ingest.py"

@@ -1,0 +1,14 @@
+rule link:
+    """Join the centres: one person across centres, identifiers already pseudonymised."""
+    input:
+        expand(f"{OUT}/clean/{{centre}}/{{table}}.parquet", centre=CENTRES, table=TABLES),
+    output:
+        expand(f"{OUT}/linked/{{table}}.parquet", table=TABLES),
+        summary=f"{OUT}/linked/link_summary.csv",
+    params:
+        clean_dir=f"{OUT}/clean",
+        centres=CENTRES,
+    log:
+        f"{OUT}/logs/link.log",
+    script:
+        "../../scripts/link.py"
