@@ -22,8 +22,23 @@ def normalise(value: str) -> str:
     return "".join(TOKEN.findall(str(value).lower()))
 
 
+ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
+
+
+def _date_forms(value: str) -> list[str]:
+    """An ISO date as it may be written elsewhere: dd/mm/yyyy, mm/dd/yyyy, dd-Mon-yyyy."""
+    match = ISO_DATE.match(str(value).strip())
+    if not match:
+        return []
+    y, m, d = match.groups()
+    return [d + m + y, m + d + y, d + MONTHS[int(m) - 1] + y]
+
+
 def identifier_set(identifiers) -> set[str]:
-    return {n for n in map(normalise, identifiers) if len(n) >= MIN_LENGTH}
+    """Normalised identifier strings (dates in their other written forms too)."""
+    forms = [f for value in identifiers for f in (normalise(value), *_date_forms(value))]
+    return {f for f in forms if len(f) >= MIN_LENGTH}
 
 
 def _lines(path: Path) -> list[str]:

@@ -1,0 +1,136 @@
+"""Cohort rules on hand-built canonical tables: every admission leaves at one step."""
+
+from datetime import date
+
+import pandas as pd
+import pytest
+import yaml
+
+from stormcohort.cohort import DATASET_COLUMNS, build_episodes, derive_cohort
+from stormcohort.link import link_centres
+from tests.canonical_factory import World, key
+
+CONFIG = yaml.safe_load(open("config/config.yaml"))["cohort"]
+EXTRACT = date(2020, 6, 30)
+
+
+def world() -> World:
+    w = World()
+    # SC only, discharged alive, fever resolved day 4.
+    w.admission("alice", "LDN", "2019-02-01", "2019-02-20", doses=[("2019-02-03", "2019-02-10", "SC", 400)],
+                last_seen="2019-08-01", fever_resolved="2019-02-07")
+    # Alice's readmission later in the window, also treated: leaves as a readmission.
+    w.admission("alice", "LDN", "2019-09-01", "2019-09-10", doses=[("2019-09-02", "2019-09-05", "IV", 800)])
+    # Transfer LDN -> SHF next day: one episode at LDN, SC then IV, so IV by any_iv, SC by first dose.
+    w.admission("bob", "LDN", "2019-03-01", "2019-03-05", doses=[("2019-03-02", "2019-03-05", "SC", 200)],
+                icu=True, sex="M")
+    w.admission("bob", "SHF", "2019-03-06", "2019-03-30", doses=[("2019-03-06", "2019-03-20", "IV-cont", 2400)],
+                died=True, death="2019-03-30", sex="M")
+    w.admission("carol", "SHF", "2018-11-01", "2018-11-20", doses=[("2018-11-02", "2018-11-09", "SC", 200)])
+    w.admission("dan", "BHM", "2019-04-01", "2019-04-20", diagnosis="fhlh", age=2.0, weight=12.0,
+                doses=[("2019-04-02", "2019-04-09", "SC", 24)])
+    w.admission("erin", "LDN", "2019-05-01", "2019-05-09", sick=False, diagnosis="other",
+                doses=[("2019-05-02", "2019-05-03", "SC", 100)])
+    w.admission("fay", "SHF", "2019-06-01", "2019-06-21")  # meets the definition, never given anakinra
+    # IV stepped down to SC; censored by the extract date before day 30; died after the extract.
+    w.admission("gus", "BHM", "2020-06-20", "2020-06-29", age=8.0, weight=25.0, died=True, death="2020-07-15",
+                doses=[("2020-06-21", "2020-06-24", "IV", 200), ("2020-06-24", "2020-06-28", "SC", 100)])
+    w.admission("hal", "LDN", "2019-12-31", "2020-01-15", doses=[("2020-01-01", "2020-01-05", "SC", 100)],
+                died=True, death="2020-01-10", fever_resolved="2020-01-12")
+    return w
+
+
+@pytest.fixture
+def result():
+    cfg = dict(CONFIG, study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(world().tables()))
+    return derive_cohort(linked, cfg, EXTRACT)
+
+
+def split_by_centre(tables):
+    return {c: {n: t[t["centre"] == c].reset_index(drop=True) for n, t in tables.items()} for c in ("LDN", "SHF", "BHM")}
+
+
+def row(result, person):
+    return result.dataset.set_index("patient_key").loc[key("P", person)]
+
+
+def test_attrition_counts_every_step(result):
+    a = result.attrition.set_index("step")
+    assert a.loc["all_admissions", "n_remaining"] == 10
+    expected_excluded = {"transfer_merged": 1, "outside_window": 1, "excluded_diagnosis": 1,
+                         "criteria_not_met": 1, "no_anakinra": 1, "readmission": 1}
+    assert {s: int(a.loc[s, "n_excluded"]) for s in expected_excluded} == expected_excluded
+    assert a.loc["final_cohort", "n_remaining"] == 4 == len(result.dataset)
+    assert a.loc["route_IV", "n_remaining"] == 2 and a.loc["route_SC", "n_remaining"] == 2
+    # Remaining counts fall by exactly the exclusions at each step.
+    main = a.loc[[s for s in a.index if not s.startswith("route_") and s != "final_cohort"]]
+    assert (main["n_remaining"].diff().iloc[1:] == -main["n_excluded"].iloc[1:]).all()
+
+
+def test_every_admission_accounted_once(result):
+    assessed = result.assessed
+    assert assessed["admission_key"].is_unique and len(assessed) == 10
+    assert assessed["exclusion"].isna().sum() == 4
+    reasons = assessed.set_index("patient_key")["exclusion"]
+    assert reasons[key("P", "fay")] == "no_anakinra"
+    assert reasons[key("P", "erin")] == "criteria_not_met"
+
+
+def test_transfer_is_one_episode_at_first_centre_and_iv(result):
+    bob = row(result, "bob")
+    assert bob["centre"] == "LDN" and bob["route_group"] == "IV" and bob["first_route"] == "SC"
+    assert bob["route_switch"] == 1
+    assert bob["icu"] == 1  # flag from either admission of the episode
+    # Index 2019-03-02; death 2019-03-30 = day 28.
+    assert bob["death_90d"] == 1 and bob["time_to_death_days"] == 28 and bob["death_30d"] == 1
+    assert bob["max_daily_dose_mg"] == 2400
+
+
+def test_follow_up_and_outcomes(result):
+    alice = row(result, "alice")
+    # Alive; last seen day 179 > 90, so censored at day 90; fever resolved day 4.
+    assert alice["death_90d"] == 0 and alice["time_to_death_days"] == 90 and alice["death_30d"] == 0
+    assert alice["fever_outcome"] == 1 and alice["time_to_fever_days"] == 4
+    assert alice["route_group"] == "SC" and alice["days_on_anakinra"] == 8
+    gus = row(result, "gus")
+    # Index 2020-06-21; last contact the discharge on 2020-06-29 (day 8), before the extract date;
+    # the death after the extract date is not counted.
+    assert gus["death_90d"] == 0 and gus["time_to_death_days"] == 8
+    assert pd.isna(gus["death_30d"]) and gus["age_group"] == "child"
+    hal = row(result, "hal")
+    # Died day 9 before fever resolution (day 11): competing event.
+    assert hal["fever_outcome"] == 2 and hal["time_to_fever_days"] == 9
+
+
+def test_first_dose_exposure_changes_groups():
+    cfg = dict(CONFIG, exposure="first_dose", study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(world().tables()))
+    groups = derive_cohort(linked, cfg, EXTRACT).dataset.set_index("patient_key")["route_group"]
+    assert groups[key("P", "bob")] == "SC" and groups[key("P", "gus")] == "IV"
+
+
+def test_dataset_columns_and_sorted(result):
+    assert list(result.dataset.columns) == DATASET_COLUMNS
+    assert result.dataset["patient_key"].is_monotonic_increasing
+
+
+def test_long_tables_hold_days_not_dates(result):
+    labs = result.labs
+    assert {"patient_key", "route_group", "day", "test", "value"} <= set(labs.columns)
+    assert not any(pd.api.types.is_datetime64_any_dtype(t) for t in labs.dtypes)
+    doses = result.anakinra.set_index("patient_key").loc[[key("P", "bob")]]
+    assert sorted(doses["day_start"]) == [0, 4]
+
+
+def test_transfer_needs_another_centre_and_small_gap():
+    adm = pd.DataFrame({
+        "admission_key": ["A1", "A2", "A3", "A4"], "person_key": ["P1", "P1", "P2", "P2"],
+        "centre": ["LDN", "LDN", "LDN", "SHF"],
+        "admit_date": pd.to_datetime(["2019-01-01", "2019-01-06", "2019-01-01", "2019-01-08"]),
+        "discharge_date": pd.to_datetime(["2019-01-05", "2019-01-09", "2019-01-05", "2019-01-10"]),
+    })
+    episodes = build_episodes(adm, gap_days=1)
+    # Same centre next day is a readmission; another centre 3 days later is not a transfer.
+    assert list(episodes) == ["A1", "A2", "A3", "A4"]
+    assert list(build_episodes(adm, gap_days=3)) == ["A1", "A2", "A3", "A3"]

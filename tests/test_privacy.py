@@ -1,0 +1,28 @@
+"""The identifier scan catches every written form of an identifier, and names no identifier."""
+
+import pandas as pd
+
+from stormcohort.privacy import identifier_set, scan
+
+IDENTIFIERS = identifier_set({"485 777 3456", "Featherstonehaugh", "1985-03-02", "SW1A 1AA", "LDN0012345", "Al"})
+
+
+def test_catches_each_form(tmp_path):
+    forms = ["4857773456", "485 777 3456", "FEATHERSTONEHAUGH", "02/03/1985", "1985-03-02", "sw1a1aa", "LDN0012345"]
+    for i, text in enumerate(forms):
+        (tmp_path / f"f{i}.csv").write_text(f"a,b\n1,x {text} y\n")
+    findings = scan(sorted(tmp_path.glob("*.csv")), IDENTIFIERS)
+    assert len(findings) == len(forms)
+    assert all(f.endswith("line 2") for f in findings)
+    assert not any("485" in f or "Feather" in f for f in findings)
+
+
+def test_clean_files_and_short_strings_pass(tmp_path):
+    (tmp_path / "ok.csv").write_text("patient_key,age\nP0123456789ab,48\nAl,1985\n")
+    assert scan([tmp_path / "ok.csv"], IDENTIFIERS) == []
+
+
+def test_parquet_values_are_scanned(tmp_path):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"k": ["a", "b"], "dob": pd.to_datetime(["1990-01-01", "1985-03-02"])}).to_parquet(path)
+    assert len(scan([path], IDENTIFIERS)) == 1
