@@ -16,5 +16,7 @@ rule cohort:
         extract_date=str(DELIVERY_META.extract_date),
     log:
         f"{OUT}/logs/cohort.log",
+    benchmark:
+        f"{OUT}/benchmarks/cohort.tsv"
     script:
         "../../scripts/cohort.py"

@@ -8,6 +8,8 @@ rule flow_diagram:
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/flow_diagram.log",
+    benchmark:
+        f"{OUT}/benchmarks/flow_diagram.tsv"
     script:
         "../../scripts/flow_diagram.py"
 
@@ -23,5 +25,7 @@ rule table1:
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/table1.log",
+    benchmark:
+        f"{OUT}/benchmarks/table1.tsv"
     script:
         "../../scripts/table1.py"

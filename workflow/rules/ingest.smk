@@ -14,6 +14,8 @@ rule ingest:
         synthetic_default_key=config["pseudonymisation"]["synthetic_default_key"],
     log:
         f"{OUT}/logs/ingest_{{centre}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ingest_{{centre}}.tsv"
     wildcard_constraints:
         centre="[A-Z]{3}",
     script:

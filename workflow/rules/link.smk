@@ -10,5 +10,7 @@ rule link:
         centres=CENTRES,
     log:
         f"{OUT}/logs/link.log",
+    benchmark:
+        f"{OUT}/benchmarks/link.tsv"
     script:
         "../../scripts/link.py"

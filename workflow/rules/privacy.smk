@@ -20,5 +20,7 @@ rule privacy_check:
         logs_dir=f"{OUT}/logs",
     log:
         f"{OUT}/logs/privacy_check.log",
+    benchmark:
+        f"{OUT}/benchmarks/privacy_check.tsv"
     script:
         "../../scripts/privacy_check.py"
