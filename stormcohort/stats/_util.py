@@ -9,6 +9,8 @@ import pandas as pd
 from scipy import stats
 
 ALL = "all"  # the group label used when no grouping column is given
+# warnings that are library housekeeping, not problems of a fit
+NOISE_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
 def z_value(conf_level: float) -> float:
@@ -62,3 +64,29 @@ def group_levels(values: pd.Series) -> list:
 def time_label(t: float) -> str:
     """Column suffix for a time point: 30 -> '30', 365.25 -> '365.25'."""
     return f"{float(t):g}"
+
+
+def design_matrix(data: pd.DataFrame, covariates: Sequence[str]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Numeric design matrix (no intercept) and the columns belonging to each term.
+
+    Numeric and boolean columns enter as they are. Object, string and categorical columns are
+    treatment-coded against their first level (R's default contrasts; categorical order or
+    sorted values), with columns named ``<var>[<level>]``.
+    """
+    cols: dict[str, pd.Series] = {}
+    terms: dict[str, list[str]] = {}
+    for var in covariates:
+        s = data[var]
+        if pd.api.types.is_numeric_dtype(s):  # includes bool
+            cols[var] = s.astype(float)
+            terms[var] = [var]
+        else:
+            levels = group_levels(s)
+            names = []
+            for lvl in levels[1:]:
+                name = f"{var}[{lvl}]"
+                cols[name] = (s == lvl).astype(float).where(s.notna())
+                names.append(name)
+            terms[var] = names
+    X = pd.DataFrame(cols, index=data.index)
+    return X, terms

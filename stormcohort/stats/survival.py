@@ -22,8 +22,11 @@ compare against:
 R's ``timefix`` (merging times that differ by floating-point noise) is not applied: times are
 used as given.
 
-lifelines is not used for the curve because its intervals are log(-log) only and its log-rank
-test does not return R's k-group variance; the computation is a few vectorised lines.
+lifelines' ``KaplanMeierFitter`` is not used because its intervals are log(-log) only and its
+median CI follows a different rule; the curve is a few vectorised lines here. The log-rank
+statistic equals lifelines' ``multivariate_logrank_test`` (checked in the tests) but is computed
+here to return R's per-group table (observed, expected, variance) and R's handling of groups
+with no expected events.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ __all__ = [
 ]
 
 _CONF_TYPES = ("log", "log-log", "plain")
+CURVE_COLUMNS = ["group", "time", "n_risk", "n_event", "n_censor", "surv", "std_err", "surv_lcl", "surv_ucl"]
 _MEDIAN_TOL = np.sqrt(np.finfo(float).eps)  # R: .Machine$double.eps^.5
 
 
@@ -160,7 +164,7 @@ def kaplan_meier(
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CURVE_COLUMNS)
 
 
 def _minmin(y: np.ndarray, x: np.ndarray) -> float:
@@ -201,18 +205,16 @@ def _step_at(curve: pd.DataFrame, times: np.ndarray) -> pd.DataFrame:
     """Right-continuous step-function lookup of one group's curve at ``times`` (as summary.survfit)."""
     ct = curve["time"].to_numpy()
     idx = np.searchsorted(ct, times, side="right") - 1  # last curve time <= t
-    before = idx < 0
-    beyond = times > (ct[-1] if len(ct) else -np.inf)
-    j = np.clip(idx, 0, max(len(ct) - 1, 0))
+    before, beyond = idx < 0, times > ct[-1]
+    j = np.clip(idx, 0, len(ct) - 1)
     out = {}
-    for col in ("surv", "std_err", "surv_lcl", "surv_ucl"):
-        v = curve[col].to_numpy()[j].astype(float) if len(ct) else np.full(len(times), np.nan)
-        v = np.where(before, 1.0 if col != "std_err" else 0.0, v)
+    for col, start in (("surv", 1.0), ("std_err", 0.0), ("surv_lcl", 1.0), ("surv_ucl", 1.0)):
+        v = np.where(before, start, curve[col].to_numpy(dtype=float)[j])
         out[col] = np.where(beyond, np.nan, v)
     # at risk at t: still under observation at t (time >= t) == n_risk at the next curve time
     nxt = np.searchsorted(ct, times, side="left")
-    n_risk = np.where(nxt < len(ct), curve["n_risk"].to_numpy()[np.minimum(nxt, len(ct) - 1)] if len(ct) else 0, 0)
-    out["n_risk"] = n_risk.astype(np.int64)
+    n_risk = curve["n_risk"].to_numpy()[np.minimum(nxt, len(ct) - 1)]
+    out["n_risk"] = np.where(nxt < len(ct), n_risk, 0).astype(np.int64)
     return pd.DataFrame(out)
 
 
@@ -313,7 +315,8 @@ def numbers_at_risk(
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True)
+    cols = ["group", "time", "n_risk", "n_event_cum", "n_censor_cum"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
 # --------------------------------------------------------------------------- log-rank

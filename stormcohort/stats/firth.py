@@ -1,0 +1,387 @@
+"""Firth's penalised-likelihood logistic regression (as R ``logistf``) and ordinary ML logistic.
+
+**Firth** (Firth 1993; Heinze & Schemper 2002): maximises the penalised log-likelihood
+``l*(b) = l(b) + 1/2 log det I(b)``, ``I(b) = X' W X``, W = diag(pi (1 - pi)), by Newton-Raphson
+on the modified score ``U*(b) = X' (y - pi + h (1/2 - pi))`` (h = hat diagonal) with the
+Fisher information as the step matrix, step length capped at 5 and step halving (logistf's
+algorithm, run to a tighter tolerance). statsmodels has no Firth estimator, hence this module.
+
+* **Variance / se**: current logistf's covariance ``(X' diag(w (1 + h)) X)^-1`` at the
+  penalised estimate: the Fisher information of Firth's pseudo-data representation (each
+  observation weighted 1 + h/2 at its outcome and h/2 at the other), which reproduces the se
+  logistf prints since 2021 (sex2: age 0.4149). ``covariance="fisher"`` gives the plain
+  ``(X' W X)^-1`` that older logistf versions and some ports print (age 0.4237).
+* **CIs**: profile penalised likelihood: the values of b_j where
+  ``2 (l*(b-hat) - max_{b_-j} l*(b_j, b_-j)) = chi2_1(conf_level)`` (logistf's default
+  ``pl = TRUE``; the penalty always uses the full design matrix, as logistf).
+* **p-values**: penalised likelihood ratio, ``2 (l*(b-hat) - max l*(b_j = 0))`` on 1 df.
+* **Global test**: penalised LR of the model against the intercept-only model, the latter's
+  penalty still computed from the full design (logistf's ``fit.null``), on k - 1 df.
+
+**ML** (:func:`ml_logistic`): statsmodels ``Logit`` (Newton, observed information, Wald CIs),
+wrapped so that complete or quasi-complete separation and non-convergence give
+``estimable = False`` with a reason instead of an exception or silently huge coefficients.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+from scipy.special import expit
+
+from stormcohort.stats._util import NOISE_WARNINGS, as_event, complete_rows, design_matrix, require_columns, z_value
+
+__all__ = ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"]
+
+FIRTH_COLUMNS = ["term", "coef", "se", "lcl", "ucl", "odds_ratio", "or_lcl", "or_ucl", "p", "ci_method"]
+ML_COLUMNS = ["term", "coef", "se", "odds_ratio", "or_lcl", "or_ucl", "z", "p"]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _prepare(data, outcome, covariates, intercept):
+    if covariates is None:
+        covariates = [c for c in data.columns if c != outcome]
+    covariates = list(covariates)
+    require_columns(data, [outcome, *covariates])
+    d = complete_rows(data, [outcome, *covariates])
+    y = as_event(d[outcome], outcome).astype(float)
+    X_df, terms = design_matrix(d, covariates)
+    if intercept:
+        X_df.insert(0, "(Intercept)", 1.0)
+    if X_df.shape[1] == 0:
+        raise ValueError("no covariates and no intercept: nothing to estimate")
+    X = X_df.to_numpy(dtype=float)
+    single = [var for var, cols in terms.items() if not cols]
+    if len(y) == 0:
+        problem = "no complete observations"
+    elif single:
+        problem = f"covariate {single[0]!r} has a single level"
+    elif np.linalg.matrix_rank(X) < X.shape[1]:
+        problem = "covariates are linearly dependent (collinear design, or a constant covariate)"
+    else:
+        problem = None
+    return X, y, list(X_df.columns), problem
+
+
+# --------------------------------------------------------------------------- Firth engine
+
+
+def _pen_loglik(X, y, beta):
+    eta = X @ beta
+    # log-likelihood written stably: y*eta - log(1 + e^eta)
+    ll = float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+    pi = expit(eta)
+    w = pi * (1 - pi)
+    sign, logdet = np.linalg.slogdet((X * w[:, None]).T @ X)
+    if sign <= 0:
+        return -np.inf, pi, w
+    return ll + 0.5 * logdet, pi, w
+
+
+def _firth_fit(X, y, beta0, free, *, maxit=200, maxstep=5.0, maxhs=30, tol=1e-10):
+    """Maximise l* over the ``free`` coefficients (others held at beta0). Returns (beta, l*, iters, converged)."""
+    beta = beta0.astype(float).copy()
+    lstar, pi, w = _pen_loglik(X, y, beta)
+    if not np.isfinite(lstar):
+        return beta, lstar, 0, False
+    if not free.any():
+        return beta, lstar, 0, True
+    Xf = X[:, free]
+    for it in range(1, maxit + 1):
+        XW = X * np.sqrt(w)[:, None]
+        info = XW.T @ XW
+        try:
+            # hat diagonal h_i = w_i x_i' I^-1 x_i (full design, as the penalty)
+            h = np.einsum("ij,ij->i", XW @ np.linalg.inv(info), XW)
+            info_f = (Xf * w[:, None]).T @ Xf
+            ustar = Xf.T @ (y - pi + h * (0.5 - pi))
+            delta = np.linalg.solve(info_f, ustar)
+        except np.linalg.LinAlgError:
+            return beta, lstar, it, False
+        mx = np.max(np.abs(delta)) / maxstep
+        if mx > 1:
+            delta = delta / mx
+        new = beta.copy()
+        for _ in range(maxhs + 1):
+            new[free] = beta[free] + delta
+            l_new, pi_new, w_new = _pen_loglik(X, y, new)
+            if np.isfinite(l_new) and l_new >= lstar - 1e-12:
+                break
+            delta = delta / 2
+        change = l_new - lstar
+        beta, lstar, pi, w = new, l_new, pi_new, w_new
+        if np.max(np.abs(delta)) < tol and abs(change) < tol:
+            return beta, lstar, it, True
+        if np.max(np.abs(ustar)) < tol:
+            return beta, lstar, it, True
+    return beta, lstar, maxit, False
+
+
+# --------------------------------------------------------------------------- Firth API
+
+
+@dataclass(frozen=True)
+class FirthResult:
+    """Firth logistic fit: ``table`` (``term, coef, se, lcl, ucl, odds_ratio, or_lcl, or_ucl, p,
+    ci_method``), the global penalised LR test, penalised log-likelihoods, counts, convergence.
+    ``estimable`` is False (with ``reason``, NaN table) for an unusable design or a failed fit."""
+
+    estimable: bool
+    reason: str | None
+    table: pd.DataFrame
+    lr_statistic: float
+    lr_df: int
+    lr_p: float
+    loglik: float
+    loglik_null: float
+    n: int
+    events: int
+    converged: bool
+    iterations: int
+    warnings: tuple[str, ...] = ()
+
+
+def firth_logistic(
+    data: pd.DataFrame,
+    outcome: str,
+    covariates: Sequence[str] | None = None,
+    *,
+    intercept: bool = True,
+    conf_level: float = 0.95,
+    profile: bool = True,
+    covariance: str = "logistf",
+) -> FirthResult:
+    """Firth-penalised logistic regression of ``outcome`` (0/1) on ``covariates``.
+
+    Estimator: penalised ML (Jeffreys-prior penalty); se from current logistf's
+    ``(X' W (1+h) X)^-1`` (``covariance="fisher"``: ``(X'WX)^-1``); CIs and p-values by profile
+    penalised likelihood (Wald with ``profile=False``). ``covariates`` defaults to every
+    other column; non-numeric columns are treatment-coded. Rows with missing values are dropped.
+    Finite estimates exist under complete separation, which is the point of the method.
+    """
+    if covariance not in ("logistf", "fisher"):
+        raise ValueError(f"covariance must be 'logistf' or 'fisher', got {covariance!r}")
+    X, y, names, problem = _prepare(data, outcome, covariates, intercept)
+    n, k = X.shape
+    all_free = np.ones(k, dtype=bool)
+    beta, lstar, iters, conv = (None, np.nan, 0, False) if problem else _firth_fit(X, y, np.zeros(k), all_free)
+    if problem or not conv:
+        reason = problem or f"penalised ML did not converge in {iters} iterations"
+        table = pd.DataFrame({c: [np.nan] * k for c in FIRTH_COLUMNS}).assign(term=names, ci_method=None)
+        return FirthResult(
+            estimable=False,
+            reason=reason,
+            table=table[FIRTH_COLUMNS],
+            lr_statistic=np.nan,
+            lr_df=k - int(intercept),
+            lr_p=np.nan,
+            loglik=np.nan,
+            loglik_null=np.nan,
+            n=int(n),
+            events=int(y.sum()),
+            converged=False,
+            iterations=int(iters),
+        )
+    warns: list[str] = []
+    _, pi, w = _pen_loglik(X, y, beta)
+    if covariance == "logistf":
+        XW = X * np.sqrt(w)[:, None]
+        h = np.einsum("ij,ij->i", XW @ np.linalg.inv(XW.T @ XW), XW)
+        w = w * (1 + h)
+    cov = np.linalg.inv((X * w[:, None]).T @ X)
+    se = np.sqrt(np.diag(cov))
+    q = stats.chi2.ppf(conf_level, 1)
+    z = z_value(conf_level)
+
+    lcl, ucl, pval = np.empty(k), np.empty(k), np.empty(k)
+    target = lstar - q / 2  # profile limits: 2 (l*(b-hat) - l*_profile) = chi2_1(conf_level)
+    for j in range(k):
+        if not profile:
+            lcl[j], ucl[j] = beta[j] - z * se[j], beta[j] + z * se[j]
+            pval[j] = stats.chi2.sf((beta[j] / se[j]) ** 2, 1)
+            continue
+        pval[j] = stats.chi2.sf(max(2 * (lstar - _profile(X, y, beta, j, warns, names)(0.0)), 0.0), 1)
+        for side, out in ((-1, lcl), (+1, ucl)):
+            prof = _profile(X, y, beta, j, warns, names)  # fresh warm start from b-hat on each side
+            out[j] = _profile_limit(lambda b, prof=prof: prof(b) - target, beta[j], side, se[j])
+
+    # global penalised LR test vs intercept-only (penalty on the full design, as logistf)
+    df = k - 1 if intercept else k
+    if intercept and k > 1:
+        free0 = np.zeros(k, dtype=bool)
+        free0[0] = True
+        _, lnull, _, okn = _firth_fit(X, y, np.zeros(k), free0)
+    elif not intercept:
+        lnull, okn = _pen_loglik(X, y, np.zeros(k))[0], True
+    else:
+        lnull, okn = lstar, True
+    if not okn:
+        warns.append("null model did not converge")
+    lr = 2 * (lstar - lnull)
+    table = pd.DataFrame(
+        {
+            "term": names,
+            "coef": beta,
+            "se": se,
+            "lcl": lcl,
+            "ucl": ucl,
+            "odds_ratio": np.exp(beta),
+            "or_lcl": np.exp(lcl),
+            "or_ucl": np.exp(ucl),
+            "p": pval,
+            "ci_method": "profile penalised likelihood" if profile else "Wald",
+        }
+    )
+    return FirthResult(
+        estimable=True,
+        reason=None,
+        table=table[FIRTH_COLUMNS],
+        lr_statistic=float(lr),
+        lr_df=int(df),
+        lr_p=float(stats.chi2.sf(lr, df)) if df > 0 else np.nan,
+        loglik=float(lstar),
+        loglik_null=float(lnull),
+        n=int(n),
+        events=int(y.sum()),
+        converged=bool(conv),
+        iterations=int(iters),
+        warnings=tuple(dict.fromkeys(warns)),
+    )
+
+
+def _profile(X, y, beta, j, warns, names):
+    """Profile penalised log-likelihood of coefficient j: value -> max over the others of l*.
+
+    Each evaluation starts from the previous solution (the root finder moves in small steps);
+    the penalty uses the full design, as logistf's ``logistpl``.
+    """
+    free = np.ones(len(beta), dtype=bool)
+    free[j] = False
+    start = beta.copy()
+
+    def f(value: float) -> float:
+        start[j] = value
+        b, lstar, _, ok = _firth_fit(X, y, start, free)
+        if not ok:
+            warns.append(f"profile fit for {names[j]} at {value:.4g} did not converge")
+        start[:] = b
+        return lstar
+
+    return f
+
+
+def _profile_limit(f, bhat, direction, se, max_expand=60):
+    """Root of the profile function on one side of bhat (f(bhat) > 0); inf if none is found."""
+    step = max(se, 0.1)
+    inner = bhat
+    for _ in range(max_expand):
+        outer = inner + direction * step
+        if f(outer) < 0:
+            lo, hi = sorted((inner, outer))
+            return float(optimize.brentq(f, lo, hi, xtol=1e-10, rtol=1e-12))
+        inner = outer
+        step *= 1.6
+    return float(direction * np.inf)
+
+
+# --------------------------------------------------------------------------- ML logistic
+
+
+@dataclass(frozen=True)
+class LogisticResult:
+    """Ordinary ML logistic fit (statsmodels ``Logit``; Wald se from the observed information).
+
+    ``estimable`` is False, with a ``reason``, under separation or non-convergence; the table
+    then holds NaN estimates."""
+
+    estimable: bool
+    reason: str | None
+    table: pd.DataFrame
+    n: int
+    events: int
+    loglik: float
+    warnings: tuple[str, ...] = ()
+
+
+def _separation_reason(X, y, names) -> str | None:
+    """Detect complete / quasi-complete separation by 0/1 covariates and all-same outcome."""
+    if y.min() == y.max():
+        return f"outcome is constant ({int(y[0])} for every row): no variation to model"
+    for j, c in enumerate(names):
+        vals = np.unique(X[:, j])
+        if len(vals) == 2:
+            for v in vals:
+                yy = y[X[:, j] == v]
+                if yy.min() == yy.max():
+                    return f"separation: outcome is always {int(yy[0])} where {c} == {v:g}"
+    return None
+
+
+def ml_logistic(
+    data: pd.DataFrame,
+    outcome: str,
+    covariates: Sequence[str] | None = None,
+    *,
+    intercept: bool = True,
+    conf_level: float = 0.95,
+) -> LogisticResult:
+    """Maximum-likelihood logistic regression via statsmodels, never raising on separation.
+
+    Not estimable when: the outcome does not vary; a 0/1 covariate separates the outcome
+    (quasi-complete separation: an infinite MLE); statsmodels reports perfect separation or
+    fails; the optimiser does not converge; or fitted probabilities hit 0/1 (complete
+    separation by a combination of covariates). Use :func:`firth_logistic` then.
+    """
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
+
+    X, y, names, problem = _prepare(data, outcome, covariates, intercept)
+    n, events = len(y), int(y.sum())
+    nan_table = pd.DataFrame({c: [np.nan] * len(names) for c in ML_COLUMNS}).assign(term=names)[ML_COLUMNS]
+
+    def fail(reason, warns=()):
+        return LogisticResult(False, reason, nan_table, n, events, np.nan, tuple(warns))
+
+    if problem:
+        return fail(problem)
+    reason = _separation_reason(X, y, names)
+    if reason:
+        return fail(reason)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = sm.Logit(y, X).fit(disp=0, maxiter=100)
+    except (PerfectSeparationError, np.linalg.LinAlgError, ValueError) as exc:
+        return fail(f"fit failed: {str(exc).splitlines()[0]}")
+    msgs = [str(w.message).splitlines()[0] for w in caught if not issubclass(w.category, NOISE_WARNINGS)]
+    if any(issubclass(w.category, PerfectSeparationWarning) for w in caught):
+        return fail("perfect separation detected by statsmodels", msgs)
+    if not res.mle_retvals.get("converged", False):
+        return fail("maximum likelihood did not converge (possible separation)", msgs)
+    fitted = res.predict()
+    if np.any(fitted < 1e-10) or np.any(fitted > 1 - 1e-10):
+        return fail("fitted probabilities of 0 or 1: (quasi-)complete separation", msgs)
+    beta, se = np.asarray(res.params), np.asarray(res.bse)
+    if not np.all(np.isfinite(se)):
+        return fail("standard errors not finite (singular information)", msgs)
+    z = z_value(conf_level)
+    table = pd.DataFrame(
+        {
+            "term": names,
+            "coef": beta,
+            "se": se,
+            "odds_ratio": np.exp(beta),
+            "or_lcl": np.exp(beta - z * se),
+            "or_ucl": np.exp(beta + z * se),
+            "z": beta / se,
+            "p": 2 * stats.norm.sf(np.abs(beta / se)),
+        }
+    )
+    return LogisticResult(True, None, table[ML_COLUMNS], n, events, float(res.llf), tuple(msgs))

@@ -1,0 +1,148 @@
+"""Firth logistic regression against R logistf (sex2), and ML logistic under separation.
+
+Reference numbers: /work/shared/reference/README.md, "Firth logistic regression":
+R logistf::logistf(case ~ age + oc + vic + vicl + vis + dia, data = sex2) (current logistf).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import expit
+
+from stormcohort.stats.firth import FIRTH_COLUMNS, _firth_fit, _pen_loglik, firth_logistic, ml_logistic
+
+REF = Path(__file__).parent / "reference"
+COVS = ["age", "oc", "vic", "vicl", "vis", "dia"]
+
+# R logistf(case ~ age + oc + vic + vicl + vis + dia, data = sex2), summary(): README table
+# term: (coef, se, p, lower 95% profile CI, upper)
+LOGISTF_SEX2 = {
+    "(Intercept)": (0.12025405, 0.4763429, 0.802, -0.8186, 1.0732),
+    "age": (-1.10598131, 0.4149021, 0.00614, -1.9738, -0.3074),
+    "oc": (-0.06881673, 0.4344026, 0.875, -0.9414, 0.7892),
+    "vic": (2.26887464, 0.5384872, 1.68e-6, 1.2730, 3.4354),
+    "vicl": (-2.11140817, 0.5320395, 1.24e-5, -3.2609, -1.1177),
+    "vis": (-0.78831694, 0.4089620, 0.0545, -1.6081, 0.0152),
+    "dia": (3.09601166, 1.5052197, 0.00495, 0.7746, 8.0303),
+}
+
+
+@pytest.fixture(scope="module")
+def sex2():
+    return pd.read_csv(REF / "logistf_sex2.csv")
+
+
+@pytest.fixture(scope="module")
+def fit(sex2):
+    return firth_logistic(sex2, "case", COVS)
+
+
+def _sig_round(x, digits=3):
+    return float(f"{x:.{digits}g}")
+
+
+@pytest.mark.parametrize("term", list(LOGISTF_SEX2))
+def test_sex2_term_matches_logistf(fit, term):
+    coef, se, p, lcl, ucl = LOGISTF_SEX2[term]
+    row = fit.table.set_index("term").loc[term]
+    # printed to 8 / 7 decimals, but logistf stops at xconv = gconv = 1e-5, so its last digits
+    # carry its stopping point (dia: 3.09601166 vs the converged 3.09601183)
+    assert row["coef"] == pytest.approx(coef, abs=1e-6)
+    assert row["se"] == pytest.approx(se, abs=5e-6)
+    assert _sig_round(row["p"]) == p  # printed to 3 significant digits
+    assert row["lcl"] == pytest.approx(lcl, abs=5e-5)  # printed to 4 decimals
+    assert row["ucl"] == pytest.approx(ucl, abs=5e-5)
+
+
+def test_sex2_global_test_matches_logistf(fit):
+    # R logistf print: "Likelihood ratio test=49.09 on 6 df" (README)
+    assert fit.estimable and fit.converged
+    assert fit.lr_statistic == pytest.approx(49.09, abs=5e-3)
+    assert fit.lr_df == 6
+    assert fit.lr_p == pytest.approx(stats.chi2.sf(fit.lr_statistic, 6))
+    assert list(fit.table.columns) == FIRTH_COLUMNS
+    assert (fit.n, fit.events) == (239, 130)
+
+
+def test_older_logistf_covariance_option(sex2):
+    # README: older logistf versions / some ports print se 0.4237 for age: (X'WX)^-1
+    old = firth_logistic(sex2, "case", COVS, covariance="fisher", profile=False)
+    assert old.table.set_index("term").loc["age", "se"] == pytest.approx(0.4237, abs=5e-5)
+
+
+def test_profile_limits_solve_the_profile_equation(sex2, fit):
+    # 2 * (l*(b-hat) - max l*(b_j = limit)) = chi2_1(0.95) at each limit (logistf's definition)
+    X = np.column_stack([np.ones(len(sex2)), sex2[COVS].to_numpy(float)])
+    y = sex2["case"].to_numpy(float)
+    free = np.ones(X.shape[1], dtype=bool)
+    free[1] = False  # age
+    for limit in fit.table.loc[fit.table["term"] == "age", ["lcl", "ucl"]].to_numpy().ravel():
+        start = fit.table["coef"].to_numpy().copy()
+        start[1] = limit
+        _, l_prof, _, ok = _firth_fit(X, y, start, free)
+        assert ok
+        assert 2 * (fit.loglik - l_prof) == pytest.approx(stats.chi2.ppf(0.95, 1), abs=1e-6)
+
+
+# --------------------------------------------------------------------------- separation
+
+
+def separated():
+    # complete separation: y = 1 exactly when x > 5
+    return pd.DataFrame({"y": [0, 0, 0, 0, 0, 1, 1, 1, 1, 1], "x": np.arange(1.0, 11.0)})
+
+
+def test_ml_reports_complete_separation_instead_of_crashing():
+    r = ml_logistic(separated(), "y", ["x"])
+    assert not r.estimable
+    assert "separation" in r.reason
+    assert r.table["coef"].isna().all()
+
+
+def test_ml_reports_quasi_separation_by_binary_covariate(sex2):
+    # in sex2 every woman with dia = 1 is a case: the ML estimate for dia is infinite
+    r = ml_logistic(sex2, "case", COVS)
+    assert not r.estimable and "dia" in r.reason
+
+
+def test_firth_gives_finite_estimates_under_separation():
+    r = firth_logistic(separated(), "y", ["x"])
+    assert r.estimable and r.converged
+    t = r.table.set_index("term")
+    assert np.all(np.isfinite(t[["coef", "se", "lcl", "ucl", "p"]].to_numpy()))
+    assert t.loc["x", "coef"] > 0 and t.loc["x", "lcl"] > 0  # profile CI excludes 0
+    # the estimate solves Firth's modified score X'(y - pi + h (1/2 - pi)) = 0
+    X = np.column_stack([np.ones(10), separated()["x"].to_numpy()])
+    y = separated()["y"].to_numpy(float)
+    beta = t["coef"].to_numpy()
+    pi = expit(X @ beta)
+    XW = X * np.sqrt(pi * (1 - pi))[:, None]
+    h = np.einsum("ij,ij->i", XW @ np.linalg.inv(XW.T @ XW), XW)
+    assert X.T @ (y - pi + h * (0.5 - pi)) == pytest.approx([0, 0], abs=1e-8)
+    assert np.isfinite(_pen_loglik(X, y, beta)[0])
+
+
+def test_ml_matches_statsmodels_when_estimable():
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({"x": rng.normal(size=200), "g": rng.choice(["IV", "SC"], 200)})
+    df["y"] = rng.binomial(1, expit(-0.3 + 0.8 * df["x"] + 0.5 * (df["g"] == "SC")))
+    r = ml_logistic(df, "y", ["x", "g"])
+    assert r.estimable
+    assert list(r.table["term"]) == ["(Intercept)", "x", "g[SC]"]
+    import statsmodels.api as sm
+
+    X = sm.add_constant(np.column_stack([df["x"], (df["g"] == "SC").astype(float)]))
+    ref = sm.Logit(df["y"], X).fit(disp=0)
+    assert r.table["coef"].to_numpy() == pytest.approx(np.asarray(ref.params), rel=1e-8)
+
+
+def test_design_problems_are_not_estimable():
+    df = pd.DataFrame({"y": [0, 1, 0, 1], "g": ["a"] * 4, "x": [1.0, 2, 3, 4]})
+    assert "single level" in firth_logistic(df, "y", ["g", "x"]).reason
+    assert "single level" in ml_logistic(df, "y", ["g", "x"]).reason
+    collinear = df.assign(x2=df["x"] * 2)
+    assert not firth_logistic(collinear, "y", ["x", "x2"]).estimable
+    assert "outcome is constant" in ml_logistic(df.assign(y=0), "y", ["x"]).reason
