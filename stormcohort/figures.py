@@ -28,7 +28,10 @@ def synthetic_mark(fig) -> None:
 def flow_diagram(attrition: pd.DataFrame, synthetic: bool):
     """STROBE-style flow: the main column counts what remains, side boxes what left and why."""
     steps = attrition[~attrition["step"].str.startswith("route_")].reset_index(drop=True)
+    # The last exclusion's remainder is the final cohort: draw that box once.
+    steps = steps.drop(index=len(steps) - 2).reset_index(drop=True)
     groups = attrition[attrition["step"].str.startswith("route_")]
+    count = lambda v: f"{int(v):,}"  # noqa: E731 - counts come back from CSV as floats
     n_main = len(steps)
     fig, ax = plt.subplots(figsize=(8.5, 1.05 * n_main + 1.6))
     ax.set_axis_off()
@@ -38,28 +41,31 @@ def flow_diagram(attrition: pd.DataFrame, synthetic: bool):
     box = dict(boxstyle="round,pad=0.4", facecolor="#eef3fb", edgecolor="#2b4a7a")
     side = dict(boxstyle="round,pad=0.3", facecolor="#fff4e5", edgecolor="#a86b00")
     y_prev = None
-    for i, r in steps.iterrows():
+    excluded = attrition.set_index("step")
+    for i, r in steps.iterrows():  # one box per attrition step (a handful)
         y = height - 0.9 - i
-        unit = "patients" if r["step"] in ("readmission", "final_cohort") else (
-            "admissions" if r["step"] == "all_admissions" else "episodes")
-        if r["step"] == "all_admissions":
-            text = f"{r['description']}\nn = {r['n_remaining']} {unit}"
-        elif r["step"] == "final_cohort":
-            text = f"{r['description']}\nn = {r['n_remaining']}"
+        if r["step"] in ("all_admissions", "final_cohort"):
+            text = f"{r['description']}\nn = {count(r['n_remaining'])}"
         else:
-            text = f"n = {r['n_remaining']} {unit}"
-            ax.annotate(f"Excluded: {r['description']}\nn = {r['n_excluded']}", xy=(3.2, y + 0.5),
-                        xytext=(5.2, y + 0.5), va="center", fontsize=8.5, bbox=side,
-                        arrowprops=dict(arrowstyle="<-", color="#a86b00"))
+            unit = "admissions" if i == 0 else "episodes"
+            text = f"n = {count(r['n_remaining'])} {unit}"
         ax.text(3.2, y, text, ha="center", va="center", fontsize=9, bbox=box)
         if y_prev is not None:
             ax.annotate("", xy=(3.2, y + 0.25), xytext=(3.2, y_prev - 0.25),
                         arrowprops=dict(arrowstyle="->", color="#2b4a7a"))
         y_prev = y
+    # Side boxes: what left between consecutive boxes, and why.
+    leaving = excluded.loc[[s for s in excluded.index if s not in ("all_admissions", "final_cohort")
+                            and not s.startswith("route_")]]
+    for i, (step, r) in enumerate(leaving.iterrows()):
+        y = height - 0.9 - i - 0.5
+        label = "Merged" if step == "transfer_merged" else "Excluded"
+        ax.annotate(f"{label}: {r['description']}\nn = {count(r['n_excluded'])}", xy=(3.2, y), xytext=(5.2, y),
+                    va="center", fontsize=8.5, bbox=side, arrowprops=dict(arrowstyle="<-", color="#a86b00"))
     n_final = int(steps.iloc[-1]["n_remaining"]) or 1
     for j, (_, g) in enumerate(groups.iterrows()):
         x = 1.6 + 3.2 * j
-        ax.text(x, -0.8, f"{g['description']}\nn = {g['n_remaining']} ({100 * g['n_remaining'] / n_final:.0f}%)",
+        ax.text(x, -0.8, f"{g['description']}\nn = {count(g['n_remaining'])} ({100 * g['n_remaining'] / n_final:.0f}%)",
                 ha="center", va="center", fontsize=9, bbox=box)
         ax.annotate("", xy=(x, -0.5), xytext=(3.2, y_prev - 0.3), arrowprops=dict(arrowstyle="->", color="#2b4a7a"))
     ax.set_title("Participant flow (STROBE)", fontsize=11)
