@@ -16,6 +16,8 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/link.smk"
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/describe.smk"
+include: "workflow/rules/outcomes.smk"
+include: "workflow/rules/survival.smk"
 include: "workflow/rules/privacy.smk"
 
 
@@ -27,3 +29,4 @@ rule all:
         f"{OUT}/tables/table1.csv",
         f"{OUT}/tables/table1.html",
         f"{OUT}/checks/privacy.txt",
+        ANALYSIS_TARGETS,

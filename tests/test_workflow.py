@@ -6,6 +6,7 @@ from nothing give byte-identical tables.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = ("pytest_e2e_a", "pytest_e2e_b")
+# Per-process run names, so two test sessions on one checkout cannot collide.
+RUNS = tuple(f"pytest_e2e_{os.getpid()}_{x}" for x in "ab")
 
 
 def snakemake(*args: str) -> subprocess.CompletedProcess:

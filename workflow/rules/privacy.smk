@@ -11,6 +11,7 @@ rule privacy_check:
             *rules.cohort.output,
             f"{OUT}/tables/table1.csv",
             f"{OUT}/tables/table1.html",
+            *[t for t in ANALYSIS_TARGETS if not t.endswith(".png")],
         ],
     output:
         f"{OUT}/checks/privacy.txt",

@@ -1,0 +1,435 @@
+"""Binary outcomes by route, and Firth / ML logistic regression of each on IV vs SC.
+
+Analysis dataset and long tables in, tidy tables out (no I/O). The estimators come from
+:mod:`stormcohort.stats.firth` (Firth checked against R ``logistf`` there).
+
+Outcomes (one 0/1 column per patient; missing = not evaluable, counted, never modelled):
+
+* ``death_30d``: death by day 30 from the analysis dataset (missing when censored alive
+  before day 30).
+* ``response_day7``: all of (a) afebrile by day ``afebrile_by_day`` (``fever_outcome == 1``
+  and ``time_to_fever_days <= afebrile_by_day``), (b) for each test in ``lab_falls``, the
+  sample nearest day ``target_day`` within ``window_days`` (calendar days from the index
+  date; ties to the earlier day, then the earlier sample) has fallen by at least the given
+  fraction from the patient's baseline (``<test>_baseline``). A component is *met*, *failed*
+  or *unknown*: fever fails when it resolved after the day or never did (death before
+  resolution, or still febrile when censored on or after the day) and is unknown when
+  censored earlier; a lab component is unknown without a baseline or without a sample in the
+  window. Response is 1 when every component is met, 0 when any component failed (so a
+  patient who died febrile before day 7 is a non-responder, not "not evaluable"), and not
+  evaluable otherwise.
+* ``ae_grade3plus``: at least one adverse event of CTCAE grade >= ``ae_min_grade`` on days
+  ``ae_window_days`` (every cohort patient is evaluable; AEs with a missing grade do not count).
+* ``hepatotox_<k>xuln`` for each multiple k in ``hepatotoxicity.multiples``: the largest
+  ALT or AST after the index (calendar days ``window_days``) divided by the upper limit of
+  normal of the centre that measured it is above k. Not evaluable without such a sample.
+
+Models, per outcome: ``unadjusted`` (``route_group``, reference SC, so the route term is
+``route_group[IV]``) and ``adjusted`` (+ ``adjust_for``; text covariates treatment-coded
+against ``reference_levels``, else their first sorted level; a covariate without variation
+among the complete cases is dropped with a note). Complete cases only. Each is fitted by Firth's penalised likelihood
+(profile-likelihood CIs, penalised LR p; method ``firth``) and by ordinary ML (Wald; method
+``ml``) when ML exists: under separation or non-convergence the ML rows carry the reason in
+``note``. No events, every patient an event, or an empty route group: not estimable, with
+the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from stormcohort.stats import firth_logistic, ml_logistic
+
+GROUP = "route_group"
+ROUTES = ("IV", "SC")
+REFERENCE = "SC"
+ROUTE_TERM = "route_group[IV]"
+INTERCEPT = "(Intercept)"
+
+DEFAULTS = {
+    "adjust_for": ["age_group", "icu"],
+    "reference_levels": {"age_group": "adult"},
+    "conf_level": 0.95,
+    "ae_min_grade": 3,
+    "ae_window_days": [0, 90],
+    "response": {
+        "afebrile_by_day": 7,
+        "target_day": 7,
+        "window_days": [5, 9],
+        "lab_falls": {"ferritin": 0.5, "crp": 0.5},
+    },
+}
+HEPATOTOXICITY_DEFAULTS = {
+    "tests": ["alt", "ast"],
+    "multiples": [3, 5],
+    "window_days": [1, 90],
+    "uln": {"LDN": {"alt": 40, "ast": 40}, "SHF": {"alt": 41, "ast": 40}, "BHM": {"alt": 45, "ast": 50}},
+}
+
+COUNT_COLUMNS = ["outcome", "group", "n", "events", "not_evaluable", "percent"]
+LOGISTIC_COLUMNS = [
+    "outcome", "model", "method", "term", "coef", "se", "or", "or_lcl", "or_ucl", "p", "n", "events", "note",
+]
+MODELS = ("unadjusted", "adjusted")
+METHODS = ("firth", "ml")
+
+METHOD_TEXT = {
+    "firth": "Firth penalised-likelihood logistic regression (R logistf): se from (X'W(1+h)X)^-1, "
+    "profile penalised-likelihood CIs, penalised likelihood-ratio p",
+    "ml": "maximum-likelihood logistic regression (statsmodels Logit): Wald se, CIs and p; "
+    "not estimable under (quasi-)complete separation or non-convergence",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+# settings whose value is a free-form mapping (replaced whole, not merged key by key)
+FREE_FORM = ("uln", "lab_falls", "log_offset", "reference_levels", "labels", "route_specific_terms")
+
+
+def _merge(defaults: Mapping, cfg: Mapping | None, where: str) -> dict:
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in defaults.items()}
+    for k, v in dict(cfg or {}).items():
+        if k not in defaults:
+            raise KeyError(f"unknown {where} setting {k!r}; expected one of {sorted(defaults)}")
+        if isinstance(defaults[k], Mapping) and isinstance(v, Mapping) and k not in FREE_FORM:
+            out[k] = _merge(defaults[k], v, f"{where}.{k}")
+        else:
+            out[k] = v
+    return out
+
+
+def settings(cfg: Mapping | None) -> dict:
+    """``analyses.binary`` with defaults filled in (unknown keys are an error naming them)."""
+    return _merge(DEFAULTS, cfg, "analyses.binary")
+
+
+def hepatotoxicity_settings(cfg: Mapping | None) -> dict:
+    """``analyses.hepatotoxicity`` with defaults filled in."""
+    return _merge(HEPATOTOXICITY_DEFAULTS, cfg, "analyses.hepatotoxicity")
+
+
+def jsonable(obj, digits: int = 6):
+    """Nested dicts/lists with floats rounded to ``digits`` significant digits, NaN -> None,
+    +/-inf -> "inf"/"-inf", numpy scalars -> Python (for ``json.dumps(sort_keys=True)``)."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, digits) for v in obj]
+    if isinstance(obj, pd.DataFrame):
+        return [jsonable(r, digits) for r in obj.to_dict(orient="records")]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        if math.isnan(x):
+            return None
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return float(f"{x:.{digits}g}")
+    if obj is None or obj is pd.NA or obj is pd.NaT:
+        return None
+    return obj
+
+
+def join_notes(notes) -> str | None:
+    text = "; ".join(dict.fromkeys(n for n in notes if n))
+    return text or None
+
+
+def check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(f"{what}: missing column(s) {missing}; has {list(frame.columns)}")
+
+
+def check_routes(frame: pd.DataFrame, what: str) -> None:
+    bad = frame[GROUP].dropna()
+    bad = bad[~bad.isin(ROUTES)]
+    if len(bad):
+        raise ValueError(f"{what}: column {GROUP!r} has {bad.iloc[0]!r} in row {bad.index[0]}; expected IV or SC")
+
+
+def calendar_day(day: pd.Series) -> pd.Series:
+    """Days from the index date (fractional, from the sample time) -> calendar day number."""
+    return np.floor(pd.to_numeric(day, errors="coerce"))
+
+
+# --------------------------------------------------------------------------- outcome definitions
+
+
+def _nearest_sample(labs: pd.DataFrame, test: str, target: float, window: Sequence[float]) -> pd.Series:
+    """Per patient, the value of ``test`` nearest calendar day ``target`` within ``window``."""
+    d = labs.loc[labs["test"].eq(test), ["patient_key", "day", "value"]].copy()
+    d["value"] = pd.to_numeric(d["value"], errors="coerce")
+    d["cday"] = calendar_day(d["day"])
+    d = d[d["value"].notna() & d["cday"].between(window[0], window[1])]
+    d["distance"] = (d["cday"] - target).abs()
+    d = d.sort_values(["patient_key", "distance", "cday", "day"], kind="mergesort")
+    return d.drop_duplicates("patient_key").set_index("patient_key")["value"]
+
+
+def response_components(dataset: pd.DataFrame, labs: pd.DataFrame, cfg: Mapping) -> pd.DataFrame:
+    """Per patient (dataset order): each response component as 1 met / 0 failed / <NA> unknown,
+    and the composite ``response_day7``."""
+    r = cfg["response"]
+    check_columns(dataset, ["patient_key", "fever_outcome", "time_to_fever_days"], "analysis dataset")
+    by = float(r["afebrile_by_day"])
+    outcome = pd.to_numeric(dataset["fever_outcome"], errors="coerce")
+    t = pd.to_numeric(dataset["time_to_fever_days"], errors="coerce")
+    met = outcome.eq(1) & t.le(by)
+    failed = (outcome.eq(1) & t.gt(by)) | outcome.eq(2) | (outcome.eq(0) & t.ge(by))
+    comp = pd.DataFrame({"patient_key": dataset["patient_key"].to_numpy()}, index=dataset.index)
+    comp["afebrile"] = pd.Series(np.where(met, 1, np.where(failed, 0, -1)), index=dataset.index)
+    for test, fall in dict(r["lab_falls"]).items():
+        base_col = f"{test}_baseline"
+        check_columns(dataset, [base_col], "analysis dataset (response definition)")
+        base = pd.to_numeric(dataset[base_col], errors="coerce")
+        value = dataset["patient_key"].map(_nearest_sample(labs, test, float(r["target_day"]), r["window_days"]))
+        ok = base.gt(0) & value.notna()
+        fell = value.le((1 - float(fall)) * base)
+        comp[f"{test}_fall"] = np.where(ok, fell.astype(int), -1)
+    parts = comp.drop(columns="patient_key")
+    composite = np.where(parts.eq(0).any(axis=1), 0, np.where(parts.eq(1).all(axis=1), 1, -1))
+    comp["response_day7"] = composite
+    for c in comp.columns[1:]:
+        comp[c] = comp[c].astype("Int64").mask(comp[c].eq(-1))
+    return comp
+
+
+def hepatotoxicity(dataset: pd.DataFrame, labs: pd.DataFrame, cfg: Mapping) -> pd.DataFrame:
+    """Per patient (dataset order): ``max_uln_ratio`` (largest ALT/AST over its centre's ULN in
+    the window) and ``hepatotox_<k>xuln`` 0/1 (<NA> when no sample)."""
+    tests = list(cfg["tests"])
+    lo, hi = cfg["window_days"]
+    d = labs.loc[labs["test"].isin(tests), ["patient_key", "centre", "test", "day", "value"]].copy()
+    d["value"] = pd.to_numeric(d["value"], errors="coerce")
+    cday = calendar_day(d["day"])
+    d = d[d["value"].notna() & cday.between(lo, hi)]
+    uln = pd.DataFrame(
+        [(str(c), str(t), float(v)) for c, per_test in cfg["uln"].items() for t, v in per_test.items()],
+        columns=["centre", "test", "uln"],
+    )
+    d = d.astype({"centre": str, "test": str}).merge(uln, on=["centre", "test"], how="left", validate="m:1")
+    if d["uln"].isna().any():
+        missing = sorted(set(map(tuple, d.loc[d["uln"].isna(), ["centre", "test"]].to_numpy().tolist())))
+        raise KeyError(f"analyses.hepatotoxicity.uln: no upper limit of normal for (centre, test) {missing}")
+    d["ratio"] = d["value"] / d["uln"]
+    best = d.groupby("patient_key")["ratio"].max()
+    out = pd.DataFrame({"patient_key": dataset["patient_key"].to_numpy()}, index=dataset.index)
+    out["max_uln_ratio"] = dataset["patient_key"].map(best).astype(float)
+    for k in cfg["multiples"]:
+        out[outcome_name_hepatotox(k)] = out["max_uln_ratio"].gt(float(k)).astype("Int64").mask(
+            out["max_uln_ratio"].isna())
+    return out
+
+
+def outcome_name_hepatotox(k) -> str:
+    return f"hepatotox_{float(k):g}xuln"
+
+
+def any_severe_ae(dataset: pd.DataFrame, adverse_events: pd.DataFrame, min_grade: int,
+                  window: Sequence[float]) -> pd.Series:
+    """0/1 per patient (dataset order): an AE of grade >= ``min_grade`` on calendar days ``window``."""
+    ae = adverse_events
+    grade = pd.to_numeric(ae["grade"], errors="coerce")
+    hit = grade.ge(min_grade) & calendar_day(ae["day"]).between(window[0], window[1])
+    keys = set(ae.loc[hit, "patient_key"])
+    return dataset["patient_key"].isin(keys).astype("Int64")
+
+
+def binary_outcomes(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_events: pd.DataFrame,
+                    cfg: Mapping, hep_cfg: Mapping) -> tuple[pd.DataFrame, list[str], dict]:
+    """The dataset with one 0/1/<NA> column per outcome; the outcome names; definition details."""
+    check_columns(dataset, ["patient_key", GROUP, "death_30d"], "analysis dataset")
+    check_routes(dataset, "analysis dataset")
+    check_columns(labs, ["patient_key", "centre", "test", "value", "day"], "labs table")
+    check_columns(adverse_events, ["patient_key", "grade", "day"], "adverse events table")
+    out = dataset.copy()
+    out["death_30d"] = pd.to_numeric(out["death_30d"], errors="coerce").astype("Int64")
+    comp = response_components(dataset, labs, cfg)
+    out["response_day7"] = comp["response_day7"]
+    out["ae_grade3plus"] = any_severe_ae(dataset, adverse_events, int(cfg["ae_min_grade"]), cfg["ae_window_days"])
+    hep = hepatotoxicity(dataset, labs, hep_cfg)
+    hep_names = [outcome_name_hepatotox(k) for k in hep_cfg["multiples"]]
+    for name in hep_names:
+        out[name] = hep[name]
+    outcomes = ["death_30d", "response_day7", "ae_grade3plus", *hep_names]
+    comp_cols = [c for c in comp.columns if c not in ("patient_key", "response_day7")]
+    details = {
+        "response_components": {
+            c: {"met": int(comp[c].eq(1).sum()), "failed": int(comp[c].eq(0).sum()),
+                "unknown": int(comp[c].isna().sum())} for c in comp_cols
+        },
+        "ae_with_missing_grade": int(pd.to_numeric(adverse_events["grade"], errors="coerce").isna().sum()),
+        "hepatotoxicity_max_uln_ratio_median": float(hep["max_uln_ratio"].median())
+        if hep["max_uln_ratio"].notna().any() else None,
+    }
+    return out, outcomes, details
+
+
+def outcome_counts(data: pd.DataFrame, outcomes: Sequence[str]) -> pd.DataFrame:
+    """``outcome, group, n, events, not_evaluable, percent`` for IV, SC and overall;
+    ``n`` counts evaluable patients, ``percent`` is 100 * events / n."""
+    rows = []
+    for outcome in outcomes:
+        for group in (*ROUTES, "overall"):
+            d = data if group == "overall" else data[data[GROUP].eq(group)]
+            y = d[outcome]
+            n, events = int(y.notna().sum()), int(y.fillna(0).sum())
+            rows.append((outcome, group, n, events, int(y.isna().sum()), 100 * events / n if n else np.nan))
+    return pd.DataFrame(rows, columns=COUNT_COLUMNS)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _prepare(data: pd.DataFrame, outcome: str, covariates: Sequence[str], reference_levels: Mapping | None = None
+             ) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Complete cases for the model; covariates kept (text ones as categoricals with the
+    configured reference level first, else sorted) and notes on those dropped."""
+    cols = [outcome, GROUP, *covariates]
+    d = data.loc[data[cols].notna().all(axis=1), cols].copy()
+    d[outcome] = d[outcome].astype(int)
+    d[GROUP] = pd.Categorical(d[GROUP], categories=[REFERENCE, "IV"])
+    kept, notes = [], []
+    for var in covariates:
+        if d[var].nunique() < 2:
+            notes.append(f"covariate {var!r} dropped: no variation among the complete cases")
+            continue
+        if not pd.api.types.is_numeric_dtype(d[var]):
+            values = d[var].astype(str)
+            levels = sorted(values.unique().tolist())
+            ref = (reference_levels or {}).get(var)
+            if ref is not None and str(ref) in levels:
+                levels = [str(ref)] + [lv for lv in levels if lv != str(ref)]
+            d[var] = pd.Categorical(values, categories=levels)
+        kept.append(var)
+    return d, kept, notes
+
+
+def _problem(d: pd.DataFrame, outcome: str) -> str | None:
+    n, events = len(d), int(d[outcome].sum())
+    counts = d[GROUP].value_counts()
+    empty = [g for g in ROUTES if counts.get(g, 0) == 0]
+    if n == 0:
+        return "no evaluable patients with complete data"
+    if empty:
+        return f"no evaluable patients in the {' and '.join(empty)} group"
+    if events == 0:
+        return f"no events among {n} evaluable patients"
+    if events == n:
+        return f"every one of {n} evaluable patients had the outcome"
+    return None
+
+
+def _separation_note(d: pd.DataFrame, outcome: str) -> str | None:
+    by = d.groupby(GROUP, observed=True)[outcome].agg(["sum", "size"])
+    for g in ROUTES:
+        if g in by.index and by.loc[g, "sum"] in (0, by.loc[g, "size"]):
+            what = "no events" if by.loc[g, "sum"] == 0 else "only events"
+            return f"separation: {what} in the {g} group (Firth estimate finite, ML infinite)"
+    return None
+
+
+def _rows(outcome, model, method, terms, table, n, events, note, term_notes=None) -> pd.DataFrame:
+    t = table.set_index("term").reindex(terms)
+    out = pd.DataFrame({
+        "outcome": outcome, "model": model, "method": method, "term": terms,
+        "coef": t["coef"].to_numpy(dtype=float), "se": t["se"].to_numpy(dtype=float),
+        "or": t["odds_ratio"].to_numpy(dtype=float), "or_lcl": t["or_lcl"].to_numpy(dtype=float),
+        "or_ucl": t["or_ucl"].to_numpy(dtype=float), "p": t["p"].to_numpy(dtype=float),
+        "n": n, "events": events, "note": note,
+    })
+    if term_notes:
+        for term, extra in term_notes.items():
+            sel = out["term"].eq(term)
+            out.loc[sel, "note"] = out.loc[sel, "note"].map(lambda v, e=extra: join_notes([v, e]))
+    return out
+
+
+def fit_outcome(data: pd.DataFrame, outcome: str, model: str, covariates: Sequence[str],
+                conf_level: float = 0.95, reference_levels: Mapping | None = None) -> tuple[pd.DataFrame, dict]:
+    """Firth and ML rows for one outcome and one model, and its json summary."""
+    d, kept, notes = _prepare(data, outcome, covariates, reference_levels)
+    n, events = len(d), int(d[outcome].sum())
+    covs = [GROUP, *kept]
+    problem = _problem(d, outcome)
+    summary: dict = {"covariates": covs, "dropped_covariates": notes, "n": n, "events": events,
+                     "events_by_group": {g: int(d.loc[d[GROUP].eq(g), outcome].sum()) for g in ROUTES},
+                     "n_by_group": {g: int(d[GROUP].eq(g).sum()) for g in ROUTES}}
+    if problem:
+        terms = [INTERCEPT, ROUTE_TERM]
+        nan = pd.DataFrame({"term": terms, "coef": np.nan, "se": np.nan, "odds_ratio": np.nan,
+                            "or_lcl": np.nan, "or_ucl": np.nan, "p": np.nan})
+        note = join_notes([f"not estimable: {problem}", *notes])
+        rows = [_rows(outcome, model, m, terms, nan, n, events, note) for m in METHODS]
+        summary |= {m: {"estimable": False, "reason": problem} for m in METHODS}
+        return pd.concat(rows, ignore_index=True), summary
+
+    firth = firth_logistic(d, outcome, covs, conf_level=conf_level)
+    ml = ml_logistic(d, outcome, covs, conf_level=conf_level)
+    terms = list(firth.table["term"])
+    if ROUTE_TERM not in terms:
+        terms.append(ROUTE_TERM)
+    sep = _separation_note(d, outcome)
+    firth_note = join_notes([None if firth.estimable else f"not estimable: {firth.reason}", *notes,
+                             *firth.warnings])
+    rows = [_rows(outcome, model, "firth", terms, firth.table, n, events, firth_note,
+                  {ROUTE_TERM: sep} if sep and firth.estimable else None)]
+    ml_note = join_notes([None if ml.estimable else f"not estimable: {ml.reason}", *notes, *ml.warnings])
+    rows.append(_rows(outcome, model, "ml", terms, ml.table, n, events, ml_note))
+    summary["firth"] = {
+        "estimable": firth.estimable, "reason": firth.reason, "converged": firth.converged,
+        "iterations": firth.iterations, "loglik_penalised": firth.loglik,
+        "loglik_penalised_null": firth.loglik_null, "lr_statistic": firth.lr_statistic, "lr_df": firth.lr_df,
+        "lr_p": firth.lr_p, "warnings": list(firth.warnings),
+        "coefficients": firth.table.set_index("term").drop(columns="ci_method").to_dict(orient="index"),
+    }
+    summary["ml"] = {
+        "estimable": ml.estimable, "reason": ml.reason, "loglik": ml.loglik, "warnings": list(ml.warnings),
+        "coefficients": ml.table.set_index("term").to_dict(orient="index") if ml.estimable else {},
+    }
+    return pd.concat(rows, ignore_index=True), summary
+
+
+def logistic_models(data: pd.DataFrame, outcomes: Sequence[str], covariates: Sequence[str],
+                    conf_level: float = 0.95, reference_levels: Mapping | None = None) -> tuple[pd.DataFrame, dict]:
+    """``tables/logistic.csv`` rows (outcome, model, method, term order) and per-model summaries."""
+    check_columns(data, list(covariates), "adjustment covariates (analyses.binary.adjust_for)")
+    tables, summaries = [], {}
+    for outcome in outcomes:
+        for model in MODELS:
+            covs = [] if model == "unadjusted" else [c for c in covariates if c != GROUP]
+            table, summary = fit_outcome(data, outcome, model, covs, conf_level, reference_levels)
+            tables.append(table)
+            summaries.setdefault(outcome, {})[model] = summary
+    out = pd.concat(tables, ignore_index=True)[LOGISTIC_COLUMNS]
+    return out, summaries
+
+
+def binary_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_events: pd.DataFrame,
+                    cfg: Mapping | None = None, hep_cfg: Mapping | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Everything the ``binary_outcomes`` rule writes: counts, logistic table, json model."""
+    s, h = settings(cfg), hepatotoxicity_settings(hep_cfg)
+    data, outcomes, details = binary_outcomes(dataset, labs, adverse_events, s, h)
+    counts = outcome_counts(data, outcomes)
+    table, summaries = logistic_models(data, outcomes, s["adjust_for"], s["conf_level"], s["reference_levels"])
+    model = {
+        "settings": {"binary": s, "hepatotoxicity": h},
+        "methods": METHOD_TEXT,
+        "reference": {"route_group": REFERENCE, "term": ROUTE_TERM},
+        "outcomes": outcomes,
+        "definitions": details,
+        "counts": counts,
+        "models": summaries,
+    }
+    return counts, table, jsonable(model)

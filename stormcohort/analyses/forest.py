@@ -1,0 +1,123 @@
+"""Every IV-vs-SC estimate in one table: hazard, odds and rate ratios for the forest plot.
+
+Reads the result tables (no I/O here): Cox rows of ``tables/cox.csv`` (HR), the Firth rows of
+``tables/logistic.csv`` (OR), and ``tables/rate_ratios.csv`` (IRR), keeping the term
+``route_group[IV]`` (reference SC) of the ``unadjusted`` and ``adjusted`` models. A row is
+``plotted`` when its estimate is finite and positive (CI limits of 0 or infinity are drawn as
+arrows); every other row stays in the table with ``estimable = False`` or a note saying why it
+is not on the log axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from stormcohort.analyses.binary import ROUTE_TERM, _merge, join_notes
+
+MODELS = ("unadjusted", "adjusted")
+MEASURES = {"cox": "HR", "logistic": "OR", "rate": "IRR"}
+FOREST_COLUMNS = ["section", "outcome", "label", "measure", "model", "estimate", "lcl", "ucl", "p", "n", "events",
+                  "estimable", "plotted", "note"]
+
+DEFAULTS = {
+    # outcome label for cox.csv rows when that table has no `outcome` column
+    "cox_outcome": "death_90d",
+    # rate-ratio outcomes to show (rate_ratios.csv `outcome`); [] = all
+    "rate_outcomes": ["any", "any_grade_3plus", "any_infection"],
+    "labels": {},
+}
+LABELS = {
+    "death_90d": "Death by day 90",
+    "death_30d": "Death by day 30",
+    "response_day7": "Response at day 7",
+    "ae_grade3plus": "Adverse event grade \u22653",
+    "any": "Any adverse event",
+    "any_grade_3plus": "Adverse event grade \u22653",
+    "any_infection": "Infection",
+}
+
+
+def settings(cfg: Mapping | None) -> dict:
+    """``analyses.forest`` with defaults filled in."""
+    s = _merge(DEFAULTS, cfg, "analyses.forest")
+    s["labels"] = {**LABELS, **dict(s["labels"] or {})}
+    return s
+
+
+def label_of(outcome: str, labels: Mapping) -> str:
+    if outcome in labels:
+        return labels[outcome]
+    if outcome.startswith("hepatotox_") and outcome.endswith("xuln"):
+        return f"ALT or AST >{outcome[len('hepatotox_'):-len('xuln')]}\u00d7ULN"
+    return outcome.replace("_", " ").capitalize()
+
+
+def _need(table: pd.DataFrame, columns, name: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise KeyError(f"{name}: missing column(s) {missing}; has {list(table.columns)}")
+
+
+def _route_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["term"].eq(ROUTE_TERM) & table["model"].isin(MODELS)]
+
+
+def _frame(section, outcome, model, estimate, lcl, ucl, p, n, events, note) -> pd.DataFrame:
+    return pd.DataFrame({"section": section, "outcome": outcome, "measure": MEASURES[section], "model": model,
+                         "estimate": estimate, "lcl": lcl, "ucl": ucl, "p": p, "n": n, "events": events,
+                         "note": note})
+
+
+def forest_rows(cox: pd.DataFrame | None, logistic: pd.DataFrame | None, rate_ratios: pd.DataFrame | None,
+                cfg: Mapping | None = None) -> pd.DataFrame:
+    """The rows of the forest plot: ``section (cox|logistic|rate), outcome, label, measure
+    (HR|OR|IRR), model, estimate, lcl, ucl, p, n, events, estimable, plotted, note``."""
+    s = settings(cfg)
+    parts = []
+    if cox is not None:
+        _need(cox, ["model", "term", "hr", "hr_lcl", "hr_ucl", "p", "n", "events"], "tables/cox.csv")
+        c = _route_rows(cox)
+        outcome = c["outcome"] if "outcome" in c else s["cox_outcome"]
+        parts.append(_frame("cox", outcome, c["model"], c["hr"], c["hr_lcl"], c["hr_ucl"], c["p"], c["n"],
+                            c["events"], c["note"] if "note" in c else None))
+    if logistic is not None:
+        _need(logistic, ["outcome", "model", "method", "term", "or", "or_lcl", "or_ucl", "p", "n", "events",
+                         "note"], "tables/logistic.csv")
+        lg = _route_rows(logistic[logistic["method"].eq("firth")])
+        parts.append(_frame("logistic", lg["outcome"], lg["model"], lg["or"], lg["or_lcl"], lg["or_ucl"], lg["p"],
+                            lg["n"], lg["events"], lg["note"]))
+    if rate_ratios is not None:
+        _need(rate_ratios, ["outcome", "model", "term", "irr", "irr_lcl", "irr_ucl", "p", "events_iv", "events_sc",
+                            "note"], "tables/rate_ratios.csv")
+        rr = _route_rows(rate_ratios)
+        if s["rate_outcomes"]:
+            order = {o: i for i, o in enumerate(s["rate_outcomes"])}
+            rr = rr[rr["outcome"].isin(order)]
+            rr = rr.iloc[np.argsort(rr["outcome"].map(order).to_numpy(), kind="stable")]
+        events = pd.to_numeric(rr["events_iv"], errors="coerce") + pd.to_numeric(rr["events_sc"], errors="coerce")
+        parts.append(_frame("rate", rr["outcome"], rr["model"], rr["irr"], rr["irr_lcl"], rr["irr_ucl"], rr["p"],
+                            np.nan, events, rr["note"]))
+    if not parts:
+        return pd.DataFrame(columns=FOREST_COLUMNS)
+    out = pd.concat([p.reset_index(drop=True) for p in parts], ignore_index=True)
+    for c in ("estimate", "lcl", "ucl", "p", "n", "events"):
+        out[c] = pd.to_numeric(out[c], errors="coerce")
+    out["note"] = out["note"].where(out["note"].notna(), None)
+    out["label"] = [label_of(str(o), s["labels"]) for o in out["outcome"]]
+    est = out["estimate"].to_numpy(dtype=float)
+    out["estimable"] = np.isfinite(est)
+    out["plotted"] = np.isfinite(est) & (est > 0)
+    zero = out["estimable"] & ~out["plotted"]
+    out.loc[zero, "note"] = [join_notes([n, "estimate 0 or infinite: not on the log axis"])
+                             for n in out.loc[zero, "note"]]
+    no_reason = ~out["estimable"] & out["note"].isna()
+    out.loc[no_reason, "note"] = "not estimable"
+    # rows in reading order: HR, OR, IRR; outcomes in the order they came; unadjusted first
+    out["_sec"] = out["section"].map({k: i for i, k in enumerate(MEASURES)})
+    out["_out"] = out.groupby("section")["outcome"].transform(lambda o: pd.factorize(o)[0])
+    out["_mod"] = out["model"].map({m: i for i, m in enumerate(MODELS)})
+    out = out.sort_values(["_sec", "_out", "_mod"], kind="mergesort").reset_index(drop=True)
+    return out[FOREST_COLUMNS]

@@ -1,0 +1,1 @@
+"""Figures of the analyses: result tables in, matplotlib figures out (saved by stormcohort.figures.save)."""

@@ -1,0 +1,3 @@
+from stormcohort.synth import main
+
+main()

@@ -1,0 +1,447 @@
+"""The synthetic registry generator: reproducibility, the export contract, the manifest,
+identifiers and privacy properties. Files are read back with plain csv/pandas/openpyxl
+readers (not stormcohort.ingest), so these tests do not depend on the pipeline."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+import yaml
+
+from stormcohort.synth import generate, main
+from stormcohort.synth import criteria
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "data" / "raw" / "example"
+WORKBOOK = "SHF_HLH_registry.xlsx"
+
+# Column lists as written in /work/shared/registry-extracts.md (the input contract).
+LDN_COLUMNS = {
+    "patients.csv": ["MRN", "NHS_Number", "Surname", "Forename", "DOB", "Sex", "Postcode"],
+    "admissions.csv": ["MRN", "Admission_ID", "Admit_Date", "Discharge_Date", "Primary_Diagnosis", "Trigger_Category",
+                       "Trigger_Detail", "Weight_kg", "Max_Temp_C", "Hepatomegaly", "Splenomegaly",
+                       "Known_Immunosuppression", "BM_Haemophagocytosis", "ICU_Admission", "ICU_Days", "SC_Oedema",
+                       "Neuro_Involvement", "Outcome", "Date_of_Death", "Last_Seen_Date", "Fever_Resolution_Date"],
+    "anakinra.csv": ["Admission_ID", "Start_Date", "Stop_Date", "Route", "Dose_mg", "Frequency", "Infusion_Rate_mg_per_h"],
+    "labs.csv": ["Admission_ID", "Sample_Time", "Test", "Result", "Units"],
+    "adverse_events.csv": ["Admission_ID", "Event_Date", "Event", "CTCAE_Grade", "Serious"],
+}
+SHF_COLUMNS = {
+    "Patients": ["Hospital number", "NHS no.", "Name", "Date of birth", "Gender", "Admission date", "Discharge date",
+                 "Diagnosis", "Trigger", "Trigger detail", "Weight (kg)", "Peak temperature (°C)", "Liver enlarged",
+                 "Spleen enlarged", "Immunosuppressed", "Marrow haemophagocytosis", "Critical care",
+                 "Critical care days", "Oedema", "CNS involvement", "Status", "Date of death", "Date last seen",
+                 "Afebrile date"],
+    "Dosing": ["Hospital number", "Admission date", "Route", "Dose", "Frequency", "From", "To"],
+    "Bloods": ["Hospital number", "Date", "Ferritin (ug/L)", "CRP (mg/L)", "Platelets (10^9/L)", "Hb (g/L)",
+               "WBC (10^9/L)", "Neutrophils (10^9/L)", "Fibrinogen (g/L)", "Triglycerides (mmol/L)", "ALT (U/L)",
+               "AST (U/L)", "Bilirubin (umol/L)", "Creatinine (umol/L)", "sCD25 (U/mL)"],
+    "Adverse events": ["Hospital number", "Date", "Event", "Grade", "Serious"],
+}
+BHM_FORMS = {
+    "admission": ["record_id", "mrn", "first_name", "last_name", "dob", "sex", "zip", "adm_date", "dc_date", "dx",
+                  "trigger", "trigger_detail", "weight_kg", "tmax_f", "hepatomegaly", "splenomegaly", "immunosupp",
+                  "bm_hemophagocytosis", "picu", "picu_days", "edema", "cns", "died", "death_date", "last_fu_date",
+                  "afebrile_date"],
+    "anakinra_dosing": ["ana_start", "ana_stop", "ana_route", "ana_dose_mg", "ana_freq", "ana_rate_mgkgh"],
+    "labs": ["lab_date", "ferritin_ngml", "crp_mgdl", "plt_kul", "hgb_gdl", "wbc_kul", "anc_kul", "fibrinogen_mgdl",
+             "tg_mgdl", "alt_ul", "ast_ul", "tbili_mgdl", "creat_mgdl", "scd25_uml"],
+    "adverse_event": ["ae_date", "ae_term", "ae_grade", "ae_serious"],
+}
+REDCAP_DICTIONARY_COLUMNS = [
+    "Variable / Field Name", "Form Name", "Section Header", "Field Type", "Field Label",
+    "Choices, Calculations, OR Slider Labels", "Field Note", "Text Validation Type OR Show Slider Number",
+    "Text Validation Min", "Text Validation Max", "Identifier?", "Branching Logic (Show field only if...)",
+    "Required Field?", "Custom Alignment", "Question Number (surveys only)", "Matrix Group Name", "Matrix Ranking?",
+    "Field Annotation"]
+YES_NO_FIELDS = ["hepatomegaly", "splenomegaly", "immunosupp", "picu", "edema", "cns", "died", "ae_serious"]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def read_ldn(folder: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(folder / "LDN" / name, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+
+
+def read_shf(folder: Path, sheet: str) -> pd.DataFrame:
+    return pd.read_excel(folder / "SHF" / WORKBOOK, sheet_name=sheet, header=2, dtype=object, na_values=["NA"],
+                         keep_default_na=False)
+
+
+def read_bhm(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "BHM" / "BHM_HLH_DATA.csv", dtype=str, keep_default_na=False)
+
+
+def nhs_valid(number: str) -> bool:
+    digits = [int(c) for c in number]
+    check = 11 - sum(d * w for d, w in zip(digits[:9], range(10, 1, -1))) % 11
+    return len(digits) == 10 and (0 if check == 11 else check) == digits[9] and check != 10
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("synth500")
+    return out, generate(out, patients=500, seed=11)
+
+
+# ----------------------------------------------------------------------------- reproducibility
+def test_regenerating_the_embedded_delivery_is_byte_identical(tmp_path):
+    meta = yaml.safe_load((EXAMPLE / "delivery.yaml").read_text())
+    gen = meta["generator"]
+    generate(tmp_path, patients=gen["patients"], seed=gen["seed"])
+    assert (gen["patients"], gen["seed"]) == (46, 20200601)
+    assert files_of(tmp_path) == files_of(EXAMPLE)
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    generate(a, patients=30, seed=5)
+    generate(b, patients=30, seed=5)
+    generate(c, patients=30, seed=6)
+    assert files_of(a) == files_of(b)
+    first, other = files_of(a), files_of(c)
+    changed = [name for name in first if first[name] != other[name]]
+    assert {"LDN/labs.csv", "SHF/" + WORKBOOK, "BHM/BHM_HLH_DATA.csv"} <= set(changed)
+
+
+def test_embedded_delivery_reproduces_the_viewpoint_counts():
+    manifest = json.loads((EXAMPLE / "synth_manifest.json").read_text())
+    assert manifest["cohort"]["patients"] == 46
+    assert (manifest["cohort"]["IV"], manifest["cohort"]["SC"]) == (18, 28)
+    assert manifest["non_cohort_admissions"]["transfer_merged"] == 1
+    meta = yaml.safe_load((EXAMPLE / "delivery.yaml").read_text())
+    assert meta["extract_date"].isoformat() == "2020-06-30" and meta["synthetic"] is True
+
+
+# ----------------------------------------------------------------------------- the contract
+def test_ldn_files_follow_the_contract(big):
+    out, _ = big
+    assert sorted(p.name for p in (out / "LDN").iterdir()) == sorted(LDN_COLUMNS)
+    for name, columns in LDN_COLUMNS.items():
+        raw = (out / "LDN" / name).read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf"), f"{name}: no byte-order mark"
+        assert raw.count(b"\r\n") == raw.count(b"\n"), f"{name}: not CRLF throughout"
+        assert list(read_ldn(out, name).columns) == columns
+    adm = read_ldn(out, "admissions.csv")
+    assert adm["Admit_Date"].str.fullmatch(r"\d{2}/\d{2}/\d{4}").all()
+    assert read_ldn(out, "labs.csv")["Sample_Time"].str.fullmatch(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}").all()
+    assert set(read_ldn(out, "anakinra.csv")["Frequency"]) <= {"OD", "BD", "TDS", "QDS", "6-hourly", "Continuous"}
+    assert set(adm["BM_Haemophagocytosis"]) == {"Y", "N", "Not done"}
+    assert set(adm["Outcome"]) == {"Alive", "Died"}
+    assert set(read_ldn(out, "labs.csv")["Test"]) >= {"FERR", "CRP", "PLT", "HB", "WBC", "NEUT", "FIB", "TRIG", "ALT",
+                                                      "AST", "BILI", "CREAT", "SCD25"}
+
+
+def test_shf_workbook_follows_the_contract(big):
+    out, _ = big
+    assert [p.name for p in (out / "SHF").iterdir()] == [WORKBOOK]
+    wb = openpyxl.load_workbook(out / "SHF" / WORKBOOK, read_only=True)
+    assert wb.sheetnames == list(SHF_COLUMNS)
+    for sheet, columns in SHF_COLUMNS.items():
+        rows = list(wb[sheet].iter_rows(min_row=1, max_row=4, values_only=True))
+        assert rows[0][0] and not any(rows[0][1:]), f"{sheet}: title line 1"
+        assert rows[1][0] == "Export date: 30-Jun-2020"
+        assert list(rows[2]) == columns
+    patients = read_shf(out, "Patients")
+    assert patients["Admission date"].map(lambda v: isinstance(v, datetime)).all()  # real date cells
+    assert set(patients["Status"]) == {"Alive", "Deceased"}
+    assert set(patients["Gender"]) == {"Male", "Female"}
+    routes = set(read_shf(out, "Dosing")["Route"])
+    assert {"intravenous", "subcutaneous", "i.v. infusion", "s/c"} <= routes
+    assert set(read_shf(out, "Dosing")["Frequency"]) <= {"once daily", "twice daily", "three times daily", "6 hourly",
+                                                         "continuous"}
+
+
+def test_bhm_is_a_redcap_raw_export_with_its_dictionary(big):
+    out, _ = big
+    assert sorted(p.name for p in (out / "BHM").iterdir()) == ["BHM_HLH_DATA.csv", "BHM_HLH_DataDictionary.csv"]
+    data = read_bhm(out)
+    expected = ["record_id", "redcap_repeat_instrument", "redcap_repeat_instance"]
+    for form, fields in BHM_FORMS.items():
+        expected += [f for f in fields if f != "record_id"] + [f"{form}_complete"]
+    assert list(data.columns) == expected
+    first_rows = data.drop_duplicates("record_id")
+    assert (first_rows["redcap_repeat_instrument"] == "").all() and (first_rows["adm_date"] != "").all()
+    repeats = data[data["redcap_repeat_instrument"] != ""]
+    assert set(repeats["redcap_repeat_instrument"]) == {"anakinra_dosing", "labs", "adverse_event"}
+    numbered = repeats.groupby(["record_id", "redcap_repeat_instrument"])["redcap_repeat_instance"].agg(list)
+    assert all(list(map(int, v)) == list(range(1, len(v) + 1)) for v in numbered)
+    for form in BHM_FORMS:  # a form's _complete is filled exactly on that form's rows
+        on_form = data["redcap_repeat_instrument"].eq("" if form == "admission" else form)
+        assert data.loc[on_form, f"{form}_complete"].isin(["0", "1", "2"]).all()
+        assert (data.loc[~on_form, f"{form}_complete"] == "").all()
+    assert data["adm_date"].replace("", np.nan).dropna().str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    dictionary = pd.read_csv(out / "BHM" / "BHM_HLH_DataDictionary.csv", dtype=str, keep_default_na=False)
+    assert list(dictionary.columns) == REDCAP_DICTIONARY_COLUMNS
+    fields = dictionary.set_index("Variable / Field Name")
+    assert fields.index.tolist() == [f for fs in BHM_FORMS.values() for f in fs]
+    assert (fields.loc[YES_NO_FIELDS, "Field Type"] == "yesno").all()
+    assert (fields.loc[YES_NO_FIELDS, "Choices, Calculations, OR Slider Labels"] == "").all()
+    assert fields.loc["sex", "Choices, Calculations, OR Slider Labels"] == "1, Male | 2, Female"
+    assert fields.loc["ana_route", "Choices, Calculations, OR Slider Labels"] == "1, IV push | 2, IV continuous | 3, SubQ"
+    assert set(fields.index[fields["Identifier?"] == "y"]) == {"mrn", "first_name", "last_name", "dob", "zip"}
+
+
+# ----------------------------------------------------------------------------- the manifest
+def admissions_per_centre(out: Path) -> dict[str, int]:
+    return {"LDN": len(read_ldn(out, "admissions.csv")), "SHF": len(read_shf(out, "Patients")),
+            "BHM": int((read_bhm(out)["redcap_repeat_instrument"] == "").sum())}
+
+
+def test_manifest_counts_are_consistent(big):
+    out, manifest = big
+    cohort = manifest["cohort"]
+    assert cohort["patients"] == 500 and cohort["IV"] == round(500 * 18 / 46) and cohort["IV"] + cohort["SC"] == 500
+    assert sum(cohort["by_centre"].values()) == 500
+    assert all(sum(r.values()) == cohort["by_centre"][c] for c, r in cohort["by_centre_and_route"].items())
+    # Centre split ~ 19:15:12.
+    assert abs(cohort["by_centre"]["LDN"] - 500 * 19 / 46) <= 1 and abs(cohort["by_centre"]["BHM"] - 500 * 12 / 46) <= 1
+    extra = manifest["non_cohort_admissions"]
+    assert all(n >= 1 for n in extra.values())
+    assert 0.35 * 500 <= sum(extra.values()) <= 0.5 * 500
+    assert manifest["admissions"]["total"] == 500 + sum(extra.values())
+    assert manifest["admissions"]["by_centre"] == admissions_per_centre(out)
+    listing = pd.DataFrame(manifest["admission_list"])
+    assert listing["local_id"].is_unique and len(listing) == manifest["admissions"]["total"]
+    assert listing["category"].value_counts().drop("cohort").to_dict() == {k: v for k, v in extra.items()}
+    assert (listing["route_group"] != "").sum() == 500
+    # Every admission's local id is in its centre's file.
+    ldn_ids = set(read_ldn(out, "admissions.csv")["Admission_ID"])
+    assert set(listing.loc[listing["centre"] == "LDN", "local_id"]) == ldn_ids
+
+
+def test_every_dirty_value_is_where_the_manifest_says(big):
+    out, manifest = big
+    dirt = pd.DataFrame(manifest["dirty_values"])
+    needed = {("LDN", "labs.csv", "<5"), ("LDN", "labs.csv", ">100000"), ("LDN", "labs.csv", "haemolysed"),
+              ("SHF", WORKBOOK, "haemolysed"), ("SHF", WORKBOOK, "2mg/kg")}
+    assert needed <= set(zip(dirt["centre"], dirt["file"], dirt["value"]))
+    assert {"duplicate_row", "stop_before_start", "unknown_code", "unparseable_value", "implausible_value", "orphan"} \
+        <= set(dirt["rule"].dropna())
+    assert dirt.loc[dirt["column"].eq("Dose_mg"), "value"].str.contains("mg").all()
+    lines = {name: (out / "LDN" / name).read_bytes().decode("utf-8-sig").split("\r\n") for name in LDN_COLUMNS}
+    wb = openpyxl.load_workbook(out / "SHF" / WORKBOOK)
+    bhm = (out / "BHM" / "BHM_HLH_DATA.csv").read_text().split("\n")
+    header_bhm = bhm[0].split(",")
+    for d in dirt.itertuples():
+        if d.centre == "LDN":
+            line = lines[d.file][d.row - 1]
+            if d.rule == "duplicate_row":
+                assert line == lines[d.file][d.row - 2]
+            elif d.value != "<redacted>":
+                assert d.value in line.split(","), (d.file, d.row, d.value)
+        elif d.centre == "SHF":
+            ws = wb[d.sheet]
+            cells = [c.value for c in ws[d.row]]
+            if d.rule == "duplicate_row":
+                assert cells == [c.value for c in ws[d.row - 1]]
+            else:
+                header = [c.value for c in ws[3]]
+                value = cells[header.index(d.column)]
+                assert d.value == "<redacted>" or str(value) == d.value
+        else:
+            row = bhm[d.row - 1].split(",")
+            assert row[header_bhm.index(d.column)] == d.value
+    files = pd.DataFrame(manifest["files"])
+    leaving = dirt[dirt["scope"] == "row"].fillna({"sheet": ""}).groupby(["file", "sheet"])["row"].nunique()
+    got = files.fillna({"sheet": ""}).set_index(["file", "sheet"])["rows_expected_excluded"]
+    assert got[got > 0].sort_index().to_dict() == leaving.sort_index().to_dict()
+
+
+def test_row_leaving_dirt_never_touches_a_baseline_lab_or_first_dose(big):
+    out, manifest = big
+    dirt = pd.DataFrame(manifest["dirty_values"])
+    labs = read_ldn(out, "labs.csv")
+    dose = read_ldn(out, "anakinra.csv")
+    first_dose = dose[dose["Route"].isin(["IV", "SC"])].assign(
+        start=lambda d: pd.to_datetime(d["Start_Date"], format="%d/%m/%Y")).groupby("Admission_ID")["start"].min()
+    haem = dirt[(dirt["file"] == "labs.csv") & (dirt["value"] == "haemolysed")]
+    for row in haem["row"]:
+        sample = labs.iloc[row - 2]
+        when = pd.to_datetime(sample["Sample_Time"], format="%d/%m/%Y %H:%M").normalize()
+        assert (when - first_dose[sample["Admission_ID"]]).days >= 2
+    extra = dirt[dirt["rule"].isin(["stop_before_start", "unknown_code"]) & (dirt["file"] == "anakinra.csv")]
+    for row in extra["row"]:
+        line = dose.iloc[row - 2]
+        assert pd.to_datetime(line["Start_Date"], format="%d/%m/%Y") > first_dose[line["Admission_ID"]]
+
+
+# ----------------------------------------------------------------------------- identifiers and privacy
+def test_identifiers_are_unique_fake_and_valid(big):
+    out, _ = big
+    ldn, shf, bhm = read_ldn(out, "patients.csv"), read_shf(out, "Patients"), read_bhm(out)
+    bhm = bhm[bhm["redcap_repeat_instrument"] == ""]
+    assert ldn["MRN"].is_unique and ldn["MRN"].str.len().ge(7).all()
+    shf_people = shf.drop_duplicates("Hospital number")
+    assert shf_people["Hospital number"].astype(str).str.len().ge(7).all()
+    assert bhm.drop_duplicates("mrn")["mrn"].str.len().ge(7).all()
+    all_mrns = pd.concat([ldn["MRN"], shf_people["Hospital number"], bhm.drop_duplicates("mrn")["mrn"]])
+    assert all_mrns.is_unique
+    nhs_ldn = ldn["NHS_Number"].str.replace(" ", "")
+    nhs_shf = shf_people["NHS no."].astype(str).str.replace(" ", "")
+    assert nhs_ldn.map(nhs_valid).all() and nhs_shf.map(nhs_valid).all()
+    assert nhs_ldn.str.startswith("999").all()  # NHS England's reserved test range
+    assert nhs_ldn.is_unique and nhs_shf.is_unique
+    # Transferred patients: same number at both UK centres, spaced at exactly one of them.
+    shared = set(nhs_ldn) & set(nhs_shf)
+    assert len(shared) == round(500 / 46)
+    for number in shared:
+        written = [ldn.loc[nhs_ldn == number, "NHS_Number"].iloc[0], str(shf_people.loc[nhs_shf == number, "NHS no."].iloc[0])]
+        assert sorted(" " in w for w in written) == [False, True]
+    names = pd.concat([ldn["Surname"] + "|" + ldn["Forename"], shf_people["Name"].str.title().str.replace(", ", "|"),
+                       bhm.drop_duplicates("mrn").pipe(lambda b: b["last_name"] + "|" + b["first_name"])])
+    assert names.str.lower().drop_duplicates().size == len(ldn) + len(shf_people) + bhm["mrn"].nunique() - len(shared)
+    assert ldn["Postcode"].str.fullmatch(r"[A-Z]{1,2}\d[A-Z\d]? \d[ABD-HJLNP-UW-Z]{2}").all()
+    assert bhm["zip"].str.fullmatch(r"\d{5}").all()
+
+
+def test_no_name_is_a_word_used_elsewhere_in_the_delivery(big):
+    out, _ = big
+    ldn, shf, bhm = read_ldn(out, "patients.csv"), read_shf(out, "Patients"), read_bhm(out)
+    name_words = set(ldn["Surname"]) | set(ldn["Forename"]) | set(bhm["first_name"]) | set(bhm["last_name"])
+    name_words |= set(shf["Name"].str.split(", ").explode())
+    name_words = {w.lower() for n in name_words if n for w in re.split(r"[- ]", n)}
+    identifier_cols = {"MRN", "NHS_Number", "Surname", "Forename", "DOB", "Postcode", "Hospital number", "NHS no.", "Name",
+                       "Date of birth", "mrn", "first_name", "last_name", "dob", "zip"}
+    text = []
+    for p in (out / "LDN").iterdir():
+        frame = read_ldn(out, p.name)
+        text += list(frame.columns) + frame.drop(columns=identifier_cols & set(frame.columns)).stack().tolist()
+    for sheet in SHF_COLUMNS:
+        frame = read_shf(out, sheet)
+        text += list(frame.columns) + frame.drop(columns=identifier_cols & set(frame.columns)).stack().astype(str).tolist()
+    text += bhm.drop(columns=list(identifier_cols & set(bhm.columns))).stack().tolist()
+    text += (out / "BHM" / "BHM_HLH_DataDictionary.csv").read_text().split()
+    text += (ROOT / "config" / "config.yaml").read_text().split()
+    words = {w for t in text for w in re.findall(r"[a-z]+", str(t).lower())}
+    assert name_words and not (name_words & words)
+
+
+def test_no_date_of_birth_is_an_event_date(big):
+    out, _ = big
+    dates = set()
+    for name in ("admissions.csv", "anakinra.csv", "labs.csv", "adverse_events.csv"):
+        frame = read_ldn(out, name)
+        for col in frame.columns:
+            if col.endswith(("Date", "_Time")):
+                dates |= set(frame[col].str[:10])
+    ldn_dobs = set(read_ldn(out, "patients.csv")["DOB"])
+    iso = {pd.to_datetime(d, format="%d/%m/%Y").date() for d in dates if d}
+    for sheet in SHF_COLUMNS:
+        frame = read_shf(out, sheet)
+        for col in frame.columns:
+            if col != "Date of birth":
+                iso |= {v.date() for v in frame[col] if isinstance(v, datetime)}
+    bhm = read_bhm(out)
+    for col in bhm.columns:
+        if col.endswith(("_date", "_start", "_stop")) and col != "dob":
+            iso |= {pd.Timestamp(v).date() for v in bhm[col] if v}
+    dobs = {pd.to_datetime(d, format="%d/%m/%Y").date() for d in ldn_dobs}
+    dobs |= {v.date() for v in read_shf(out, "Patients")["Date of birth"]}
+    dobs |= {pd.Timestamp(v).date() for v in bhm["dob"] if v}
+    assert len(iso) > 300 and not (dobs & iso)
+    assert max(dobs) < min(iso) and max(dobs).year < min(iso).year  # no dd/mm vs mm/dd confusion either
+
+
+# ----------------------------------------------------------------------------- clinical plausibility
+def test_ages_routes_and_triggers_are_plausible(big):
+    out, _ = big
+    people = read_ldn(out, "patients.csv").set_index("MRN")
+    adm = read_ldn(out, "admissions.csv")
+    born = pd.to_datetime(pd.Series(people.loc[adm["MRN"], "DOB"].to_numpy()), format="%d/%m/%Y")
+    admit = pd.to_datetime(adm["Admit_Date"], format="%d/%m/%Y")
+    age = (admit - born).dt.days / 365.25
+    assert age.min() >= 18 and age.max() <= 85
+    shf = read_shf(out, "Patients")
+    age_shf = (pd.to_datetime(shf["Admission date"]) - pd.to_datetime(shf["Date of birth"])).dt.days / 365.25
+    assert age_shf.min() >= 14 and age_shf.max() <= 80
+    bhm = read_bhm(out)
+    bhm = bhm[bhm["redcap_repeat_instrument"] == ""]
+    age_bhm = (pd.to_datetime(bhm["adm_date"]) - pd.to_datetime(bhm["dob"])).dt.days / 365.25
+    assert age_bhm.min() >= 0.5 and age_bhm.max() <= 18
+    # COVID-19 only from 2020.
+    covid = admit[adm["Trigger_Detail"].eq("COVID-19")]
+    assert (covid >= "2020-01-01").all()
+    # Injection-site reactions only with SC doses, infusion reactions only with IV ones.
+    routes = read_ldn(out, "anakinra.csv").groupby("Admission_ID")["Route"].agg(set)
+    ae = read_ldn(out, "adverse_events.csv")
+    assert ae["Event"].eq("Injection site reaction").any() and ae["Event"].eq("Infusion reaction").any()
+    assert all("SC" in routes[a] for a in ae.loc[ae["Event"].eq("Injection site reaction"), "Admission_ID"])
+    assert all("IV" in routes[a] for a in ae.loc[ae["Event"].eq("Infusion reaction"), "Admission_ID"])
+    # Paediatric daily doses 1-12 mg/kg/day for SC and IV push (BHM).
+    doses = read_bhm(out).query("redcap_repeat_instrument == 'anakinra_dosing' and ana_dose_mg != ''")
+    weight = bhm.set_index("record_id")["weight_kg"].astype(float)
+    per_day = doses["ana_dose_mg"].astype(float) * doses["ana_freq"].map({"1": 1, "2": 2, "3": 3, "4": 4}) \
+        / doses["record_id"].map(weight).to_numpy()
+    assert per_day.between(1, 12).mean() > 0.9
+
+
+def test_iv_goes_to_sicker_patients_and_the_count_is_exact(big, tmp_path):
+    out, manifest = big
+    listing = pd.DataFrame(manifest["admission_list"])
+    cohort = listing[(listing["category"] == "cohort") & (listing["centre"] == "LDN")].set_index("local_id")
+    adm = read_ldn(out, "admissions.csv").set_index("Admission_ID").loc[cohort.index]
+    icu = adm["ICU_Admission"].eq("Y").groupby(cohort["route_group"]).mean()
+    assert icu["IV"] > icu["SC"] + 0.1
+    small = generate(tmp_path, patients=40, seed=3, iv_patients=7)
+    assert (small["cohort"]["IV"], small["cohort"]["SC"]) == (7, 33)
+
+
+def test_ldn_core_patients_clear_the_definition_on_their_baseline_labs(big):
+    """On the LDN files as written: the labs nearest the first dose (within days -7..+1) give an
+    HScore far above 169 for every cohort admission, and far below it for the sepsis ones."""
+    out, manifest = big
+    listing = pd.DataFrame(manifest["admission_list"]).query("centre == 'LDN'").set_index("local_id")["category"]
+    adm = read_ldn(out, "admissions.csv").set_index("Admission_ID")
+    labs = read_ldn(out, "labs.csv")
+    labs = labs[labs["Admission_ID"].isin(adm.index) & ~labs["Result"].isin(["haemolysed"])].drop_duplicates()
+    labs["value"] = pd.to_numeric(labs["Result"].str.lstrip("<>"))
+    labs["day"] = pd.to_datetime(labs["Sample_Time"], format="%d/%m/%Y %H:%M").dt.normalize()
+    dose = read_ldn(out, "anakinra.csv")
+    dose = dose[dose["Route"].isin(["IV", "SC"])].assign(start=lambda d: pd.to_datetime(d["Start_Date"], format="%d/%m/%Y"))
+    index = dose.groupby("Admission_ID")["start"].min().reindex(adm.index)
+    index = index.fillna(pd.to_datetime(adm["Admit_Date"], format="%d/%m/%Y"))
+    labs["offset"] = (labs["day"] - labs["Admission_ID"].map(index)).dt.days
+    near = labs[labs["offset"].between(-7, 1)].assign(dist=lambda d: d["offset"].abs()).sort_values(["dist", "day"])
+    base = near.drop_duplicates(["Admission_ID", "Test"]).pivot(index="Admission_ID", columns="Test", values="value")
+    tests = {"FERR": "ferritin", "PLT": "platelets", "HB": "hb", "WBC": "wbc", "NEUT": "neutrophils",
+             "FIB": "fibrinogen", "TRIG": "triglycerides", "AST": "ast", "SCD25": "scd25"}
+    f = base.rename(columns=tests).reindex(columns=list(tests.values())).reindex(adm.index)
+    f["max_temp_c"] = adm["Max_Temp_C"].astype(float)
+    for col, src in (("hepatomegaly", "Hepatomegaly"), ("splenomegaly", "Splenomegaly"),
+                     ("immunosuppression", "Known_Immunosuppression")):
+        f[col] = adm[src].eq("Y")
+    f["bm_haemophagocytosis"] = adm["BM_Haemophagocytosis"].map({"Y": "yes", "N": "no", "Not done": "not_done"})
+    score = pd.Series(criteria.hscore(f), index=f.index)
+    category = listing.reindex(f.index)
+    assert score[category == "cohort"].min() >= criteria.HSCORE_MIN_CORE
+    assert score[category == "not_meeting_criteria"].max() <= criteria.HSCORE_MAX_NOT_MEETING
+    # No baseline value, as printed, sits within 6% of a cut-off of HScore, HLH-2004 or MAS 2016.
+    for test, cutoffs in criteria.CUTOFFS.items():
+        ratio = f.loc[category == "cohort", test].dropna().to_numpy()[:, None] / np.array(cutoffs)
+        assert not ((ratio > 1 / 1.06) & (ratio < 1.06)).any(), test
+
+
+# ----------------------------------------------------------------------------- command line
+def test_command_line_writes_a_delivery_and_rejects_bad_arguments(tmp_path, capsys):
+    done = subprocess.run([sys.executable, "-m", "stormcohort.synth", "--patients", "12", "--seed", "1", "--out",
+                           str(tmp_path / "d")], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "cohort 12" in done.stdout and (tmp_path / "d" / "delivery.yaml").is_file()
+    for bad, named in ((["--iv-patients", "13"], "--iv-patients 13"), (["--extract-date", "2019-06-30"], "2019-06-30"),
+                       (["--extract-date", "30/06/2020"], "30/06/2020")):
+        with pytest.raises(SystemExit):
+            main(["--patients", "12", "--seed", "1", "--out", str(tmp_path / "e"), *bad])
+        assert named in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()  # nothing half-written

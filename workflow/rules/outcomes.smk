@@ -1,0 +1,93 @@
+rule binary_outcomes:
+    """Death by day 30, response at day 7, grade >= 3 AE, hepatotoxicity: counts and Firth/ML logistic."""
+    input:
+        dataset=f"{OUT}/cohort/analysis_dataset.csv",
+        labs=f"{OUT}/cohort/labs.csv",
+        adverse_events=f"{OUT}/cohort/adverse_events.csv",
+    output:
+        counts=f"{OUT}/tables/binary_outcomes.csv",
+        logistic=f"{OUT}/tables/logistic.csv",
+        model=f"{OUT}/models/binary_outcomes.json",
+    params:
+        cfg=config["analyses"]["binary"],
+        hepatotoxicity=config["analyses"]["hepatotoxicity"],
+    log:
+        f"{OUT}/logs/binary_outcomes.log",
+    benchmark:
+        f"{OUT}/benchmarks/binary_outcomes.tsv"
+    script:
+        "../../scripts/binary_outcomes.py"
+
+
+rule trajectories:
+    """Log ferritin, CRP, platelets and ALT over days 0-14 by route: mixed models and figure."""
+    input:
+        labs=f"{OUT}/cohort/labs.csv",
+    output:
+        table=f"{OUT}/tables/trajectories.csv",
+        daily=f"{OUT}/tables/trajectories_daily.csv",
+        png=f"{OUT}/figures/trajectories.png",
+        svg=f"{OUT}/figures/trajectories.svg",
+        model=f"{OUT}/models/trajectories.json",
+    params:
+        cfg=config["analyses"]["trajectories"],
+        synthetic=DELIVERY_META.synthetic,
+    log:
+        f"{OUT}/logs/trajectories.log",
+    benchmark:
+        f"{OUT}/benchmarks/trajectories.tsv"
+    script:
+        "../../scripts/trajectories.py"
+
+
+rule safety:
+    """Adverse events by route, term and grade; exposure-adjusted rates, IV/SC rate ratios; swimmer plot."""
+    input:
+        dataset=f"{OUT}/cohort/analysis_dataset.csv",
+        anakinra=f"{OUT}/cohort/anakinra.csv",
+        labs=f"{OUT}/cohort/labs.csv",
+        adverse_events=f"{OUT}/cohort/adverse_events.csv",
+    output:
+        events=f"{OUT}/tables/safety_events.csv",
+        rates=f"{OUT}/tables/safety_rates.csv",
+        ratios=f"{OUT}/tables/rate_ratios.csv",
+        hepatotoxicity=f"{OUT}/tables/hepatotoxicity.csv",
+        png=f"{OUT}/figures/swimmer.png",
+        svg=f"{OUT}/figures/swimmer.svg",
+        model=f"{OUT}/models/safety.json",
+    params:
+        cfg=config["analyses"]["safety"],
+        hepatotoxicity=config["analyses"]["hepatotoxicity"],
+        synthetic=DELIVERY_META.synthetic,
+    log:
+        f"{OUT}/logs/safety.log",
+    benchmark:
+        f"{OUT}/benchmarks/safety.tsv"
+    script:
+        "../../scripts/safety.py"
+
+
+rule forest:
+    """Every IV-vs-SC estimate (HR, Firth OR, IRR), unadjusted and adjusted, on one log axis."""
+    input:
+        cox=f"{OUT}/tables/cox.csv",
+        logistic=f"{OUT}/tables/logistic.csv",
+        rate_ratios=f"{OUT}/tables/rate_ratios.csv",
+    output:
+        table=f"{OUT}/tables/forest.csv",
+        png=f"{OUT}/figures/forest.png",
+        svg=f"{OUT}/figures/forest.svg",
+    params:
+        cfg=config["analyses"]["forest"],
+        synthetic=DELIVERY_META.synthetic,
+    log:
+        f"{OUT}/logs/forest.log",
+    benchmark:
+        f"{OUT}/benchmarks/forest.tsv"
+    script:
+        "../../scripts/forest.py"
+
+
+ANALYSIS_TARGETS.extend(
+    [*rules.binary_outcomes.output, *rules.trajectories.output, *rules.safety.output, *rules.forest.output]
+)
