@@ -16,6 +16,9 @@ import pyarrow.parquet as pq
 
 TOKEN = re.compile(r"[a-z0-9]+")
 MIN_LENGTH = 3  # shorter strings are too common to be evidence of a leak
+# A bare number of fewer digits (a 5-digit ZIP) is indistinguishable from a lab value or a
+# count; such identifiers are kept out of results structurally (ingest never maps them).
+MIN_DIGITS = 7
 
 
 def normalise(value: str) -> str:
@@ -38,7 +41,7 @@ def _date_forms(value: str) -> list[str]:
 def identifier_set(identifiers) -> set[str]:
     """Normalised identifier strings (dates in their other written forms too)."""
     forms = [f for value in identifiers for f in (normalise(value), *_date_forms(value))]
-    return {f for f in forms if len(f) >= MIN_LENGTH}
+    return {f for f in forms if len(f) >= (MIN_DIGITS if f.isdigit() else MIN_LENGTH)}
 
 
 def _lines(path: Path) -> list[str]:

@@ -26,3 +26,8 @@ def test_parquet_values_are_scanned(tmp_path):
     path = tmp_path / "t.parquet"
     pd.DataFrame({"k": ["a", "b"], "dob": pd.to_datetime(["1990-01-01", "1985-03-02"])}).to_parquet(path)
     assert len(scan([path], IDENTIFIERS)) == 1
+
+
+def test_short_bare_numbers_are_not_searched():
+    # A 5-digit ZIP cannot be told from a lab value; a ZIP+4 or a 7-digit MRN can.
+    assert identifier_set({"35109", "35109-1234", "1234567"}) == {"351091234", "1234567"}
