@@ -1,6 +1,5 @@
 """Linking: the same person at two centres is one patient; collisions are refused."""
 
-import pandas as pd
 import pytest
 
 from stormcohort.link import link_centres

@@ -10,7 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stormcohort.stats.competing import aalen_johansen, cumulative_incidence, state_probabilities_at
+from stormcohort.stats.competing import (
+    aalen_johansen,
+    cumulative_incidence,
+    state_probabilities_at,
+)
 
 REF = Path(__file__).parent / "reference"
 

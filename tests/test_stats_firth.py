@@ -12,7 +12,13 @@ import pytest
 from scipy import stats
 from scipy.special import expit
 
-from stormcohort.stats.firth import FIRTH_COLUMNS, _firth_fit, _pen_loglik, firth_logistic, ml_logistic
+from stormcohort.stats.firth import (
+    FIRTH_COLUMNS,
+    _firth_fit,
+    _pen_loglik,
+    firth_logistic,
+    ml_logistic,
+)
 
 REF = Path(__file__).parent / "reference"
 COVS = ["age", "oc", "vic", "vicl", "vis", "dia"]

@@ -4,7 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stormcohort.stats.rates import RATE_COLUMNS, incidence_rates, poisson_rate_ci, rate_ratio
+from stormcohort.stats.rates import (
+    RATE_COLUMNS,
+    incidence_rates,
+    poisson_rate_ci,
+    rate_ratio,
+)
 
 
 def test_poisson_test_10_in_100():

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.survival import GROUP, ROUTES, check_columns, jsonable, route_values
+from stormcohort.analyses.common import (
+    GROUP,
+    ROUTES,
+    check_columns,
+    check_routes,
+    jsonable,
+)
 from stormcohort.stats import aalen_johansen
 from stormcohort.stats.competing import EVENT_FREE
 
@@ -63,7 +69,7 @@ def settings(cfg: Mapping | None) -> dict:
 
 def _validate(dataset: pd.DataFrame) -> pd.DataFrame:
     check_columns(dataset, [TIME, EVENT, GROUP], "competing_risks")
-    route_values(dataset)
+    check_routes(dataset, "analysis dataset")
     d = dataset.dropna(subset=[TIME, EVENT, GROUP]).copy()
     outcome = pd.to_numeric(d[EVENT], errors="coerce")
     bad = ~outcome.isin([0, *CAUSES])

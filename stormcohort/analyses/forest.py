@@ -15,7 +15,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.binary import ROUTE_TERM, _merge, join_notes
+from stormcohort.analyses.common import (
+    ROUTE_TERM,
+    join_notes,
+    merge_settings,
+)
 
 MODELS = ("unadjusted", "adjusted")
 MEASURES = {"cox": "HR", "logistic": "OR", "rate": "IRR"}
@@ -42,7 +46,7 @@ LABELS = {
 
 def settings(cfg: Mapping | None) -> dict:
     """``analyses.forest`` with defaults filled in."""
-    s = _merge(DEFAULTS, cfg, "analyses.forest")
+    s = merge_settings(DEFAULTS, cfg, "analyses.forest")
     s["labels"] = {**LABELS, **dict(s["labels"] or {})}
     return s
 

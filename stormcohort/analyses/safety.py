@@ -35,19 +35,21 @@ import numpy as np
 import pandas as pd
 
 from stormcohort.analyses.binary import (
+    hepatotoxicity,
+    hepatotoxicity_settings,
+    outcome_counts,
+    outcome_name_hepatotox,
+)
+from stormcohort.analyses.common import (
     GROUP,
     ROUTE_TERM,
     ROUTES,
-    _merge,
     calendar_day,
     check_columns,
     check_routes,
-    hepatotoxicity,
-    hepatotoxicity_settings,
     join_notes,
     jsonable,
-    outcome_counts,
-    outcome_name_hepatotox,
+    merge_settings,
 )
 from stormcohort.canonical import AE_TERMS, INFECTION_TERMS
 from stormcohort.stats import poisson_rate_ci, rate_ratio
@@ -73,7 +75,7 @@ SEVERE = "any_grade_3plus"
 
 def settings(cfg: Mapping | None) -> dict:
     """``analyses.safety`` with defaults filled in."""
-    s = _merge(DEFAULTS, cfg, "analyses.safety")
+    s = merge_settings(DEFAULTS, cfg, "analyses.safety")
     s["route_specific_terms"] = dict(s["route_specific_terms"])
     bad = {t: r for t, r in s["route_specific_terms"].items() if r not in ROUTES}
     if bad:

@@ -19,21 +19,34 @@ complete cases are dropped from the adjusted model with a note (R would alias th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from stormcohort.stats import cox_ph, cox_zph, kaplan_meier, km_summary, logrank_test, numbers_at_risk
+from stormcohort.analyses.common import (
+    GROUP,
+    REFERENCE,
+    ROUTE_TERM,
+    ROUTES,
+    check_columns,
+    check_routes,
+    join_notes,
+    jsonable,
+    merge_settings,
+)
+from stormcohort.stats import (
+    cox_ph,
+    cox_zph,
+    kaplan_meier,
+    km_summary,
+    logrank_test,
+    numbers_at_risk,
+)
 
 TIME = "time_to_death_days"
 EVENT = "death_90d"
-GROUP = "route_group"
-ROUTES = ("IV", "SC")
-REFERENCE = "SC"
-ROUTE_TERM = f"{GROUP}[IV]"
 GROUPS = ("overall", *ROUTES)
 LANDMARK_DAYS = (30, 90)
 
@@ -72,52 +85,7 @@ METHODS = {
 
 def settings(cfg: Mapping | None) -> dict:
     """Config sub-dict ``analyses.survival`` with defaults filled in."""
-    out = {**DEFAULTS, **dict(cfg or {})}
-    unknown = set(out) - set(DEFAULTS)
-    if unknown:
-        raise KeyError(f"unknown analyses.survival setting(s) {sorted(unknown)}; expected {sorted(DEFAULTS)}")
-    return out
-
-
-def jsonable(obj, digits: int = 6):
-    """Nested dicts/lists with floats rounded to ``digits`` significant digits, NaN/inf -> None,
-    numpy scalars -> Python, tuples -> lists (for ``json.dumps(sort_keys=True)``)."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v, digits) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v, digits) for v in obj]
-    if isinstance(obj, pd.DataFrame):
-        return [jsonable(r, digits) for r in obj.to_dict(orient="records")]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        if not math.isfinite(x):
-            return None
-        return float(f"{x:.{digits}g}")
-    if obj is None or obj is pd.NA or obj is pd.NaT:
-        return None
-    return obj
-
-
-def _join(notes) -> str | float:
-    text = "; ".join(n for n in notes if n)
-    return text if text else np.nan
-
-
-def check_columns(dataset: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in dataset.columns]
-    if missing:
-        raise KeyError(f"{what}: analysis dataset lacks column(s) {missing}; has {list(dataset.columns)}")
-
-
-def route_values(dataset: pd.DataFrame) -> None:
-    bad = dataset[GROUP].dropna()
-    bad = bad[~bad.isin(ROUTES)]
-    if len(bad):
-        raise ValueError(f"column {GROUP!r}: value {bad.iloc[0]!r} in row {bad.index[0]}; expected IV or SC")
+    return merge_settings(DEFAULTS, cfg, "analyses.survival")
 
 
 def with_reference(d: pd.DataFrame, covariates: Sequence[str], reference_levels: Mapping) -> pd.DataFrame:
@@ -190,7 +158,7 @@ def km_table(d: pd.DataFrame, conf_level: float = 0.95) -> pd.DataFrame:
             for t in LANDMARK_DAYS:
                 if pd.isna(r[f"surv_{t}"]):
                     n.append(f"no follow-up to day {t}")
-        notes.append(_join(n))
+        notes.append(join_notes(n))
     tab["note"] = notes
     return tab[KM_COLUMNS]
 
@@ -270,7 +238,7 @@ def fit_cox(d: pd.DataFrame, model: str, adjust_for: Sequence[str], s: dict) -> 
         notes.insert(0, f"not estimable: {reason}")
         warns.append(f"{model}: not estimable: {reason}")
     warns += [f"{model}: {w}" for w in fit.warnings]
-    table["note"] = _join(notes)
+    table["note"] = join_notes(notes)
 
     ph = _ph_rows(fit, model, estimable, reason)
     for _, r in ph.iterrows():
@@ -352,7 +320,7 @@ def survival_analysis(dataset: pd.DataFrame, cfg: Mapping | None = None) -> Surv
     """Kaplan-Meier, log-rank, Cox (unadjusted, adjusted) and cox.zph of death to day 90."""
     s = settings(cfg)
     check_columns(dataset, [TIME, EVENT, GROUP, *s["adjust_for"]], "survival")
-    route_values(dataset)
+    check_routes(dataset, "analysis dataset")
     d = dataset.dropna(subset=[TIME, EVENT, GROUP]).copy()
     n_dropped = len(dataset) - len(d)
     d[GROUP] = d[GROUP].astype(str)

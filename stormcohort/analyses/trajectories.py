@@ -23,17 +23,17 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.binary import (
+from stormcohort.analyses.common import (
     GROUP,
     REFERENCE,
     ROUTE_TERM,
     ROUTES,
-    _merge,
     calendar_day,
     check_columns,
     check_routes,
     join_notes,
     jsonable,
+    merge_settings,
 )
 from stormcohort.canonical import LAB_UNITS
 from stormcohort.stats import lab_trajectory_lmm
@@ -57,7 +57,7 @@ METHOD = ("linear mixed model of log(value + offset) on route_group * day with a
 
 def settings(cfg: Mapping | None) -> dict:
     """``analyses.trajectories`` with defaults filled in."""
-    s = _merge(DEFAULTS, cfg, "analyses.trajectories")
+    s = merge_settings(DEFAULTS, cfg, "analyses.trajectories")
     s["log_offset"] = {t: float(dict(s["log_offset"]).get(t, 0.0)) for t in s["tests"]}
     unknown = [t for t in s["tests"] if t not in LAB_UNITS]
     if unknown:

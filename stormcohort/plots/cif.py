@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 
 from stormcohort.figures import synthetic_mark
-from stormcohort.plots.km import ROUTE_COLOURS, ROUTE_LABELS, X_LABEL, step_from_zero, add_risk_table, time_event_axes
+from stormcohort.plots.km import (
+    ROUTE_COLOURS,
+    ROUTE_LABELS,
+    X_LABEL,
+    add_risk_table,
+    step_from_zero,
+    time_event_axes,
+)
 
 
 def cif_figure(curves: pd.DataFrame, risk_table: pd.DataFrame, *, days: Sequence[float] = (0, 5, 10, 15, 20, 25, 30),

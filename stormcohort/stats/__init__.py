@@ -11,11 +11,25 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (statsmodels MixedLM, REML) with fallback
 """
 
-from stormcohort.stats.competing import aalen_johansen, cumulative_incidence, state_probabilities_at
+from stormcohort.stats.competing import (
+    aalen_johansen,
+    cumulative_incidence,
+    state_probabilities_at,
+)
 from stormcohort.stats.cox import CoxResult, cox_ph, cox_zph
-from stormcohort.stats.firth import FirthResult, LogisticResult, firth_logistic, ml_logistic
+from stormcohort.stats.firth import (
+    FirthResult,
+    LogisticResult,
+    firth_logistic,
+    ml_logistic,
+)
 from stormcohort.stats.mixed import MixedResult, lab_trajectory_lmm
-from stormcohort.stats.rates import RateRatio, incidence_rates, poisson_rate_ci, rate_ratio
+from stormcohort.stats.rates import (
+    RateRatio,
+    incidence_rates,
+    poisson_rate_ci,
+    rate_ratio,
+)
 from stormcohort.stats.survival import (
     LogRankResult,
     kaplan_meier,

@@ -24,7 +24,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from stormcohort.stats._util import ALL, as_time, complete_rows, group_levels, require_columns, z_value
+from stormcohort.stats._util import (
+    ALL,
+    as_time,
+    complete_rows,
+    group_levels,
+    require_columns,
+    z_value,
+)
 
 __all__ = ["aalen_johansen", "state_probabilities_at", "cumulative_incidence"]
 

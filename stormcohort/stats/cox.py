@@ -37,7 +37,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stormcohort.stats._util import as_event, as_time, complete_rows, design_matrix, require_columns, z_value
+from stormcohort.stats._util import (
+    as_event,
+    as_time,
+    complete_rows,
+    design_matrix,
+    require_columns,
+    z_value,
+)
 
 __all__ = ["CoxResult", "cox_ph", "cox_zph"]
 
@@ -226,7 +233,11 @@ def cox_ph(
     covariate are dropped (R's na.omit), so ``n`` may be below ``len(data)``.
     """
     from lifelines import CoxPHFitter
-    from lifelines.exceptions import ConvergenceError, ConvergenceWarning, StatisticalWarning
+    from lifelines.exceptions import (
+        ConvergenceError,
+        ConvergenceWarning,
+        StatisticalWarning,
+    )
     from lifelines.utils import concordance_index
 
     covariates = list(covariates)

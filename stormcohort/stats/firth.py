@@ -34,7 +34,14 @@ import pandas as pd
 from scipy import optimize, stats
 from scipy.special import expit
 
-from stormcohort.stats._util import NOISE_WARNINGS, as_event, complete_rows, design_matrix, require_columns, z_value
+from stormcohort.stats._util import (
+    NOISE_WARNINGS,
+    as_event,
+    complete_rows,
+    design_matrix,
+    require_columns,
+    z_value,
+)
 
 __all__ = ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"]
 
@@ -340,7 +347,10 @@ def ml_logistic(
     separation by a combination of covariates). Use :func:`firth_logistic` then.
     """
     import statsmodels.api as sm
-    from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
+    from statsmodels.tools.sm_exceptions import (
+        PerfectSeparationError,
+        PerfectSeparationWarning,
+    )
 
     X, y, names, problem = _prepare(data, outcome, covariates, intercept)
     n, events = len(y), int(y.sum())

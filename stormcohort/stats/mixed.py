@@ -25,7 +25,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stormcohort.stats._util import NOISE_WARNINGS, complete_rows, design_matrix, require_columns, z_value
+from stormcohort.stats._util import (
+    NOISE_WARNINGS,
+    complete_rows,
+    design_matrix,
+    require_columns,
+    z_value,
+)
 
 __all__ = ["MixedResult", "lab_trajectory_lmm"]
 
