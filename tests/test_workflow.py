@@ -51,6 +51,35 @@ def test_cohort_reproduces_the_viewpoint(runs):
     assert table1.loc[0, ["overall", "IV", "SC"]].astype(int).tolist() == [46, 18, 28]
 
 
+CONTRACT = {
+    "tables/km.csv": ["group", "n", "events", "median", "median_lcl", "median_ucl", "surv_30", "surv_30_lcl",
+                      "surv_30_ucl", "surv_90", "surv_90_lcl", "surv_90_ucl"],
+    "tables/logrank.csv": ["statistic", "df", "p"],
+    "tables/cox.csv": ["model", "term", "coef", "se", "hr", "hr_lcl", "hr_ucl", "p", "n", "events"],
+    "tables/ph_test.csv": ["model", "term", "statistic", "df", "p"],
+    "tables/cif.csv": ["group", "time", "cif", "cif_lcl", "cif_ucl"],
+    "tables/logistic.csv": ["outcome", "model", "method", "term", "coef", "se", "or", "or_lcl", "or_ucl", "p",
+                            "n", "events", "note"],
+    "tables/trajectories.csv": [],
+    "tables/safety_events.csv": [],
+    "tables/safety_rates.csv": ["group", "term", "patients", "events", "patient_days", "rate_per_100pd",
+                                "rate_lcl", "rate_ucl"],
+    "tables/rate_ratios.csv": [],
+}
+FIGURES = ["flow", "km", "cif", "trajectories", "swimmer", "forest"]
+
+
+def test_every_analysis_output_follows_the_contract(runs):
+    for table, columns in CONTRACT.items():
+        frame = pd.read_csv(runs[0] / table)
+        assert len(frame) > 0, table
+        assert list(frame.columns[: len(columns)]) == columns, table
+    for figure in FIGURES:
+        assert (runs[0] / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
+    cox = pd.read_csv(runs[0] / "tables" / "cox.csv").set_index(["model", "term"])
+    assert cox.loc[("unadjusted", "route_group[IV]"), "n"] == 46
+
+
 def test_every_input_row_is_accounted_for(runs):
     for centre in ("LDN", "SHF", "BHM"):
         acc = pd.read_csv(runs[0] / "clean" / centre / "accounting.csv")
@@ -77,3 +106,26 @@ def test_no_change_rerun_schedules_nothing(runs):
     dry = snakemake("--config", f"run={RUNS[0]}", "--dry-run", "--quiet", "rules")
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_a_delivery_without_iv_patients_runs_through(tmp_path):
+    """An empty IV group: every model says why it is not estimable instead of crashing."""
+    delivery = tmp_path / "no_iv"
+    made = subprocess.run([sys.executable, "-m", "stormcohort.synth", "--patients", "12", "--iv-patients", "0",
+                           "--seed", "3", "--out", str(delivery)], cwd=ROOT, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr[-2000:]
+    run = f"pytest_no_iv_{os.getpid()}"
+    try:
+        done = snakemake("--config", f"delivery={delivery}", f"run={run}")
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = ROOT / "results" / run
+        groups = pd.read_csv(out / "cohort" / "analysis_dataset.csv")["route_group"]
+        assert set(groups) == {"SC"}
+        cox = pd.read_csv(out / "tables" / "cox.csv")
+        route = cox[cox["term"] == "route_group[IV]"]
+        assert route["hr"].isna().all() and route["note"].str.contains("not estimable").all()
+        logistic = pd.read_csv(out / "tables" / "logistic.csv")
+        assert logistic.loc[logistic["term"] == "route_group[IV]", "or"].isna().all()
+        assert (out / "figures" / "km.png").stat().st_size > 10_000
+    finally:
+        shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
