@@ -44,33 +44,57 @@ def identifier_set(identifiers) -> set[str]:
     return {f for f in forms if len(f) >= (MIN_DIGITS if f.isdigit() else MIN_LENGTH)}
 
 
-def _lines(path: Path) -> list[str]:
-    if path.suffix == ".parquet":
-        table = pq.read_table(path)
-        lines = []
-        for name in table.column_names:
-            values = pd.Series(table.column(name).to_pandas()).dropna().unique()
-            lines.extend(f"{name}: {v}" for v in values)
-        return lines
-    return path.read_text(encoding="utf-8", errors="replace").splitlines()
-
-
-def _grams(line: str) -> set[str]:
-    tokens = TOKEN.findall(line.lower())
+def _grams(text: str) -> set[str]:
+    tokens = TOKEN.findall(text.lower())
     grams = set(tokens)
     grams.update(a + b for a, b in zip(tokens, tokens[1:]))
     grams.update(a + b + c for a, b, c in zip(tokens, tokens[1:], tokens[2:]))
     return grams
 
 
+def _leaks(values: pd.Series, identifiers: set[str]) -> pd.Series:
+    """Which distinct cell values hold an identifier. Plain numbers with fewer than
+    MIN_DIGITS digits (most cells of a results table) cannot, and are not tokenised."""
+    unique = pd.Series(values.dropna().astype(str).unique())
+    short_number = unique.str.fullmatch(r"-?[0-9.eE+-]*") & unique.str.count(r"[0-9]").lt(MIN_DIGITS)
+    candidates = unique[~short_number]
+    return candidates[[not _grams(v).isdisjoint(identifiers) for v in candidates]]
+
+
+def _scan_table(path: Path, identifiers: set[str]) -> list[str]:
+    """Tables are scanned cell by cell, each distinct value once (fast on large outputs)."""
+    if path.suffix == ".parquet":
+        frame = pq.read_table(path).to_pandas()
+    else:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = pd.concat([frame, pd.DataFrame([frame.columns], columns=frame.columns)], ignore_index=True)
+    findings = []
+    for column in frame.columns:
+        values = frame[column].astype(str)
+        leaked = _leaks(values, identifiers)
+        # Row 1 is the header line of a CSV; data rows follow.
+        rows = [1 if i == len(frame) - 1 else i + 2 for i in values.index[values.isin(leaked)]]
+        findings.extend(f"{path}: row {r}, column {column}" for r in sorted(rows))
+    return findings
+
+
+DATA_URI = re.compile(r"data:[a-z]+/[a-z0-9.+-]+;base64,[A-Za-z0-9+/=]+")
+
+
+def _scan_text(path: Path, identifiers: set[str]) -> list[str]:
+    """Other text (HTML, JSON, SVG, logs) line by line; embedded base64 images are skipped."""
+    text = DATA_URI.sub(" ", path.read_text(encoding="utf-8", errors="replace"))
+    return [f"{path}: line {n}" for n, line in enumerate(text.splitlines(), start=1)
+            if not _grams(line).isdisjoint(identifiers)]
+
+
 def scan(paths, identifiers: set[str]) -> list[str]:
-    """Return one finding per (file, line) holding an identifier: 'file:line'."""
+    """One finding per place holding an identifier ('file: row R, column C' or 'file: line N');
+    the identifier itself is never named."""
     findings = []
     for path in map(Path, paths):
         if path.suffix in {".png", ".pdf", ".zip"}:
             continue
-        for number, line in enumerate(_lines(path), start=1):
-            if not _grams(line).isdisjoint(identifiers):
-                where = "value" if path.suffix == ".parquet" else "line"
-                findings.append(f"{path}: {where} {number}")
+        scanner = _scan_table if path.suffix in {".csv", ".parquet"} else _scan_text
+        findings.extend(scanner(path, identifiers))
     return findings

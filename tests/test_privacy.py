@@ -13,13 +13,24 @@ def test_catches_each_form(tmp_path):
         (tmp_path / f"f{i}.csv").write_text(f"a,b\n1,x {text} y\n")
     findings = scan(sorted(tmp_path.glob("*.csv")), IDENTIFIERS)
     assert len(findings) == len(forms)
-    assert all(f.endswith("line 2") for f in findings)
+    assert all(f.endswith("row 2, column b") for f in findings)
     assert not any("485" in f or "Feather" in f for f in findings)
 
 
 def test_clean_files_and_short_strings_pass(tmp_path):
     (tmp_path / "ok.csv").write_text("patient_key,age\nP0123456789ab,48\nAl,1985\n")
     assert scan([tmp_path / "ok.csv"], IDENTIFIERS) == []
+
+
+def test_text_files_line_by_line_without_embedded_images(tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text('<p>ok</p>\n<img src="data:image/png;base64,AAAA+LDN0012345/BBBB">\n<p>Featherstonehaugh</p>\n')
+    assert scan([page], IDENTIFIERS) == [f"{page}: line 3"]
+
+
+def test_identifier_in_a_csv_header_is_found(tmp_path):
+    (tmp_path / "h.csv").write_text("a,LDN0012345\n1,2\n")
+    assert scan([tmp_path / "h.csv"], IDENTIFIERS) == [f"{tmp_path / 'h.csv'}: row 1, column LDN0012345"]
 
 
 def test_parquet_values_are_scanned(tmp_path):
