@@ -1,11 +1,8 @@
 """Rule binary_outcomes: dataset + labs + adverse events -> binary_outcomes.csv, logistic.csv, binary_outcomes.json."""
-import json
-from pathlib import Path
-
 import pandas as pd
 
 from stormcohort.analyses.binary import binary_analysis
-from stormcohort.io import rule_logger, write_csv
+from stormcohort.io import rule_logger, write_csv, write_json
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
@@ -22,5 +19,5 @@ for _, r in table[table["term"].eq("route_group[IV]") & table["note"].notna()].i
     log.warning("%s %s %s: %s", r["outcome"], r["model"], r["method"], r["note"])
 write_csv(counts, sm.output.counts)
 write_csv(table, sm.output.logistic)
-Path(sm.output.model).write_text(json.dumps(model, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+write_json(model, sm.output.model)
 log.info("done")

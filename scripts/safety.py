@@ -1,12 +1,9 @@
 """Rule safety: dataset + anakinra + labs + adverse events -> safety tables, swimmer plot, safety.json."""
-import json
-from pathlib import Path
-
 import pandas as pd
 
 from stormcohort.analyses.safety import safety_analysis
 from stormcohort.figures import save
-from stormcohort.io import rule_logger, write_csv
+from stormcohort.io import rule_logger, write_csv, write_json
 from stormcohort.plots.swimmer import swimmer_figure
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
@@ -23,7 +20,7 @@ write_csv(result["events"], sm.output.events)
 write_csv(result["rates"], sm.output.rates)
 write_csv(result["ratios"], sm.output.ratios)
 write_csv(result["hepatotoxicity"], sm.output.hepatotoxicity)
-Path(sm.output.model).write_text(json.dumps(result["model"], sort_keys=True, indent=2) + "\n", encoding="utf-8")
+write_json(result["model"], sm.output.model)
 log.info("drawing the swimmer plot")
 args = dict(synthetic=sm.params.synthetic, max_patients=cfg["swimmer_max_patients"],
             severe_grade=cfg["severe_grade"], horizon=cfg["window_days"][1])

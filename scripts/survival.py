@@ -1,12 +1,9 @@
 """Rule survival: analysis dataset -> km.csv, logrank.csv, cox.csv, ph_test.csv, km figure, survival.json."""
-import json
-from pathlib import Path
-
 import pandas as pd
 
 from stormcohort.analyses.survival import survival_analysis
 from stormcohort.figures import save
-from stormcohort.io import rule_logger, write_csv
+from stormcohort.io import rule_logger, write_csv, write_json
 from stormcohort.plots.km import km_figure
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
@@ -20,7 +17,7 @@ for name in ("km", "logrank", "cox", "ph_test"):
     write_csv(getattr(result, name), sm.output[name])
 for warning in result.model["warnings"]:
     log.warning(warning)
-Path(sm.output.model).write_text(json.dumps(result.model, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+write_json(result.model, sm.output.model)
 log.info("drawing the Kaplan-Meier figure")
 fig_args = dict(days=cfg["risk_table_days"], synthetic=sm.params.synthetic)
 save(km_figure(result.curves, result.risk_table, result.km, result.logrank, **fig_args), sm.output.png)

@@ -1,12 +1,9 @@
 """Rule trajectories: labs -> trajectories.csv, trajectories_daily.csv, figure, trajectories.json."""
-import json
-from pathlib import Path
-
 import pandas as pd
 
 from stormcohort.analyses.trajectories import trajectories_analysis
 from stormcohort.figures import save
-from stormcohort.io import rule_logger, write_csv
+from stormcohort.io import rule_logger, write_csv, write_json
 from stormcohort.plots.trajectories import trajectories_figure
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
@@ -21,7 +18,7 @@ for test, m in model["models"].items():
         log.warning("%s: %s", test, note)
 write_csv(table, sm.output.table)
 write_csv(daily, sm.output.daily)
-Path(sm.output.model).write_text(json.dumps(model, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+write_json(model, sm.output.model)
 log.info("drawing the trajectories figure")
 args = dict(tests=cfg["tests"], days=cfg["days"], synthetic=sm.params.synthetic,
             max_patients=cfg["max_lines_per_group"], table=table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import pandas as pd
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     """CSV with fixed float formatting and line ends, so reruns are byte-identical."""
     df.to_csv(path, index=False, lineterminator="\n", float_format="%.6g", date_format="%Y-%m-%d")
+
+
+def write_json(obj, path: str | Path) -> None:
+    """Sorted keys and a fixed layout, so reruns are byte-identical."""
+    Path(path).write_text(json.dumps(obj, sort_keys=True, indent=2) + "\n", encoding="utf-8")
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
