@@ -44,11 +44,20 @@ def identifier_set(identifiers) -> set[str]:
     return {f for f in forms if len(f) >= (MIN_DIGITS if f.isdigit() else MIN_LENGTH)}
 
 
+# Numbers written in parts: dates (02/03/1985, 1985-03-02) and spaced NHS numbers.
+SPLIT_NUMBER = re.compile(r"(?<![0-9])(?:[0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{4}|[0-9]{4}-[0-9]{2}-[0-9]{2}"
+                          r"|[0-9]{3}[ -][0-9]{3}[ -][0-9]{4})(?![0-9])")
+
+
 def _grams(text: str) -> set[str]:
+    """Tokens, and runs of two or three tokens joined unless they are all digits: joining
+    arbitrary numbers (coordinates, table cells) would invent 8-digit 'dates'. Numbers
+    written in parts are matched by their own patterns instead."""
     tokens = TOKEN.findall(text.lower())
     grams = set(tokens)
-    grams.update(a + b for a, b in zip(tokens, tokens[1:]))
-    grams.update(a + b + c for a, b, c in zip(tokens, tokens[1:], tokens[2:]))
+    grams.update(a + b for a, b in zip(tokens, tokens[1:]) if not (a + b).isdigit())
+    grams.update(a + b + c for a, b, c in zip(tokens, tokens[1:], tokens[2:]) if not (a + b + c).isdigit())
+    grams.update(normalise(m) for m in SPLIT_NUMBER.findall(text))
     return grams
 
 
@@ -65,6 +74,9 @@ def _scan_table(path: Path, identifiers: set[str]) -> list[str]:
     """Tables are scanned cell by cell, each distinct value once (fast on large outputs)."""
     if path.suffix == ".parquet":
         frame = pq.read_table(path).to_pandas()
+        # A date of birth is a date: times of day only multiply the distinct values.
+        for column in frame.select_dtypes("datetime").columns:
+            frame[column] = frame[column].dt.strftime("%Y-%m-%d")
     else:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     frame = pd.concat([frame, pd.DataFrame([frame.columns], columns=frame.columns)], ignore_index=True)

@@ -42,3 +42,17 @@ def test_parquet_values_are_scanned(tmp_path):
 def test_short_bare_numbers_are_not_searched():
     # A 5-digit ZIP cannot be told from a lab value; a ZIP+4 or a 7-digit MRN can.
     assert identifier_set({"35109", "35109-1234", "1234567"}) == {"351091234", "1234567"}
+
+
+def test_numbers_are_not_joined_into_dates():
+    # Coordinates or table cells such as "06 03 1985" spaced apart are not a date of birth;
+    # written date and NHS forms are.
+    svg_like = "M 06 03 L 1985 20"
+    ids = identifier_set({"1985-03-06", "485 777 3456"})
+    assert scan_text(svg_like, ids) == set()
+    assert scan_text("born 06/03/1985", ids) and scan_text("nhs 485-777-3456", ids)
+
+
+def scan_text(text, ids):
+    from stormcohort.privacy import _grams
+    return _grams(text) & ids
