@@ -1,5 +1,6 @@
 # One command runs everything: `make run` creates .venv/ (first time only) and runs the
-# workflow on the embedded delivery; `make test` runs the test suite.
+# workflow on the embedded delivery (DELIVERY=path for another, COMPARE_TO=results/<run> to diff
+# against an older run); `make test` runs the test suite.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,8 +8,13 @@ CORES  ?= 2
 
 .PHONY: run test bench venv clean
 
+# Another delivery, and what changed since an older run (README "Updated extracts"):
+#   make run DELIVERY=data/raw/update1 COMPARE_TO=results/example   -> results/update1/ and its diff/
+# (--config goes last: it takes every word after it.)
+SMK_CONFIG = $(strip $(if $(DELIVERY),delivery=$(DELIVERY)) $(if $(COMPARE_TO),compare_to=$(COMPARE_TO)))
+
 run: venv
-	$(BIN)/snakemake --cores $(CORES) $(ARGS)
+	$(BIN)/snakemake --cores $(CORES) $(ARGS) $(if $(SMK_CONFIG),--config $(SMK_CONFIG))
 
 test: venv
 	$(BIN)/pytest $(ARGS)

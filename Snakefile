@@ -18,6 +18,8 @@ include: "workflow/rules/cohort.smk"
 include: "workflow/rules/describe.smk"
 include: "workflow/rules/outcomes.smk"
 include: "workflow/rules/survival.smk"
+include: "workflow/rules/diff.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/privacy.smk"
 
 
@@ -30,3 +32,4 @@ rule all:
         f"{OUT}/tables/table1.html",
         f"{OUT}/checks/privacy.txt",
         ANALYSIS_TARGETS,
+        REPORT_TARGETS,

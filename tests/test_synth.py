@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from stormcohort.synth import generate, main
-from stormcohort.synth import criteria
+from stormcohort.synth import criteria, generate, main
+from stormcohort.synth.update import derive_update, read_extract, write_extract
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "data" / "raw" / "example"
@@ -445,3 +445,116 @@ def test_command_line_writes_a_delivery_and_rejects_bad_arguments(tmp_path, caps
             main(["--patients", "12", "--seed", "1", "--out", str(tmp_path / "e"), *bad])
         assert named in capsys.readouterr().err
     assert not (tmp_path / "e").exists()  # nothing half-written
+
+
+# ----------------------------------------------------------------------------- updated deliveries
+@pytest.fixture(scope="module")
+def updated(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("update") / "update1"
+    return out, derive_update(EXAMPLE, out, seed=2)
+
+
+def test_reading_a_delivery_and_writing_it_back_is_byte_identical(tmp_path):
+    write_extract(read_extract(EXAMPLE), tmp_path, pd.Timestamp("2020-06-30"))
+    assert files_of(tmp_path) == {name: data for name, data in files_of(EXAMPLE).items() if "/" in name}
+
+
+def test_update_is_deterministic(updated, tmp_path):
+    out, changes = updated
+    derive_update(EXAMPLE, tmp_path / "again", seed=2)
+    assert files_of(tmp_path / "again") == files_of(out)
+    other = derive_update(EXAMPLE, tmp_path / "other", seed=3)
+    assert other["patients"] != changes["patients"]
+
+
+def ldn_rows_of(frame: pd.DataFrame, name: str, admission_id: str, patients: pd.DataFrame) -> pd.Series:
+    if name == "patients.csv":
+        return frame["MRN"].isin(patients.loc[patients["Admission_ID"] == admission_id, "MRN"])
+    return frame["Admission_ID"] == admission_id
+
+
+def test_update_changes_exactly_what_it_lists(updated):
+    out, changes = updated
+    listed = changes["patients"]
+    removed = [c for c in listed["removed"]]
+    added = {c["centre"]: c for c in listed["added"]}
+    changed = {c["centre"]: c for c in listed["changed"]}
+    assert [c["centre"] for c in removed] == ["LDN"] and set(added) == set(changed) == {"LDN", "SHF", "BHM"}
+    old_adm, new_adm = read_ldn(EXAMPLE, "admissions.csv"), read_ldn(out, "admissions.csv")
+    # LDN: the withdrawn patient's rows are gone, the new patient's rows come last, one weight corrected.
+    assert list(new_adm.columns) == LDN_COLUMNS["admissions.csv"][:4] + ["Ward"] + LDN_COLUMNS["admissions.csv"][4:]
+    for name in LDN_COLUMNS:
+        old, new = read_ldn(EXAMPLE, name), read_ldn(out, name).drop(columns="Ward", errors="ignore")
+        kept = old[~ldn_rows_of(old, name, removed[0]["local_id"], old_adm)].reset_index(drop=True)
+        appended = new.iloc[len(kept):]
+        assert ldn_rows_of(appended, name, added["LDN"]["local_id"], new_adm).all() and len(appended) >= 1
+        differs = (new.iloc[:len(kept)].reset_index(drop=True) != kept).stack()
+        cells = {(kept.loc[i, "Admission_ID"], c) for i, c in differs[differs].index}
+        assert cells == ({(changed["LDN"]["local_id"], "Weight_kg")} if name == "admissions.csv" else set())
+    new_weight = new_adm.loc[new_adm["Admission_ID"] == added["LDN"]["local_id"], "Weight_kg"].iloc[0]
+    assert float(new_weight) > 1000  # typed in grams: the ledger entry the changes list as added
+    # SHF: one CRP cell of Bloods corrected; every sheet gains the new patient's rows at its end.
+    for sheet in SHF_COLUMNS:
+        old, new = read_shf(EXAMPLE, sheet), read_shf(out, sheet)
+        appended = new.iloc[len(old):]
+        assert len(appended) >= 1 and appended["Hospital number"].nunique() == 1
+        assert not appended["Hospital number"].isin(old["Hospital number"]).any()
+        head = new.iloc[:len(old)].astype(str)
+        differs = (head != old.astype(str)).stack()
+        expected = {(changed["SHF"]["row"] - 4, "CRP (mg/L)")} if sheet == "Bloods" else set()
+        assert set(differs[differs].index) == expected
+    assert read_shf(out, "Patients").index[-1] + 4 == int(added["SHF"]["local_id"].split()[-1])
+    # BHM: the date of death (and the dates recorded as that day) moved; a new record at the end.
+    old, new = read_bhm(EXAMPLE), read_bhm(out)
+    differs = (new.iloc[:len(old)] != old).stack()
+    moved = {c for _, c in differs[differs].index}
+    assert "death_date" in moved and moved <= {"death_date", "dc_date", "last_fu_date"}
+    assert set(differs[differs].index.get_level_values(0)) == {changed["BHM"]["row"] - 2}
+    assert set(new.iloc[len(old):]["record_id"]) == {added["BHM"]["local_id"].removeprefix("record_id ")}
+    meta = yaml.safe_load((out / "delivery.yaml").read_text())
+    assert (meta["extract_date"].isoformat(), meta["synthetic"]) == ("2020-09-30", True) == (changes["extract_date"], True)
+    wb = openpyxl.load_workbook(out / "SHF" / WORKBOOK, read_only=True)
+    assert next(wb["Bloods"].iter_rows(min_row=2, max_row=2, values_only=True))[0] == "Export date: 30-Sep-2020"
+    assert (changes["cohort"]["patients"], changes["cohort"]["IV"] + changes["cohort"]["SC"]) == (48, 48)
+
+
+def test_update_keeps_identifiers_unique_and_out_of_its_change_list(updated):
+    out, _ = updated
+    ldn, shf, bhm = read_ldn(out, "patients.csv"), read_shf(out, "Patients"), read_bhm(out)
+    bhm = bhm[bhm["redcap_repeat_instrument"] == ""]
+    mrns = pd.concat([ldn["MRN"], shf["Hospital number"].drop_duplicates().astype(str), bhm["mrn"].drop_duplicates()])
+    assert mrns.is_unique
+    nhs_ldn = ldn["NHS_Number"].str.replace(" ", "")
+    nhs_shf = shf.drop_duplicates("Hospital number")["NHS no."].astype(str).str.replace(" ", "")
+    assert nhs_ldn.is_unique and nhs_shf.is_unique and nhs_ldn.map(nhs_valid).all()
+    identifiers = set(mrns) | set(nhs_ldn) | set(nhs_shf) | set(ldn["NHS_Number"]) | set(ldn["Surname"]) \
+        | set(ldn["Forename"]) | set(ldn["DOB"]) | set(ldn["Postcode"]) | set(bhm["first_name"]) | set(bhm["last_name"]) \
+        | set(bhm["dob"]) | set(bhm["zip"]) | set(shf["Name"].str.split(", ").explode())
+    listed = (out / "synth_changes.json").read_text()
+    assert not [i for i in identifiers if i and i in listed]
+
+
+def test_update_command_line_and_its_errors(tmp_path, capsys):
+    main(["--update-from", str(EXAMPLE), "--seed", "2", "--out", str(tmp_path / "u")])
+    assert "3 patients added, 1 withdrawn" in capsys.readouterr().out
+    assert (tmp_path / "u" / "synth_changes.json").is_file()
+    (tmp_path / "bare").mkdir()
+    for args, named in ((["--patients", "5", "--update-from", str(EXAMPLE)], "either --patients"),
+                        (["--update-from", str(tmp_path / "bare")], "synth_manifest.json"),
+                        (["--update-from", str(EXAMPLE), "--extract-date", "2020-01-30"], "2020-01-30")):
+        with pytest.raises(SystemExit):
+            main([*args, "--seed", "2", "--out", str(tmp_path / "e")])
+        assert named in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
+def test_update_of_a_larger_delivery(big, tmp_path):
+    out, manifest = big
+    changes = derive_update(out, tmp_path / "u", seed=5, new_patients=4)
+    listed = changes["patients"]
+    assert [c["centre"] for c in listed["added"]] == ["LDN", "LDN", "SHF", "BHM"]
+    assert len(listed["removed"]) == 1 and len(listed["changed"]) == 3
+    assert changes["cohort"]["patients"] == manifest["cohort"]["patients"] + 4 - 1
+    assert admissions_per_centre(tmp_path / "u") == {
+        c: manifest["admissions"]["by_centre"][c] + sum(a["centre"] == c for a in listed["added"])
+        - sum(r["centre"] == c for r in listed["removed"]) for c in ("LDN", "SHF", "BHM")}

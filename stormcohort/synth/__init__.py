@@ -1,6 +1,7 @@
 """Synthetic registry generator: one full delivery in the three centres' export formats.
 
     python -m stormcohort.synth --patients N --seed S --out DIR [--iv-patients K] [--extract-date YYYY-MM-DD]
+    python -m stormcohort.synth --update-from DIR --seed S --out NEWDIR [--extract-date YYYY-MM-DD] [--new-patients K]
 
 ``N`` patients end up in the cohort after the cohort rules; the non-cohort admissions the
 rules must remove (outside the window, familial HLH, not meeting the definition, no anakinra,
@@ -8,6 +9,10 @@ readmissions, the second half of a transfer) come on top. ``DIR/synth_manifest.j
 what was made, without any identifier: expected counts, the category of every admission by
 its local id, and every injected dirty value with the row a human sees and what ingest
 should do with it. Sources and assumptions: data/README.md.
+
+``--update-from DIR`` derives the centres' next extract from a delivery this generator made:
+new cohort patients, corrected values, a withdrawn patient and a new column, listed in
+``NEWDIR/synth_changes.json`` (see ``stormcohort.synth.update``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from pathlib import Path
 import pandas as pd
 
 from stormcohort.synth import centres, writers
-from stormcohort.synth.clinical import CENTRES, NON_COHORT_REASONS, PATIENTS_PER_TRANSFER, Simulation, rng, simulate
+from stormcohort.synth.clinical import (
+    CENTRES,
+    NON_COHORT_REASONS,
+    PATIENTS_PER_TRANSFER,
+    Simulation,
+    rng,
+    simulate,
+)
 
 GENERATOR_VERSION = "1.0"
 DEFAULT_EXTRACT_DATE = "2020-06-30"
@@ -120,13 +132,27 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m stormcohort.synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--patients", type=int, required=True, help="cohort patients after the cohort rules")
+    parser.add_argument("--patients", type=int, help="cohort patients after the cohort rules (a new delivery)")
+    parser.add_argument("--update-from", metavar="DIR", help="derive an updated delivery from this delivery instead")
+    parser.add_argument("--new-patients", type=int, default=3, help="with --update-from: new cohort patients (default 3)")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True, help="delivery folder to write")
     parser.add_argument("--iv-patients", type=int, default=None, help="cohort patients in the IV group "
                         "(default round(patients * 18/46))")
-    parser.add_argument("--extract-date", default=DEFAULT_EXTRACT_DATE, help="the centres' export date, YYYY-MM-DD")
+    parser.add_argument("--extract-date", default=None, help="the centres' export date, YYYY-MM-DD (default "
+                        f"{DEFAULT_EXTRACT_DATE}; with --update-from, 92 days after the old one)")
     args = parser.parse_args(argv)
+    if (args.patients is None) == (args.update_from is None):
+        parser.error("give either --patients N (a new delivery) or --update-from DIR (an updated one)")
+    if args.update_from is not None:
+        from stormcohort.synth.update import changes_summary, derive_update
+        try:
+            result = derive_update(args.update_from, args.out, args.seed, args.extract_date, args.new_patients)
+        except ValueError as err:
+            parser.error(str(err))
+        print(f"{args.out}: updated from {args.update_from}: {changes_summary(result)}")
+        return
+    args.extract_date = args.extract_date or DEFAULT_EXTRACT_DATE
     try:
         manifest = generate(args.out, args.patients, args.seed, args.iv_patients, args.extract_date)
     except ValueError as err:

@@ -18,6 +18,8 @@ def text_dates(values, fmt: str) -> np.ndarray:
 def clerk_date(values) -> np.ndarray:
     """'03-Feb-2019', as typed by hand (locale-independent month names)."""
     ts = pd.DatetimeIndex(pd.to_datetime(pd.Series(values)))
+    if len(ts) == 0:  # numpy's string functions cannot size an empty array
+        return np.array([], dtype=object)
     month = np.array(MONTHS, dtype=object)[ts.month.to_numpy() - 1]
     return np.char.add(np.char.add(np.char.add(np.char.add(
         np.char.zfill(ts.day.astype(str).to_numpy().astype(str), 2), "-"), month.astype(str)), "-"),

@@ -3,7 +3,7 @@ rule cohort:
     input:
         expand(f"{OUT}/linked/{{table}}.parquet", table=TABLES),
     output:
-        attrition=f"{OUT}/cohort/attrition.csv",
+        attrition=report(f"{OUT}/cohort/attrition.csv", caption="../report/attrition.rst", category="1. Participants"),
         dataset=f"{OUT}/cohort/analysis_dataset.csv",
         dictionary=f"{OUT}/cohort/data_dictionary.csv",
         episodes=f"{OUT}/cohort/admissions_assessed.csv",

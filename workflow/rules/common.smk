@@ -1,10 +1,20 @@
 # Paths and values every rule shares, resolved once from the validated config.
+import dataclasses
+import functools
+import hashlib
 from pathlib import Path
 
 from stormcohort.delivery import read_delivery
 
 DELIVERY = Path(config["delivery"])
 DELIVERY_META = read_delivery(DELIVERY, config["centres"])
+# Rerun on content, not on modification times. The delivered files are `ancient`: a newer mtime
+# alone (a fresh checkout, a copy, `touch`) never reruns anything, at any file size (Snakemake's
+# own checksum fallback only covers files under --max-checksum-file-size, 1 MB). Their content
+# reaches the DAG through ingest's `inputs_sha256` param (params trigger): a changed file reruns
+# its centre's ingest, and every rule that reads the delivery also depends on ingest's outputs.
+DELIVERY_META = dataclasses.replace(
+    DELIVERY_META, files={c: [ancient(f) for f in files] for c, files in DELIVERY_META.files.items()})
 RUN = config.get("run") or DELIVERY.name
 OUT = f"results/{RUN}"
 CENTRES = config["centres"]
@@ -12,9 +22,35 @@ TABLES = ["patients", "admissions", "anakinra", "labs", "adverse_events"]
 
 
 def centre_files(wildcards):
-    """Every file the centre delivered: a change to any of them reruns that centre."""
+    """Every file the centre delivered (`ancient`): a change to the content of any of them reruns
+    that centre, through `centre_inputs_sha256`."""
     return DELIVERY_META.files[wildcards.centre]
+
+
+def content_sha256(paths, root) -> str:
+    """SHA-256 over each file's path relative to `root`, size and bytes, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        digest.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.cache
+def _centre_inputs_sha256(centre: str) -> str:
+    delivered = content_sha256([*DELIVERY_META.files[centre], DELIVERY / "delivery.yaml"], DELIVERY)
+    return f"{delivered}:{content_sha256([f'config/centres/{centre}.yaml'], 'config/centres')}"
+
+
+def centre_inputs_sha256(wildcards) -> str:
+    """Content of everything ingest reads for one centre (its files, delivery.yaml, its centre
+    map), as the param that reruns ingest when, and only when, that content changes."""
+    return _centre_inputs_sha256(wildcards.centre)
 
 
 # Each analysis rules file appends the files its rules make; `rule all` asks for them.
 ANALYSIS_TARGETS = []
+# The cohort-level diff's outputs (workflow/rules/diff.smk), [] unless `compare_to` is set.
+DIFF_TARGETS = []

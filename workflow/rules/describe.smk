@@ -3,7 +3,7 @@ rule flow_diagram:
     input:
         f"{OUT}/cohort/attrition.csv",
     output:
-        f"{OUT}/figures/flow.png",
+        report(f"{OUT}/figures/flow.png", caption="../report/flow.rst", category="1. Participants"),
     params:
         synthetic=DELIVERY_META.synthetic,
     log:
@@ -19,7 +19,7 @@ rule table1:
     input:
         f"{OUT}/cohort/analysis_dataset.csv",
     output:
-        csv=f"{OUT}/tables/table1.csv",
+        csv=report(f"{OUT}/tables/table1.csv", caption="../report/table1.rst", category="2. Baseline"),
         html=f"{OUT}/tables/table1.html",
     params:
         synthetic=DELIVERY_META.synthetic,

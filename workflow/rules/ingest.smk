@@ -1,14 +1,16 @@
 rule ingest:
     """Read one centre's extract as delivered into canonical, pseudonymised tables."""
     input:
+        # All `ancient`: their content reruns ingest through `inputs_sha256`, their mtimes never do.
         files=centre_files,
-        centre_map="config/centres/{centre}.yaml",
-        delivery_yaml=DELIVERY / "delivery.yaml",
+        centre_map=ancient("config/centres/{centre}.yaml"),
+        delivery_yaml=ancient(DELIVERY / "delivery.yaml"),
     output:
         tables=expand(f"{OUT}/clean/{{{{centre}}}}/{{table}}.parquet", table=TABLES),
         ledger=f"{OUT}/clean/{{centre}}/exclusions.csv",
         accounting=f"{OUT}/clean/{{centre}}/accounting.csv",
     params:
+        inputs_sha256=centre_inputs_sha256,
         delivery=str(DELIVERY),
         key_env=config["pseudonymisation"]["key_env"],
         synthetic_default_key=config["pseudonymisation"]["synthetic_default_key"],

@@ -4,7 +4,7 @@ rule link:
         expand(f"{OUT}/clean/{{centre}}/{{table}}.parquet", centre=CENTRES, table=TABLES),
     output:
         expand(f"{OUT}/linked/{{table}}.parquet", table=TABLES),
-        summary=f"{OUT}/linked/link_summary.csv",
+        summary=report(f"{OUT}/linked/link_summary.csv", caption="../report/link_summary.rst", category="1. Participants"),
     params:
         clean_dir=f"{OUT}/clean",
         centres=CENTRES,

@@ -5,8 +5,8 @@ rule binary_outcomes:
         labs=f"{OUT}/cohort/labs.csv",
         adverse_events=f"{OUT}/cohort/adverse_events.csv",
     output:
-        counts=f"{OUT}/tables/binary_outcomes.csv",
-        logistic=f"{OUT}/tables/logistic.csv",
+        counts=report(f"{OUT}/tables/binary_outcomes.csv", caption="../report/binary.rst", category="3. Outcomes", subcategory="Binary outcomes"),
+        logistic=report(f"{OUT}/tables/logistic.csv", caption="../report/binary.rst", category="3. Outcomes", subcategory="Binary outcomes"),
         model=f"{OUT}/models/binary_outcomes.json",
     params:
         cfg=config["analyses"]["binary"],
@@ -24,9 +24,9 @@ rule trajectories:
     input:
         labs=f"{OUT}/cohort/labs.csv",
     output:
-        table=f"{OUT}/tables/trajectories.csv",
+        table=report(f"{OUT}/tables/trajectories.csv", caption="../report/trajectories.rst", category="3. Outcomes", subcategory="Trajectories"),
         daily=f"{OUT}/tables/trajectories_daily.csv",
-        png=f"{OUT}/figures/trajectories.png",
+        png=report(f"{OUT}/figures/trajectories.png", caption="../report/trajectories.rst", category="3. Outcomes", subcategory="Trajectories"),
         svg=f"{OUT}/figures/trajectories.svg",
         model=f"{OUT}/models/trajectories.json",
     params:
@@ -48,11 +48,11 @@ rule safety:
         labs=f"{OUT}/cohort/labs.csv",
         adverse_events=f"{OUT}/cohort/adverse_events.csv",
     output:
-        events=f"{OUT}/tables/safety_events.csv",
-        rates=f"{OUT}/tables/safety_rates.csv",
-        ratios=f"{OUT}/tables/rate_ratios.csv",
-        hepatotoxicity=f"{OUT}/tables/hepatotoxicity.csv",
-        png=f"{OUT}/figures/swimmer.png",
+        events=report(f"{OUT}/tables/safety_events.csv", caption="../report/safety.rst", category="4. Safety"),
+        rates=report(f"{OUT}/tables/safety_rates.csv", caption="../report/safety.rst", category="4. Safety"),
+        ratios=report(f"{OUT}/tables/rate_ratios.csv", caption="../report/safety.rst", category="4. Safety"),
+        hepatotoxicity=report(f"{OUT}/tables/hepatotoxicity.csv", caption="../report/safety.rst", category="4. Safety"),
+        png=report(f"{OUT}/figures/swimmer.png", caption="../report/swimmer.rst", category="4. Safety"),
         svg=f"{OUT}/figures/swimmer.svg",
         model=f"{OUT}/models/safety.json",
     params:
@@ -74,8 +74,8 @@ rule forest:
         logistic=f"{OUT}/tables/logistic.csv",
         rate_ratios=f"{OUT}/tables/rate_ratios.csv",
     output:
-        table=f"{OUT}/tables/forest.csv",
-        png=f"{OUT}/figures/forest.png",
+        table=report(f"{OUT}/tables/forest.csv", caption="../report/forest.rst", category="5. All estimates"),
+        png=report(f"{OUT}/figures/forest.png", caption="../report/forest.rst", category="5. All estimates"),
         svg=f"{OUT}/figures/forest.svg",
     params:
         cfg=config["analyses"]["forest"],

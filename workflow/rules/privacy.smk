@@ -13,6 +13,8 @@ rule privacy_check:
             f"{OUT}/tables/table1.html",
             # every analysis output, so that every rule's log exists before the scan
             *ANALYSIS_TARGETS,
+            # the reports (figures embedded as base64) and provenance.json
+            *REPORT_TARGETS,
         ],
     output:
         f"{OUT}/checks/privacy.txt",

@@ -3,11 +3,11 @@ rule survival:
     input:
         dataset=f"{OUT}/cohort/analysis_dataset.csv",
     output:
-        km=f"{OUT}/tables/km.csv",
+        km=report(f"{OUT}/tables/km.csv", caption="../report/km.rst", category="3. Outcomes", subcategory="Survival"),
         logrank=f"{OUT}/tables/logrank.csv",
-        cox=f"{OUT}/tables/cox.csv",
-        ph_test=f"{OUT}/tables/ph_test.csv",
-        png=f"{OUT}/figures/km.png",
+        cox=report(f"{OUT}/tables/cox.csv", caption="../report/cox.rst", category="3. Outcomes", subcategory="Survival"),
+        ph_test=report(f"{OUT}/tables/ph_test.csv", caption="../report/ph_test.rst", category="3. Outcomes", subcategory="Survival"),
+        png=report(f"{OUT}/figures/km.png", caption="../report/km.rst", category="3. Outcomes", subcategory="Survival"),
         svg=f"{OUT}/figures/km.svg",
         model=f"{OUT}/models/survival.json",
     params:
@@ -27,8 +27,8 @@ rule competing_risks:
         dataset=f"{OUT}/cohort/analysis_dataset.csv",
     output:
         cif=f"{OUT}/tables/cif.csv",
-        summary=f"{OUT}/tables/cif_summary.csv",
-        png=f"{OUT}/figures/cif.png",
+        summary=report(f"{OUT}/tables/cif_summary.csv", caption="../report/cif.rst", category="3. Outcomes", subcategory="Competing risks"),
+        png=report(f"{OUT}/figures/cif.png", caption="../report/cif.rst", category="3. Outcomes", subcategory="Competing risks"),
         svg=f"{OUT}/figures/cif.svg",
         model=f"{OUT}/models/competing_risks.json",
     params:

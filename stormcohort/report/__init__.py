@@ -1,0 +1,12 @@
+"""The cohort report: one self-contained HTML page with provenance, and a shareable version
+with disclosure control.
+
+* :mod:`~stormcohort.report.fmt`         every number's format, through the disclosure policy
+* :mod:`~stormcohort.report.disclosure`  small-count suppression and rounding
+* :mod:`~stormcohort.report.sections`    result tables -> display tables, section by section
+* :mod:`~stormcohort.report.methods`     the methods text, from the resolved config
+* :mod:`~stormcohort.report.limitations` limitations computed from the results
+* :mod:`~stormcohort.report.strobe`      the STROBE item -> section map
+* :mod:`~stormcohort.report.provenance`  input digests, config digest, versions, git, lineage, run log
+* :mod:`~stormcohort.report.render`      loading, context and the one Jinja2 template
+"""

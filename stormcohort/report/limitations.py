@@ -1,0 +1,133 @@
+"""Limitations the data imply, computed from the results (not boilerplate).
+
+Each item states what was found in this run: the baseline imbalance between the routes, the
+events per parameter of each adjusted model against the configured threshold, the precision
+and estimability of the IV-vs-SC estimates, the proportional-hazards tests, missing and not
+evaluable outcomes, and the number of comparisons. Counts go through the report's formatter,
+so the shareable report discloses them like every other count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from stormcohort.report.fmt import Formatter
+from stormcohort.report.methods import join_and
+from stormcohort.report.sections import lower_first, outcome_label, term_label, var_label
+
+IMBALANCE_SMD = 0.1   # conventional threshold of a meaningful baseline difference
+WIDE_CI_RATIO = 10    # an interval whose upper limit is more than 10 times its lower
+LARGE_SMD = 0.5       # imbalance named in the text when not adjusted for
+# Table 1 rows that describe the treatment itself, not the patient before it
+EXPOSURE_VARS = ("days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day")
+
+
+def _epv(f: Formatter, events, parameters: int) -> str:
+    shown = f.n(events)
+    if f.suppressed(events):
+        return f"fewer than {f.policy.min_count} events for {parameters} parameters"
+    return f"{f.count(events)} events for {parameters} parameters (EPV {shown / max(parameters, 1):.1f})"
+
+
+def _binary_parameters(logistic: pd.DataFrame, outcome: str) -> int:
+    rows = logistic[logistic["outcome"].eq(outcome) & logistic["model"].eq("adjusted") & logistic["method"].eq("firth")]
+    return int((rows["term"] != "(Intercept)").sum())
+
+
+def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mapping, logistic: pd.DataFrame,
+                binary_counts: pd.DataFrame, ph: pd.DataFrame, forest: pd.DataFrame, competing_model: Mapping,
+                severity: list[dict], cohort: Mapping, synthetic: bool, f: Formatter) -> list[dict]:
+    """``[{"title", "text", "level"}]``; level ``warn`` for a threshold crossed, else ``info``."""
+    a = config["analyses"]
+    items = []
+
+    # confounding by indication
+    smd = table1.dropna(subset=["smd"]).drop_duplicates("variable")
+    smd = smd[~smd["variable"].isin(EXPOSURE_VARS)]
+    imbalanced = smd[smd["smd"] > IMBALANCE_SMD].sort_values("smd", ascending=False)
+    adjusted = set(a["survival"]["adjust_for"])
+    not_adjusted = [f"{lower_first(r.label)} ({r.smd:.2f})" for r in imbalanced.itertuples()
+                    if r.variable not in adjusted and r.smd > LARGE_SMD]
+    sev = "; ".join(f"{lower_first(d['label'])} IV {d['iv']} vs SC {d['sc']} (SMD {d['smd']:.2f})" for d in severity)
+    items.append({"title": "Confounding by indication", "level": "warn" if len(imbalanced) else "info", "text": (
+        f"The route was chosen by the treating teams, not at random, and no extract records why. Patients given "
+        f"IV differed at baseline: {sev or 'no severity feature available'}. {len(imbalanced)} of {len(smd)} "
+        f"baseline characteristics have an SMD above {IMBALANCE_SMD:g}. The adjusted Cox model includes "
+        f"{join_and([lower_first(var_label(v)) for v in a['survival']['adjust_for']]) or 'no covariate'}; "
+        f"SMD above {LARGE_SMD:g} but not adjusted for: {join_and(not_adjusted) or 'none'}. The IV-vs-SC "
+        f"estimates are associations and are likely confounded by severity.")})
+
+    # events per variable
+    threshold = float(a["survival"]["epv_warn_below"])
+    low = []
+    cox = survival_model.get("cox", {}).get("adjusted", {})
+    if cox.get("estimable") and cox.get("n_parameters"):
+        if cox["events"] / cox["n_parameters"] < threshold:
+            low.append(f"Cox model of death: {_epv(f, cox['events'], cox['n_parameters'])}")
+    counts = binary_counts[binary_counts["group"].eq("overall")].set_index("outcome")
+    for outcome in counts.index:
+        k = _binary_parameters(logistic, outcome)
+        n, events = counts.loc[outcome, "n"], counts.loc[outcome, "events"]
+        limiting = min(events, n - events)
+        if k and limiting / k < threshold:
+            low.append(f"logistic model of {lower_first(outcome_label(outcome))}: {_epv(f, limiting, k)}")
+    items.append({"title": "Events per variable", "level": "warn" if low else "info", "text": (
+        f"Adjusted models with fewer than {threshold:g} events per parameter (the rarer outcome class counts for "
+        f"logistic models) may be unstable and overfitted: {'; '.join(low)}." if low else
+        f"Every adjusted model has at least {threshold:g} events per parameter.")})
+
+    # small numbers and precision
+    fr = forest.copy()
+    ratio = fr["ucl"].astype(float) / fr["lcl"].astype(float)
+    wide = fr[fr["plotted"].astype(bool) & ~(ratio <= WIDE_CI_RATIO)]
+    not_est = fr[~fr["plotted"].astype(bool)]
+    ne = join_and([f"{lower_first(outcome_label(r.outcome))} ({r.measure}, {r.model})" for r in not_est.itertuples()])
+    items.append({"title": "Small numbers", "level": "warn" if len(wide) or len(not_est) else "info", "text": (
+        f"{cohort['n']} patients, {cohort['iv']} IV and {cohort['sc']} SC. Of {len(fr)} IV-vs-SC estimates, "
+        f"{len(wide)} have a confidence interval spanning more than a {WIDE_CI_RATIO}-fold range"
+        + (f" and {len(not_est)} are not estimable or not shown: {ne}" if len(not_est) else "")
+        + ". Differences of clinical interest cannot be excluded or confirmed.")})
+
+    # proportional hazards
+    alpha = float(a["survival"]["ph_alpha"])
+    bad = ph[ph["p"].astype(float) < alpha]
+    items.append({"title": "Proportional hazards", "level": "warn" if len(bad) else "info", "text": (
+        "The proportional-hazards test rejects at p < {0:g} for: {1}; the hazard ratio averages a hazard ratio "
+        "that changes over time.".format(alpha, join_and([f"{term_label(r.term) if r.term != 'GLOBAL' else 'global'}"
+                                                          f" ({r.model})" for r in bad.itertuples()]))
+        if len(bad) else
+        f"No proportional-hazards test rejects at p < {alpha:g}; with few deaths these tests have little power.")})
+
+    # missing data and not evaluable outcomes
+    miss = table1[pd.to_numeric(table1["missing"], errors="coerce").fillna(0) > 0].drop_duplicates("variable")
+    ne_out = counts[counts["not_evaluable"] > 0]
+    items.append({"title": "Missing data", "level": "warn" if len(miss) or len(ne_out) else "info", "text": (
+        "Complete-case analyses, no imputation. Missing at baseline: "
+        + (join_and([f"{lower_first(r.label)}: {f.count(r.missing)}" for r in miss.itertuples()]) or "none")
+        + ". Outcomes not evaluable: "
+        + (join_and([f"{lower_first(outcome_label(o))}: {f.count(r['not_evaluable'])}" for o, r in ne_out.iterrows()])
+           or "none") + ".")})
+
+    # multiplicity
+    p = fr.loc[fr["plotted"].astype(bool), "p"].astype(float)
+    p = p[np.isfinite(p)]
+    items.append({"title": "Multiple comparisons", "level": "info", "text": (
+        f"{len(p)} IV-vs-SC p-values without adjustment for multiplicity; {int((p < 0.05).sum())} are below 0.05, "
+        f"where {0.05 * len(p):.1f} would be expected by chance if the route made no difference.")})
+
+    warns = [w for w in competing_model.get("warnings", []) if f.note(w)]
+    if warns:
+        items.append({"title": "Competing risks", "level": "info", "text": "; ".join(f.note(w) for w in warns) + "."})
+    window = config["cohort"]["study_window"]
+    items.append({"title": "Generalisability", "level": "info", "text": (
+        f"{cohort['n']} patients at {len(config['centres'])} centres ({join_and(config['centres'])}), admitted from "
+        f"{window['start']} to {window['end']}: the case mix and route practice of these centres may not carry "
+        f"over to others.")})
+    if synthetic:
+        items.append({"title": "Synthetic data", "level": "warn", "text": (
+            "This delivery is synthetic: it reproduces the published counts but describes no real patient, and "
+            "its estimates say nothing about anakinra.")})
+    return items

@@ -1,0 +1,141 @@
+"""The methods section, written from the config the results were made with.
+
+Every sentence that states a definition, window, covariate or setting takes it from the
+resolved config (``config/config.yaml`` plus any ``--config``/``--configfile``), so changing
+the config changes the text. The estimators' conventions are quoted from the analyses' own
+model records (``models/*.json``: ``methods``), so the text cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from stormcohort.report.sections import TEST_LABELS, lower_first, outcome_label, var_label
+
+DIAGNOSES = {"fhlh": "familial HLH", "shlh": "secondary HLH", "mas": "MAS", "other": "other diagnoses"}
+
+
+def join_and(items: Sequence[str]) -> str:
+    items = [str(i) for i in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def days_range(window: Sequence) -> str:
+    lo, hi = window
+    return f"days {lo:g} to {hi:g}"
+
+
+def covariates(adjust_for: Sequence[str], reference_levels: Mapping) -> str:
+    """``age group (reference adult), intensive care and trigger (reference infection)``."""
+    parts = []
+    for c in adjust_for:
+        ref = (reference_levels or {}).get(c)
+        parts.append(lower_first(var_label(c)) + (f" (reference {ref})" if ref is not None else ""))
+    return join_and(parts) if parts else "no covariate"
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:g}%"
+
+
+def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -> list[dict]:
+    """Paragraphs ``{"title", "text"}`` in STROBE order (design to statistical methods)."""
+    c, a = config["cohort"], config["analyses"]
+    d = c["shlh_definition"]
+    sv, cr, bi, hp, tr, sa = (a[k] for k in ("survival", "competing_risks", "binary", "hepatotoxicity",
+                                             "trajectories", "safety"))
+    conf = lambda x: f"{100 * x:g}%"  # noqa: E731
+    centres = config["centres"]
+    synthetic = " The delivery is synthetic: made by the project's generator, it describes no real patient." \
+        if delivery.get("synthetic") else ""
+    out = [{"title": "Design and setting", "text": (
+        f"Retrospective cohort study of patients with secondary haemophagocytic lymphohistiocytosis (sHLH) or "
+        f"macrophage activation syndrome (MAS) treated with anakinra at {len(centres)} centres "
+        f"({join_and(centres)}), from the registry extracts of {delivery.get('extract_date')} "
+        f"(delivery folder {config['delivery']}).{synthetic} Each centre's export was read through its centre "
+        f"map into canonical tables in canonical units; every excluded row or value is listed with its reason in "
+        f"the centre's exclusions ledger. People were linked across centres by a keyed hash of the NHS number "
+        f"(or local identifier); no direct identifier was kept.")}]
+    mas = (f", or the 2016 EULAR/ACR/PRINTO MAS classification for episodes whose trigger matches "
+           f"\u201c{d['mas_trigger_pattern']}\u201d (sJIA)") if d["mas2016"] else ""
+    excluded = join_and([DIAGNOSES.get(x, x) for x in c["exclude_diagnoses"]]) or "none"
+    out.append({"title": "Participants", "text": (
+        f"Admissions starting from {c['study_window']['start']} to {c['study_window']['end']} inclusive. A "
+        f"person's admission at another centre starting within {c['transfer_gap_days']} day(s) of the previous "
+        f"discharge continued the same episode (inter-centre transfer). An episode was sHLH/MAS when at least "
+        f"{d['hlh2004_min_criteria']} of the 8 HLH-2004 criteria were met, or the HScore was at least "
+        f"{d['hscore_min']:g}{mas}. Excluded diagnoses: {excluded}. Patients had to receive anakinra during the "
+        f"episode; each person's first qualifying episode was analysed (later ones are readmissions). Children "
+        f"are patients younger than {c['age_groups']['child_below']:g} years.")})
+    exposure = ("IV if any intravenous dose was given during the episode, otherwise SC"
+                if c["exposure"] == "any_iv" else "the route of the first anakinra dose")
+    lo, hi = c["baseline_window_days"]
+    out.append({"title": "Exposure, baseline and follow-up", "text": (
+        f"Route group: {exposure} (config cohort.exposure = {c['exposure']}); SC is the reference in every "
+        f"comparison. Day 0 (the index date) is the first anakinra dose. Baseline laboratory values: for each "
+        f"test, the sample nearest the index date from day {lo:g} to day {hi:g}, ties to the earlier. Follow-up "
+        f"runs from the index date to death, last contact, day {c['follow_up_days']} or the extract date, "
+        f"whichever comes first.")})
+    resp = bi["response"]
+    falls = join_and([f"{TEST_LABELS.get(t, t)} by at least {pct(v)}" for t, v in resp["lab_falls"].items()])
+    uln = "; ".join(f"{centre}: " + ", ".join(f"{t.upper()} {v:g} U/L" for t, v in tests.items())
+                    for centre, tests in hp["uln"].items())
+    multiples = join_and([f"{m:g}\u00d7" for m in hp["multiples"]])
+    out.append({"title": "Outcomes", "text": (
+        f"Death within {c['follow_up_days']} days of the index date (time to death, censored at the end of "
+        f"follow-up); death by day 30. Fever resolution, with death before resolution as a competing event. "
+        f"Response at day {resp['target_day']:g}: afebrile by day {resp['afebrile_by_day']:g} and, in the sample "
+        f"nearest day {resp['target_day']:g} within {days_range(resp['window_days'])}, a fall from baseline of "
+        f"{falls}; not evaluable when a component is unknown and none failed. Adverse event of CTCAE grade "
+        f"\u2265{bi['ae_min_grade']} on {days_range(bi['ae_window_days'])}. Hepatotoxicity: the largest "
+        f"{join_and([t.upper() for t in hp['tests']])} on {days_range(hp['window_days'])} above {multiples} the "
+        f"upper limit of normal (ULN) of the centre that measured it ({uln}). Laboratory trajectories of "
+        f"{join_and([TEST_LABELS.get(t, t) for t in tr['tests']])} on {days_range(tr['days'])}. Adverse events "
+        f"by term and grade on {days_range(sa['window_days'])}.")})
+    m_sv = models.get("survival", {}).get("methods", {})
+    m_cr = models.get("competing_risks", {}).get("methods", {})
+    m_bi = models.get("binary_outcomes", {}).get("methods", {})
+    m_tr = models.get("trajectories", {}).get("method", "")
+    m_sa = models.get("safety", {}).get("methods", {})
+    route_terms = join_and([f"{t.replace('_', ' ')} on {r} days" for t, r in sa["route_specific_terms"].items()])
+    days = lambda xs: join_and([f"{x:g}" for x in xs])  # noqa: E731
+    out += [
+        {"title": "Descriptive statistics", "text": (
+            "Median [IQR] or n (%) by route and overall, with missing counts and standardised mean differences "
+            "(SMD; Yang & Dalton for categorical variables). Complete cases throughout; no imputation.")},
+        {"title": "Survival", "text": (
+            f"{m_sv.get('kaplan_meier', 'Kaplan-Meier')}; {conf(sv['conf_level'])} intervals on the log scale "
+            f"(log-transformed); numbers at risk on days {days(sv['risk_table_days'])}; "
+            f"{m_sv.get('logrank', 'log-rank test')}. Cox models: {m_sv.get('cox', 'Cox proportional hazards')}; "
+            f"unadjusted, and adjusted for {covariates(sv['adjust_for'], sv['reference_levels'])}. Models with "
+            f"fewer than {sv['epv_warn_below']:g} events per parameter are flagged. Proportional hazards: "
+            f"{m_sv.get('ph_test', 'cox.zph')}; flagged at p < {sv['ph_alpha']:g}.")},
+        {"title": "Competing risks", "text": (
+            f"{m_cr.get('estimator', 'Aalen-Johansen')}. Variance: {m_cr.get('variance', 'not stated')}; "
+            f"{conf(cr['conf_level'])} intervals, {m_cr.get('intervals', '')}; reported on days "
+            f"{days(cr['summary_days'])}; between-group test: {m_cr.get('group_test', 'none')}.")},
+        {"title": "Binary outcomes", "text": (
+            f"{m_bi.get('firth', 'Firth logistic regression')}; {conf(bi['conf_level'])} intervals; unadjusted, and "
+            f"adjusted for {covariates(bi['adjust_for'], bi['reference_levels'])}. Alongside: "
+            f"{m_bi.get('ml', 'ML logistic regression')}.")},
+        {"title": "Trajectories", "text": (
+            f"{m_tr}; offsets added before the log: "
+            f"{', '.join(f'{TEST_LABELS.get(t, t)} {v:g}' for t, v in tr['log_offset'].items())}; "
+            f"{conf(tr['conf_level'])} intervals.")},
+        {"title": "Safety", "text": (
+            f"Exposure is patient-days on anakinra (each regimen's calendar days, extended by "
+            f"{sa['event_lag_days']} day(s), overlaps counted once). Rates per {sa['per']:g} patient-days: "
+            f"{m_sa.get('rate', 'exact Poisson CIs')} ({conf(sa['conf_level'])}); IV vs SC rate ratios: "
+            f"{m_sa.get('rate_ratio', 'exact conditional method')}. Route-specific terms are counted on that "
+            f"route's days only ({route_terms}); severe means grade \u2265{sa['severe_grade']}. Seed of any "
+            f"randomness: {config['seed']} (these estimators use none).")},
+    ]
+    forest = a["forest"]
+    rate_outcomes = join_and([outcome_label(o) for o in forest["rate_outcomes"]]) or "every term"
+    out.append({"title": "Summary of estimates", "text": (
+        f"The forest plot gathers every IV-vs-SC estimate: the Cox hazard ratio ({outcome_label(forest['cox_outcome'])}), "
+        f"the Firth odds ratios, and the rate ratios of {rate_outcomes}, unadjusted and adjusted side by side; "
+        f"there is no adjustment for multiple comparisons.")})
+    return out

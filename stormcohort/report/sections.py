@@ -1,0 +1,511 @@
+"""The report's tables, section by section: result tables in, display tables out.
+
+Each function takes the pipeline's result tables (DataFrames) and a
+:class:`~stormcohort.report.fmt.Formatter`, and returns :class:`Table` objects whose cells are
+final strings: every count went through the formatter, so the shareable report (an active
+disclosure policy) and the full report come out of the same code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from stormcohort.analyses.forest import label_of
+from stormcohort.analyses.forest import settings as forest_settings
+from stormcohort.report.fmt import MISSING, Formatter
+from stormcohort.stats import numbers_at_risk, poisson_rate_ci, rate_ratio
+from stormcohort.table1 import CATEGORICAL, CONTINUOUS
+
+ROUTE_TERM = "route_group[IV]"
+GROUPS = ("overall", "IV", "SC")
+GROUP_LABEL = {"IV": "IV", "SC": "SC", "overall": "Overall"}
+# baseline features that describe severity: what differs between the routes where no reason is recorded
+SEVERITY = ("icu", "platelets_baseline", "oedema", "cns")
+TERM_LABELS = {
+    "alt_ast_increased": "ALT/AST increased", "bacterial_infection": "Bacterial infection",
+    "fungal_infection": "Fungal infection", "viral_infection": "Viral infection",
+    "injection_site_reaction": "Injection-site reaction", "infusion_reaction": "Infusion reaction",
+    "neutropenia": "Neutropenia", "thrombocytopenia": "Thrombocytopenia",
+    "dress_eosinophilia": "DRESS / eosinophilia", "anaphylaxis": "Anaphylaxis", "other": "Other",
+    "any_infection": "Any infection", "any": "Any adverse event", "any_grade_3plus": "Any adverse event grade \u22653",
+}
+VAR_LABELS = {**CONTINUOUS, **CATEGORICAL, "route_group": "Route group", "first_route": "Route of the first dose",
+              "route_switch": "Both routes used", "days_on_anakinra": "Days on anakinra"}
+TEST_LABELS = {"ferritin": "Ferritin", "crp": "CRP", "platelets": "Platelets", "alt": "ALT", "ast": "AST"}
+NPCT = re.compile(r"^\s*(\d+)\s*\(([\d.]+)%\)\s*$")
+
+
+@dataclass
+class Table:
+    id: str
+    caption: str
+    columns: list[str]
+    rows: list[list[str]]
+    sources: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    header_rows: set[int] = field(default_factory=set)  # rows drawn as a sub-heading
+    groups: list[tuple[str, int]] = field(default_factory=list)  # header cells spanning columns
+
+
+def lower_first(label: str) -> str:
+    """A label inside a sentence: ``Weight, kg`` -> ``weight, kg``; acronyms (``CNS``, ``ALT``) kept."""
+    first = label.split(" ")[0]
+    return label if sum(ch.isupper() for ch in first) > 1 else label[:1].lower() + label[1:]
+
+
+def var_label(name: str) -> str:
+    return VAR_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def term_label(term: str) -> str:
+    """``age_group[child]`` -> ``Age group: child``; ``route_group[IV]`` -> ``IV vs SC``."""
+    if term == ROUTE_TERM:
+        return "IV vs SC"
+    m = re.match(r"^(\w+)\[(.+)\]$", str(term))
+    return f"{var_label(m.group(1))}: {m.group(2)}" if m else var_label(str(term))
+
+
+def outcome_label(outcome: str) -> str:
+    return label_of(outcome, forest_settings({})["labels"])
+
+
+def _f(x):
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) or x is pd.NA else x
+
+
+def _notes(f: Formatter, values) -> list[str]:
+    return [t for t in dict.fromkeys(f.note(v) for v in values) if t]
+
+
+# --------------------------------------------------------------------------- data sources
+
+def files_table(files: Sequence[Mapping], accounting: pd.DataFrame, extract_date: str, f: Formatter) -> Table:
+    """Each delivered file: centre, extract date, data rows read, size and SHA-256."""
+    rows_in = accounting.assign(base=accounting["file"].str.split(":").str[0]).groupby(["centre", "base"])["rows_in"].sum()
+    rows = []
+    for rec in files:
+        centre, name = rec["centre"], rec["name"]
+        n = rows_in.get((centre, name))
+        rows.append([centre, name, extract_date, f.count(n) if n is not None else "not a data table",
+                     f.size(rec["bytes"]), rec["sha256"]])
+    return Table("files", "Files delivered, as received", ["Centre", "File", "Extract date", "Data rows", "Size", "SHA-256"],
+                 rows, notes=["Data rows: rows read from the file's data tables (all sheets of a workbook)."])
+
+
+def cleaning_table(accounting: pd.DataFrame, f: Formatter) -> Table:
+    rows = [[r.centre, r.file, f.count(r.rows_in), f.count(r.rows_kept), f.count(r.rows_excluded)]
+            for r in accounting.itertuples()]
+    return Table("cleaning", "Cleaning: every input row kept or excluded",
+                 ["Centre", "Table (file or sheet)", "Rows in", "Kept", "Excluded"], rows,
+                 sources=[f"clean/{c}/accounting.csv" for c in dict.fromkeys(accounting["centre"])])
+
+
+def exclusions_table(ledger: pd.DataFrame, f: Formatter) -> Table:
+    """Ledger entries by centre, file, rule and scope (row excluded, or one value set missing)."""
+    rows = []
+    if len(ledger):
+        g = ledger.groupby(["centre", "file", "rule", "scope"], sort=True)
+        for (centre, file, rule, scope), d in g:
+            what = "rows excluded" if scope == "row" else "values set missing (row kept)"
+            columns = ", ".join(sorted(set(d["column"].dropna().astype(str)))) or MISSING
+            rows.append([centre, file, str(rule).replace("_", " "), columns, what, f.count(len(d))])
+    centres = list(dict.fromkeys(ledger["centre"])) if len(ledger) else []
+    return Table("exclusions", "Exclusions by reason (the ledgers list each row and value)",
+                 ["Centre", "Table", "Rule", "Column", "Effect", "Entries"], rows,
+                 sources=[f"clean/{c}/exclusions.csv" for c in centres],
+                 notes=[] if rows else ["No row or value was excluded."])
+
+
+def link_table(link: pd.DataFrame, f: Formatter) -> Table:
+    rows = [[r.centre, f.count(r.people), f.count(r.people_also_at_another_centre), f.count(r.sex_conflicts),
+             f.count(r.admissions)] for r in link.itertuples()]
+    return Table("linkage", "Linkage across centres (pseudonymous keys)",
+                 ["Centre", "People", "Also at another centre", "Sex conflicts", "Admissions"], rows,
+                 sources=["linked/link_summary.csv"])
+
+
+# --------------------------------------------------------------------------- participants
+
+def attrition_table(attrition: pd.DataFrame, f: Formatter) -> Table:
+    rows = []
+    for r in attrition.itertuples():
+        rows.append([r.description, f.count(r.n_remaining), f.count(_f(r.n_excluded)) if _f(r.n_excluded) is not None else ""])
+    return Table("attrition", "Attrition: admissions to patients",
+                 ["Step", "Remaining", "Left at this step"], rows, sources=["cohort/attrition.csv"])
+
+
+def flow_boxes(attrition: pd.DataFrame, f: Formatter) -> dict:
+    """The flow diagram as data (drawn in HTML in the shareable report): each box holds what remains,
+    its side box what leaves at the next step; then the final cohort and the route groups."""
+    main = attrition[~attrition["step"].str.startswith("route_")].reset_index(drop=True)
+    final = main.iloc[-1]
+    steps = []
+    for i in range(len(main) - 2):
+        here, nxt = main.iloc[i], main.iloc[i + 1]
+        steps.append({"description": here["description"] if i == 0 else "", "remaining": f.count(here["n_remaining"]),
+                      "left": f"{'Merged' if nxt['step'] == 'transfer_merged' else 'Excluded'}: {nxt['description']}",
+                      "n_left": f.count(nxt["n_excluded"])})
+    groups = [{"label": r.description, "n": f.n_pct(r.n_remaining, final.n_remaining)}
+              for r in attrition[attrition["step"].str.startswith("route_")].itertuples()]
+    return {"steps": steps, "final": {"description": final.description, "n": f.count(final.n_remaining)},
+            "groups": groups}
+
+
+def cohort_summary(attrition: pd.DataFrame, f: Formatter) -> dict:
+    a = attrition.set_index("step")["n_remaining"]
+    n = a.get("final_cohort")
+    return {"n": f.count(n), "iv": f.count(a.get("route_IV")), "sc": f.count(a.get("route_SC")),
+            "iv_pct": f.pct(a.get("route_IV"), n), "sc_pct": f.pct(a.get("route_SC"), n)}
+
+
+def follow_up_table(dataset: pd.DataFrame, f: Formatter) -> Table:
+    """Follow-up (index to death or censoring, capped at the follow-up window) by route."""
+    rows = []
+    for g in GROUPS:
+        d = dataset if g == "overall" else dataset[dataset["route_group"].eq(g)]
+        t = pd.to_numeric(d["time_to_death_days"], errors="coerce").dropna()
+        q = np.percentile(t, [25, 50, 75]) if len(t) else [np.nan] * 3
+        rows.append([GROUP_LABEL[g], f.count(len(d)), f.median_iqr(q[1], q[0], q[2]),
+                     f.count(int(t.sum())) if len(t) else MISSING])
+    return Table("follow-up", "Follow-up from the first anakinra dose",
+                 ["Group", "Patients", "Days of follow-up, median [IQR]", "Person-days"], rows,
+                 sources=["cohort/analysis_dataset.csv"])
+
+
+# --------------------------------------------------------------------------- baseline
+
+def _table1_cells(table1: pd.DataFrame, f: Formatter) -> pd.DataFrame:
+    """Table 1 with its n (%) cells re-formatted from their counts (disclosed when required)."""
+    t = table1.copy()
+    for g in ("overall", "IV", "SC"):
+        counts = t[g].astype(str).str.extract(NPCT)[0].astype(float)
+        den = counts.groupby(t["variable"]).transform("sum")
+        for i in t.index[counts.notna()]:
+            t.at[i, g] = f.n_pct(counts[i], den[i])
+        if t.at[0, "variable"] == "n":
+            t.at[0, g] = f.count(table1.at[0, g])
+    t["missing"] = [f.count(m) if str(m) not in ("", "nan") else "" for m in table1["missing"]]
+    return t
+
+
+def table1_table(table1: pd.DataFrame, f: Formatter) -> Table:
+    """gtsummary layout: a 0/1 variable on one row (the 1s), other categorical variables as a
+    heading row (missing, SMD) with one row per level."""
+    t = _table1_cells(table1, f)
+    t["level"] = t["level"].fillna("").astype(str)
+    n = t.iloc[0]
+    rows, heads = [], set()
+    for var, d in t.iloc[1:].groupby("variable", sort=False):
+        first = d.iloc[0]
+        smd = f.number(first["smd"], 2) if pd.notna(first["smd"]) else ""
+        if set(d["level"]) == {"0", "1"}:
+            one = d[d["level"].eq("1")].iloc[0]
+            rows.append([f"{first['label']}, n (%)", one["overall"], one["IV"], one["SC"], first["missing"], smd])
+        elif first["level"]:
+            heads.add(len(rows))
+            rows.append([f"{first['label']}, n (%)", "", "", "", first["missing"], smd])
+            rows.extend([f"\u2003{r['level']}", r["overall"], r["IV"], r["SC"], "", ""] for _, r in d.iterrows())
+        else:
+            rows.append([f"{first['label']}, median [IQR]", first["overall"], first["IV"], first["SC"],
+                         first["missing"], smd])
+    return Table("table1", "Table 1. Baseline characteristics by route of anakinra",
+                 ["Characteristic", f"Overall (N = {n['overall']})", f"IV (N = {n['IV']})", f"SC (N = {n['SC']})",
+                  "Missing", "SMD"], rows, sources=["tables/table1.csv"], header_rows=heads,
+                 notes=["Percentages of the non-missing values. SMD: standardised mean difference IV vs SC "
+                        "(categorical variables: Yang & Dalton 2012); above 0.1 is usually read as imbalance."])
+
+
+def severity_table(table1: pd.DataFrame, f: Formatter) -> tuple[Table, list[dict]]:
+    """The severity features (ICU, platelets, oedema, CNS) by route, most imbalanced first."""
+    t = _table1_cells(table1, f)
+    items = []
+    for var in SEVERITY:
+        sub = t[t["variable"].eq(var)]
+        if sub.empty:
+            continue
+        row = sub[sub["level"].astype(str).eq("1")] if len(sub) > 1 else sub
+        row = row.iloc[0] if len(row) else sub.iloc[0]
+        smd = table1.loc[sub.index, "smd"].dropna()
+        items.append({"variable": var, "label": row["label"], "iv": row["IV"], "sc": row["SC"],
+                      "smd": float(smd.iloc[0]) if len(smd) else np.nan,
+                      "statistic": "n (%)" if len(sub) > 1 else "median [IQR]"})
+    items.sort(key=lambda d: -np.nan_to_num(d["smd"], nan=-1))
+    rows = [[f"{d['label']}, {d['statistic']}", d["iv"], d["sc"], f.number(d["smd"], 2)] for d in items]
+    return Table("severity", "Baseline severity by route (the reasons for IV are not recorded)",
+                 ["Feature", "IV", "SC", "SMD"], rows, sources=["tables/table1.csv"]), items
+
+
+def exposure_summary(dataset: pd.DataFrame, anakinra: pd.DataFrame) -> pd.DataFrame:
+    """Anakinra exposure by route group: tidy rows ``variable, group, n, count, median, q1, q3, missing``.
+
+    ``n`` = patients with a value; binary variables give ``count`` (patients with 1),
+    continuous ones the median and quartiles.
+    """
+    d = dataset.copy()
+    cont = anakinra.groupby("patient_key")["continuous"].apply(lambda s: s.astype(str).str.lower().eq("true").any())
+    d["continuous_infusion"] = d["patient_key"].map(cont).fillna(False).astype(int)
+    d["regimens"] = d["patient_key"].map(anakinra.groupby("patient_key").size()).fillna(0)
+    d["first_dose_iv"] = d["first_route"].eq("IV").astype(int)
+    spec = [("max_daily_dose_mg", "median"), ("max_dose_mg_per_kg_day", "median"),
+            ("days_admission_to_anakinra", "median"), ("days_on_anakinra", "median"), ("regimens", "median"),
+            ("first_dose_iv", "count"), ("route_switch", "count"), ("continuous_infusion", "count")]
+    rows = []
+    for var, kind in spec:
+        for g in GROUPS:
+            x = pd.to_numeric((d if g == "overall" else d[d["route_group"].eq(g)])[var], errors="coerce")
+            v = x.dropna()
+            q = np.percentile(v, [25, 50, 75]) if len(v) else [np.nan] * 3
+            rows.append({"variable": var, "group": g, "n": len(v), "count": int(v.sum()) if kind == "count" else np.nan,
+                         "median": q[1] if kind == "median" else np.nan, "q1": q[0] if kind == "median" else np.nan,
+                         "q3": q[2] if kind == "median" else np.nan, "missing": int(x.isna().sum())})
+    return pd.DataFrame(rows)
+
+
+EXPOSURE_LABELS = {
+    "max_daily_dose_mg": "Maximum daily dose, mg",
+    "max_dose_mg_per_kg_day": "Maximum daily dose, mg/kg/day",
+    "days_admission_to_anakinra": "Days from admission to the first dose",
+    "days_on_anakinra": "Duration, days (first start to last stop)",
+    "regimens": "Regimens per patient",
+    "first_dose_iv": "First dose intravenous",
+    "route_switch": "Both routes used (switch)",
+    "continuous_infusion": "Continuous IV infusion at any time",
+}
+
+
+def exposure_table(summary: pd.DataFrame, f: Formatter) -> Table:
+    rows = []
+    for var, d in summary.groupby("variable", sort=False):
+        d = d.set_index("group")
+        cells = []
+        for g in GROUPS:
+            r = d.loc[g]
+            cells.append(f.n_pct(r["count"], r["n"]) if pd.notna(r["count"]) else f.median_iqr(r["median"], r["q1"], r["q3"]))
+        stat = "n (%)" if pd.notna(d["count"]).any() else "median [IQR]"
+        rows.append([f"{EXPOSURE_LABELS.get(var, var)}, {stat}", *cells, f.count(d.loc["overall", "missing"])])
+    return Table("exposure", "Anakinra exposure by route",
+                 ["", "Overall", "IV", "SC", "Missing"], rows, sources=["tables/exposure.csv"],
+                 notes=["mg/kg/day needs a weight at admission (missing otherwise). A regimen is one row of the "
+                        "dosing record (one route, dose and frequency)."])
+
+
+# --------------------------------------------------------------------------- outcomes
+
+def km_table(km: pd.DataFrame, logrank: pd.DataFrame, f: Formatter) -> Table:
+    rows = []
+    for r in km.itertuples():
+        median = f.days(r.median) if pd.notna(r.median) else "not reached"
+        rows.append([GROUP_LABEL.get(r.group, r.group), f.count(r.n), f.count(r.events),
+                     *[f.unless_small([r.events], x) for x in (
+                         median, f.est_ci(r.surv_30, r.surv_30_lcl, r.surv_30_ucl, 2),
+                         f.est_ci(r.surv_90, r.surv_90_lcl, r.surv_90_ucl, 2))]])
+    lr = logrank.iloc[0]
+    group_events = km.set_index("group")["events"].reindex(["IV", "SC"]).tolist()
+    notes = ["Log-rank test IV vs SC: " + f.unless_small(
+        group_events, f"chi-square {f.number(lr['statistic'], 2)} on {lr['df']} df, p = {f.p(lr['p'])}.")]
+    return Table("km", "Survival (Kaplan-Meier)", ["Group", "Patients", "Deaths", "Median survival, days",
+                                                   "Survival at day 30 (CI)", "Survival at day 90 (CI)"],
+                 rows, sources=["tables/km.csv", "tables/logrank.csv"], notes=notes + _notes(f, km["note"]))
+
+
+def risk_table(dataset: pd.DataFrame, time: str, event: pd.Series, days: Sequence[float], f: Formatter,
+               table_id: str, caption: str) -> Table:
+    """Numbers at risk (time >= t) by route at ``days``, disclosed like every count."""
+    d = dataset.assign(_event=event.astype(int).to_numpy())
+    risk = numbers_at_risk(d, time, "_event", days, group="route_group")
+    rows = []
+    for g in ("IV", "SC"):
+        sub = risk[risk["group"].eq(g)].set_index("time")["n_risk"]
+        rows.append([g, *[f.count(sub.get(float(t), 0)) for t in days]])
+    return Table(table_id, caption, ["Day", *[f.days(t) for t in days]], rows, sources=["cohort/analysis_dataset.csv"])
+
+
+def cox_table(cox: pd.DataFrame, group_events: Sequence, f: Formatter) -> Table:
+    """``group_events``: deaths in the IV and SC groups (an estimate resting on a suppressed one is withheld)."""
+    rows, heads = [], set()
+    for model, d in cox.groupby("model", sort=False):
+        first = d.iloc[0]
+        heads.add(len(rows))
+        rows.append([f"{model.capitalize()} model: {f.count(first['n'])} patients, {f.count(first['events'])} deaths",
+                     "", ""])
+        for r in d.itertuples():
+            rows.append([f"\u2003{term_label(r.term)}", f.unless_small(group_events, f.est_ci(r.hr, r.hr_lcl, r.hr_ucl)),
+                         f.unless_small(group_events, f.p(r.p))])
+    return Table("cox", "Cox proportional hazards: death by the end of follow-up",
+                 ["Term", "Hazard ratio (CI)", "p"], rows, header_rows=heads, sources=["tables/cox.csv"],
+                 notes=_notes(f, cox["note"]))
+
+
+def ph_table(ph: pd.DataFrame, alpha: float, group_events: Sequence, f: Formatter) -> Table:
+    """``group_events`` as for :func:`cox_table`: the tests of a withheld model are withheld too."""
+    rows = [[r.model.capitalize(), "Global" if r.term == "GLOBAL" else term_label(r.term),
+             f.unless_small(group_events, f.number(r.statistic, 2)), str(r.df), f.unless_small(group_events, f.p(r.p)),
+             "yes" if pd.notna(r.p) and r.p < alpha and not f.suppressed(*group_events) else ""]
+            for r in ph.itertuples()]
+    return Table("ph", "Proportional hazards test (cox.zph)", ["Model", "Term", "Chi-square", "df", "p",
+                                                                f"p < {alpha:g}"],
+                 rows, sources=["tables/ph_test.csv"], notes=_notes(f, ph["note"]))
+
+
+def cif_table(summary: pd.DataFrame, f: Formatter) -> Table:
+    rows = []
+    for r in summary.itertuples():
+        rows.append([GROUP_LABEL.get(r.group, r.group), r.cause.replace("_", " "), f.days(r.time), f.count(r.n_risk),
+                     f.count(r.events), f.unless_small([r.events], f.est_ci(r.cif, r.cif_lcl, r.cif_ucl, 2))])
+    return Table("cif", "Cumulative incidence of fever resolution, death competing (Aalen-Johansen)",
+                 ["Group", "Event", "Day", "At risk", "Events by the day", "Cumulative incidence (CI)"], rows,
+                 sources=["tables/cif_summary.csv"], notes=_notes(f, summary["note"]))
+
+
+def binary_table(counts: pd.DataFrame, logistic: pd.DataFrame, f: Formatter) -> Table:
+    firth = logistic[logistic["method"].eq("firth") & logistic["term"].eq(ROUTE_TERM)].set_index(["outcome", "model"])
+    rows = []
+    for outcome, d in counts.groupby("outcome", sort=False):
+        d = d.set_index("group")
+        cells = [f.n_pct(d.loc[g, "events"], d.loc[g, "n"]) for g in ("IV", "SC")]
+        ors = []
+        for model in ("unadjusted", "adjusted"):
+            r = firth.loc[(outcome, model)] if (outcome, model) in firth.index else None
+            ors.append(MISSING if r is None else f.unless_small(
+                [d.loc[g, "events"] for g in ("IV", "SC")], f"{f.est_ci(r['or'], r['or_lcl'], r['or_ucl'])}, p = {f.p(r['p'])}"))
+        rows.append([outcome_label(outcome), *cells, f.count(d.loc["overall", "not_evaluable"]), *ors])
+    notes = ["n (%) of evaluable patients. Odds ratios IV vs SC from Firth logistic regression."]
+    return Table("binary", "Binary outcomes by route", ["Outcome", "IV", "SC", "Not evaluable", "OR unadjusted",
+                                                        "OR adjusted"], rows,
+                 sources=["tables/binary_outcomes.csv", "tables/logistic.csv"],
+                 notes=notes + _notes(f, logistic.loc[logistic["term"].eq(ROUTE_TERM), "note"]))
+
+
+def trajectories_table(traj: pd.DataFrame, f: Formatter) -> Table:
+    rows = []
+    for r in traj[traj["term"].isin([ROUTE_TERM, f"{ROUTE_TERM}:day"])].itertuples():
+        what = "level at day 0" if r.term == ROUTE_TERM else "slope per day"
+        rows.append([TEST_LABELS.get(r.test, r.test), f"IV vs SC, {what}", f.est_ci(np.exp(r.coef), np.exp(r.lcl),
+                                                                                   np.exp(r.ucl), 3),
+                     f.p(r.p), f.count(r.n_patients), f.count(r.n_obs)])
+    return Table("trajectories", "Laboratory trajectories: IV vs SC ratios (mixed models on the log scale)",
+                 ["Test", "Term", "Ratio (CI)", "p", "Patients", "Samples"], rows, sources=["tables/trajectories.csv"],
+                 notes=["Ratios are exp(coefficient): IV/SC ratio of the geometric mean at day 0, and of the daily "
+                        "change."] + _notes(f, traj["note"]))
+
+
+# --------------------------------------------------------------------------- safety
+
+def ae_table(events: pd.DataFrame, severe: int, f: Formatter) -> Table:
+    grades = ["any", *[str(k) for k in range(1, 6)], f">={severe}"]
+    heads = ["Term"] + [("Any" if k == "any" else k.replace(">=", "\u2265")) for g in ("IV", "SC") for k in grades]
+    rows = []
+    e = events.set_index(["group", "term", "grade"])
+    for term in dict.fromkeys(events["term"]):
+        cells = []
+        for g in ("IV", "SC"):
+            for k in grades:
+                if (g, term, k) not in e.index:
+                    cells.append(MISSING)
+                    continue
+                r = e.loc[(g, term, k)]
+                cells.append(f.n_pct(r["patients"], r["n"]) if k in ("any", f">={severe}") else f.count(r["patients"]))
+        rows.append([TERM_LABELS.get(term, term), *cells])
+    return Table("ae", "Adverse events by route and CTCAE grade: patients with at least one", heads, rows,
+                 sources=["tables/safety_events.csv"], groups=[("", 1), ("IV, by grade", len(grades)),
+                                                               ("SC, by grade", len(grades))],
+                 notes=[f"n (%) of the route group for any grade and grade \u2265{severe}; patients by grade otherwise."])
+
+
+def _rate_cells(events, days, per, conf, f: Formatter) -> tuple[str, str]:
+    """Events / patient-days and rate (CI), computed from the disclosed event count and patient-days."""
+    if pd.isna(events) or pd.isna(days):
+        return "not applicable", ""
+    shown = f"{f.count(events)} / {f.count(days)}"
+    if f.suppressed(events, days):
+        return shown, f"not shown ({f.policy.small_label})"
+    r = poisson_rate_ci(f.n(events), f.n(days), per=per, conf_level=conf).iloc[0]
+    return shown, f.est_ci(r["rate"], r["rate_lcl"], r["rate_ucl"], 2)
+
+
+def disclosed_ratio(r, conf: float, f: Formatter) -> dict:
+    """IV vs SC rate ratio from the disclosed counts (as tabled when nothing is disclosed)."""
+    if not f.policy.active or pd.isna(r["events_iv"]) or pd.isna(r["events_sc"]):
+        return {"irr": r["irr"], "lcl": r["irr_lcl"], "ucl": r["irr_ucl"], "p": r["p"], "shown": pd.notna(r["irr"])}
+    if f.suppressed(r["events_iv"], r["events_sc"], r["patient_days_iv"], r["patient_days_sc"]):
+        return {"irr": np.nan, "lcl": np.nan, "ucl": np.nan, "p": np.nan, "shown": False, "withheld": True}
+    rr = rate_ratio(f.n(r["events_iv"]), f.n(r["patient_days_iv"]), f.n(r["events_sc"]), f.n(r["patient_days_sc"]),
+                    conf_level=conf)
+    return {"irr": rr.rate_ratio, "lcl": rr.lcl, "ucl": rr.ucl, "p": rr.p, "shown": rr.estimable}
+
+
+def rates_table(rates: pd.DataFrame, ratios: pd.DataFrame, per: float, conf: float, f: Formatter) -> Table:
+    rr = ratios.set_index("outcome")
+    rows = []
+    for term, d in rates.groupby("term", sort=False):
+        d = d.set_index("group")
+        cells = []
+        for g in ("IV", "SC"):
+            r = d.loc[g] if g in d.index else None
+            cells.extend(_rate_cells(np.nan if r is None else r["events"], np.nan if r is None else r["patient_days"],
+                                     per, conf, f))
+        ratio = MISSING
+        if term in rr.index:
+            x = disclosed_ratio(rr.loc[term], conf, f)
+            if x.get("withheld"):
+                ratio = f"not shown ({f.policy.small_label} events)"
+            elif x["shown"]:
+                ratio = f"{f.est_ci(x['irr'], x['lcl'], x['ucl'])}, p = {f.p(x['p'])}"
+            else:
+                ratio = f.note(rr.loc[term, "note"]) or "not estimable"
+        rows.append([TERM_LABELS.get(term, term), *cells, ratio])
+    for term in [t for t in rr.index if t not in set(rates["term"])]:
+        r = rr.loc[term]
+        x = disclosed_ratio(r, conf, f)
+        cells = [*_rate_cells(r["events_iv"], r["patient_days_iv"], per, conf, f),
+                 *_rate_cells(r["events_sc"], r["patient_days_sc"], per, conf, f)]
+        ratio = (f"not shown ({f.policy.small_label} events)" if x.get("withheld") else
+                 f"{f.est_ci(x['irr'], x['lcl'], x['ucl'])}, p = {f.p(x['p'])}" if x["shown"] else "not estimable")
+        rows.append([TERM_LABELS.get(term, term), *cells, ratio])
+    per_txt = f"{per:g}"
+    return Table("rates", f"Exposure-adjusted adverse event rates per {per_txt} patient-days on anakinra",
+                 ["Term", "IV events / patient-days", f"IV rate (CI)", "SC events / patient-days", "SC rate (CI)",
+                  "Rate ratio IV vs SC (CI)"], rows, sources=["tables/safety_rates.csv", "tables/rate_ratios.csv"],
+                 notes=_notes(f, rates["note"]))
+
+
+def hepatotoxicity_table(hep: pd.DataFrame, f: Formatter) -> Table:
+    rows = []
+    for outcome, d in hep.groupby("outcome", sort=False):
+        d = d.set_index("group")
+        rows.append([outcome_label(outcome), *[f.n_pct(d.loc[g, "events"], d.loc[g, "n"]) for g in GROUPS],
+                     f.count(d.loc["overall", "not_evaluable"])])
+    return Table("hepatotoxicity", "Laboratory-defined hepatotoxicity (ALT or AST above a multiple of the centre's ULN)",
+                 ["Outcome", "Overall", "IV", "SC", "Not evaluable"], rows, sources=["tables/hepatotoxicity.csv"])
+
+
+def forest_rows(forest: pd.DataFrame, ratios: pd.DataFrame, counts: pd.DataFrame, km: pd.DataFrame, conf: float,
+                f: Formatter) -> pd.DataFrame:
+    """forest.csv for the shareable figure: rate ratios recomputed from disclosed counts, and any
+    estimate whose group event counts include a suppressed one withheld."""
+    out = forest.copy()
+    if not f.policy.active:
+        return out
+    rr = ratios.set_index("outcome")
+    by_group = counts.set_index(["outcome", "group"])["events"]
+    km_events = km.set_index("group")["events"]
+    for i, r in out.iterrows():
+        if r["section"] == "rate" and r["outcome"] in rr.index:
+            x = disclosed_ratio(rr.loc[r["outcome"]], conf, f)
+            withheld = bool(x.get("withheld"))
+            if not withheld:
+                out.loc[i, ["estimate", "lcl", "ucl", "p"]] = [x["irr"], x["lcl"], x["ucl"], x["p"]]
+        elif r["section"] == "logistic":
+            withheld = f.suppressed(*[by_group.get((r["outcome"], g)) for g in ("IV", "SC")])
+        else:
+            withheld = f.suppressed(*[km_events.get(g) for g in ("IV", "SC")])
+        if withheld:
+            out.loc[i, ["estimate", "lcl", "ucl", "p"]] = np.nan
+            out.loc[i, ["plotted", "estimable"]] = False
+            out.loc[i, "note"] = f"withheld: a group has {f.policy.small_label} events"
+    return out

@@ -1,0 +1,244 @@
+"""Unit tests of the cohort-level diff (stormcohort/diff.py) on small hand-made tables.
+
+The end-to-end check against the generator's own list of changes is tests/test_updated_delivery.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stormcohort import diff as d
+
+NAN = np.nan
+
+
+def dataset(rows):
+    cols = ["patient_key", "centre", "route_group", "weight_kg", "death_90d", "time_to_death_days"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+OLD = dataset([
+    ["P01", "LDN", "IV", 70.0, 0, 90.0],
+    ["P02", "SHF", "SC", NAN, 1, 12.0],
+    ["P03", "BHM", "SC", 20.5, 0, 90.0],
+    ["P04", "LDN", "SC", 81.0, 0, 90.0],
+])
+NEW = dataset([
+    ["P01", "LDN", "IV", 70.0000000001, 0, 90.0],  # float noise: not a change
+    ["P02", "SHF", "SC", NAN, 1, 14.0],           # death date moved
+    ["P03", "BHM", "IV", 22.0, 0, 90.0],          # route and weight
+    ["P05", "SHF", "SC", 60.0, 0, 90.0],          # new
+])
+
+
+def test_same_treats_missing_numbers_and_text_as_a_reader_would():
+    a = pd.Series([NAN, "", 1.0, "1", "x", 2.0, None, 3.0])
+    b = pd.Series([None, NAN, 1.0 + 1e-12, 1.0, "x", 2.1, "y", NAN])
+    assert d.same(a, b).tolist() == [True, True, True, True, True, False, False, False]
+
+
+def test_patients_added_removed_and_changed_with_their_fields():
+    patients, fields = d.diff_patients(OLD, NEW)
+    assert patients[["patient_key", "change"]].values.tolist() == [
+        ["P05", "added"], ["P04", "removed"], ["P02", "changed"], ["P03", "changed"]]
+    by_key = patients.set_index("patient_key")
+    assert by_key.loc["P03", "fields_changed"] == "route_group;weight_kg"
+    assert by_key.loc["P02", "fields_changed"] == "time_to_death_days"
+    assert by_key.loc["P05", "fields_changed"] == "" and by_key.loc["P05", "centre_new"] == "SHF"
+    assert pd.isna(by_key.loc["P05", "centre_old"]) and by_key.loc["P04", "route_group_old"] == "SC"
+    assert fields.values.tolist() == [["P02", "time_to_death_days", "12", "14"],
+                                      ["P03", "route_group", "SC", "IV"], ["P03", "weight_kg", "20.5", "22"]]
+
+
+def test_identical_datasets_give_no_patient_change():
+    patients, fields = d.diff_patients(OLD, OLD.sample(frac=1, random_state=1))
+    assert patients.empty and fields.empty
+
+
+def test_long_table_rows_compared_as_multisets_per_patient():
+    old = pd.DataFrame({"patient_key": ["P1", "P1", "P1", "P2", "P9"], "route_group": "SC",
+                        "test": ["crp", "crp", "alt", "crp", "crp"], "value": ["5", "5", "40", "7", "1"]})
+    new = pd.DataFrame({"patient_key": ["P1", "P1", "P2", "P2", "P8"], "route_group": ["IV", "IV", "SC", "SC", "SC"],
+                        "test": ["alt", "crp", "crp", "crp", "crp"], "value": ["40", "5", "7", "9", "1"]})
+    rows = d.diff_long(old, new, "labs", pd.Index(["P1", "P2"]))
+    assert rows.values.tolist() == [["P1", "labs", "removed", 1, "test=crp; value=5"],
+                                    ["P2", "labs", "added", 1, "test=crp; value=9"]]
+    assert d.diff_long(None, new, "labs", pd.Index(["P1"])).empty
+
+
+def test_long_table_changes_make_a_patient_changed():
+    patients, _ = d.diff_patients(OLD, NEW)
+    rows = pd.DataFrame({"patient_key": ["P01", "P03"], "table": ["labs", "adverse_events"], "status": "added",
+                         "n": 1, "row": "x"})
+    both = pd.DataFrame({"patient_key": ["P01", "P02", "P03"], "centre_new": ["LDN", "SHF", "BHM"],
+                         "route_group_new": ["IV", "SC", "IV"], "centre_old": ["LDN", "SHF", "BHM"],
+                         "route_group_old": ["IV", "SC", "SC"]})
+    out = d.add_long_changes(patients, rows, both).set_index("patient_key")
+    assert out.loc["P01", "change"] == "changed" and out.loc["P01", "fields_changed"] == "labs"
+    assert out.loc["P03", "fields_changed"] == "route_group;weight_kg;adverse_events"
+    assert out.loc["P05", "fields_changed"] == ""  # added patients keep an empty list
+
+
+LEDGER_OLD = pd.DataFrame({
+    "centre": ["LDN", "LDN", "LDN", "SHF"],
+    "file": ["labs.csv", "labs.csv", "admissions.csv", "SHF_HLH_registry.xlsx:Bloods"],
+    "row": ["954", "1228", "5", "67"], "column": ["", "Result", "Weight_kg", ""],
+    "value": ["", "haemolysed", "112000", ""], "rule": ["duplicate_row", "unparseable_value", "implausible_value",
+                                                        "duplicate_row"],
+    "reason": ["exact duplicate of row 953 (first kept)", "not a number", "weight", "exact duplicate of row 66"],
+    "scope": ["row", "row", "value", "row"]})
+
+
+def test_ledger_rows_that_renumber_are_not_changes():
+    shifted = LEDGER_OLD.assign(row=["900", "1100", "5", "67"],
+                                reason=LEDGER_OLD["reason"].str.replace("953", "899"))
+    counts, entries = d.diff_ledger(LEDGER_OLD, shifted)
+    assert entries.empty and (counts["change"] == 0).all()
+
+
+def test_ledger_entries_added_and_removed_with_counts():
+    new = pd.concat([LEDGER_OLD.drop(index=[1]), pd.DataFrame([{
+        "centre": "LDN", "file": "admissions.csv", "row": "27", "column": "Weight_kg", "value": "75700",
+        "rule": "implausible_value", "reason": "weight", "scope": "value"}])], ignore_index=True)
+    counts, entries = d.diff_ledger(LEDGER_OLD, new)
+    assert entries[["status", "file", "row", "value"]].values.tolist() == [
+        ["removed", "labs.csv", "1228", "haemolysed"], ["added", "admissions.csv", "27", "75700"]]
+    changed = counts[counts["change"] != 0].set_index(["file", "rule"])["change"].to_dict()
+    assert changed == {("admissions.csv", "implausible_value"): 1, ("labs.csv", "unparseable_value"): -1}
+
+
+def test_attrition_step_by_step():
+    old = pd.DataFrame({"step": ["all_admissions", "no_anakinra", "final_cohort"], "description": ["a", "b", "c"],
+                        "n_remaining": [64, 46, 46], "n_excluded": [NAN, 18, NAN]})
+    new = pd.DataFrame({"step": ["all_admissions", "no_anakinra", "new_rule", "final_cohort"],
+                        "description": ["a", "b", "n", "c"], "n_remaining": [66, 48, 47, 47],
+                        "n_excluded": [NAN, 18, 1, NAN]})
+    out = d.diff_attrition(old, new)
+    assert out["step"].tolist() == ["all_admissions", "no_anakinra", "new_rule", "final_cohort"]
+    assert out["change"].tolist()[:2] == [2, 2] and pd.isna(out.loc[2, "change"]) and out.loc[3, "change"] == 1
+    assert out.loc[1, "n_excluded_old"] == 18 and pd.isna(out.loc[2, "n_remaining_old"])
+
+
+def table1(rows):
+    return pd.DataFrame(rows, columns=["variable", "label", "level", "statistic", "overall", "IV", "SC", "missing",
+                                       "smd"]).astype(str).replace("nan", "")
+
+
+def test_table1_cells_and_smds():
+    old = table1([["n", "Patients", "", "n", "46", "18", "28", "", ""],
+                  ["age_years", "Age", "", "median [IQR]", "34.5 [14.3, 55.1]", "42.1 [31.3, 55.1]", "22.4 [13, 50]",
+                   "0", "0.369"],
+                  ["sex", "Sex", "F", "n (%)", "18 (39.1%)", "9 (50.0%)", "9 (32.1%)", "0", "0.369"]])
+    new = table1([["n", "Patients", "", "n", "48", "19", "29", "", ""],
+                  ["age_years", "Age", "", "median [IQR]", "34.5 [14.3, 55.1]", "40.7 [30.2, 54.8]", "22.4 [13, 50]",
+                   "0", "0.338"],
+                  ["sex", "Sex", "F", "n (%)", "18 (39.1%)", "9 (50.0%)", "9 (32.1%)", "0", "0.369"],
+                  ["sex", "Sex", "X", "n (%)", "1 (2.1%)", "0 (0.0%)", "1 (3.4%)", "", ""]])
+    out = d.diff_table1(old, new)
+    assert len(out) == 4 * 5
+    changed = out[out["changed"]]
+    assert changed[["variable", "level", "column"]].values.tolist() == [
+        ["n", "", "overall"], ["n", "", "IV"], ["n", "", "SC"], ["age_years", "", "IV"], ["age_years", "", "smd"],
+        ["sex", "X", "overall"], ["sex", "X", "IV"], ["sex", "X", "SC"]]
+    smd = out[(out["variable"] == "age_years") & (out["column"] == "smd")].iloc[0]
+    assert (smd["old"], smd["new"], smd["change"]) == ("0.369", "0.338", pytest.approx(-0.031))
+
+
+COX = pd.DataFrame({"model": ["unadjusted", "adjusted", "adjusted"], "term": ["route_group[IV]", "route_group[IV]", "icu"],
+                    "hr": [1.8, 1.4, 4.5], "hr_lcl": [0.64, 0.38, 1.25], "hr_ucl": [5.2, 5.1, 16.3], "n": 46,
+                    "events": 14})
+LOGISTIC = pd.DataFrame({"outcome": "death_30d", "model": "unadjusted", "method": ["firth", "firth", "ml", "ml"],
+                         "term": ["(Intercept)", "route_group[IV]"] * 2, "or": [0.24, 2.1, 0.23, 2.2],
+                         "or_lcl": [0.09, 0.56, 0.08, 0.55], "or_ucl": [0.58, 8.4, 0.6, 8.7], "n": 45, "events": 11})
+RATES = pd.DataFrame({"outcome": ["any", "fungal_infection", "viral_infection"], "model": "unadjusted",
+                      "term": "route_group[IV]", "irr": [0.97, NAN, 0.0], "irr_lcl": [0.41, NAN, 0.0],
+                      "irr_ucl": [2.1, NAN, 79.0], "events_iv": [10, 0, 0], "events_sc": [21, 0, 1]})
+
+
+def test_effect_estimates_gather_every_model_but_intercepts():
+    est = d.effect_estimates({"cox": COX, "logistic": LOGISTIC, "rate_ratios": RATES})
+    assert len(est) == 3 + 2 + 3
+    assert set(est["measure"]) == {"HR", "OR", "IRR"} and (est["term"] != "(Intercept)").all()
+    cox = est[est["source"] == "cox"]
+    assert (cox["outcome"] == "death_90d").all() and (cox["method"] == "").all()
+    assert sorted(est.loc[est["source"] == "logistic", "method"]) == ["firth", "ml"]
+    any_rate = est[est["outcome"] == "any"].iloc[0]
+    assert (any_rate["estimate"], any_rate["lcl"], any_rate["ucl"], any_rate["events"]) == (0.97, 0.41, 2.1, 31)
+    assert d.effect_estimates({"cox": None}).empty
+
+
+def test_conclusion_moved_where_a_ci_starts_or_stops_excluding_one():
+    old = d.effect_estimates({"cox": COX, "logistic": LOGISTIC, "rate_ratios": RATES})
+    new_cox = COX.assign(hr_lcl=[1.1, 0.38, 0.9])  # unadjusted now excludes 1; icu no longer does
+    new_rates = RATES.assign(irr=[0.97, 2.0, 0.0], irr_lcl=[0.41, 1.2, 0.0], irr_ucl=[2.1, 3.3, 79.0])
+    new = d.effect_estimates({"cox": new_cox, "logistic": LOGISTIC.iloc[:2], "rate_ratios": new_rates})
+    out = d.diff_effects(old, new).set_index(["source", "model", "method", "term", "outcome"])
+    unadj = out.loc[("cox", "unadjusted", "", "route_group[IV]", "death_90d")]
+    assert unadj["conclusion_moved"] and unadj["conclusion"] == "CI now excludes 1"
+    icu = out.loc[("cox", "adjusted", "", "icu", "death_90d")]
+    assert icu["conclusion_moved"] and icu["conclusion"] == "CI no longer excludes 1" and not icu["iv_vs_sc"]
+    assert not out.loc[("cox", "adjusted", "", "route_group[IV]", "death_90d"), "conclusion_moved"]
+    fungal = out.loc[("rate_ratios", "unadjusted", "", "route_group[IV]", "fungal_infection")]
+    assert not fungal["conclusion_moved"] and pd.isna(fungal["ratio_new_to_old"])  # was not estimable
+    viral = out.loc[("rate_ratios", "unadjusted", "", "route_group[IV]", "viral_infection")]
+    assert pd.isna(viral["ratio_new_to_old"]) and not viral["ci_excludes_1_new"]  # 0 (0 to 79) includes 1
+    ml = out.loc[("logistic", "unadjusted", "ml", "route_group[IV]", "death_30d")]
+    assert ml["status"] == "old only" and not ml["conclusion_moved"]
+    assert out.loc[("cox", "unadjusted", "", "route_group[IV]", "death_90d"), "ratio_new_to_old"] == pytest.approx(1)
+    table = d.diff_effects(old, new)
+    assert table["iv_vs_sc"].tolist() == sorted(table["iv_vs_sc"], reverse=True)  # IV vs SC first
+
+
+def run_tables(name, dataset_, ledger, cox):
+    attrition = pd.DataFrame({"step": ["final_cohort", "route_IV", "route_SC"], "description": "x",
+                              "n_remaining": [len(dataset_), (dataset_["route_group"] == "IV").sum(),
+                                              (dataset_["route_group"] == "SC").sum()], "n_excluded": NAN})
+    t1 = table1([["n", "Patients", "", "n", str(len(dataset_)), "1", "2", "", ""]])
+    return d.RunTables(name, dataset_, attrition, t1, ledger, {t: None for t in d.LONG_TABLES},
+                       {"cox": cox, "logistic": None, "rate_ratios": None})
+
+
+@pytest.fixture
+def result():
+    return d.compare(run_tables("old", OLD, LEDGER_OLD, COX),
+                     run_tables("new<&>", NEW, LEDGER_OLD.iloc[1:], COX.assign(hr_lcl=[1.1, 0.38, 1.25])))
+
+
+def test_compare_and_summary(result):
+    s = result.summary()
+    assert s["patients"] == {"added": 1, "removed": 1, "changed": 2}
+    assert s["cohort"]["final_cohort"] == {"old": 4, "new": 4}
+    assert s["ledger_entries"] == {"added": 0, "removed": 1}
+    assert (s["effects"], s["effects_conclusion_moved"], s["iv_vs_sc_conclusion_moved"]) == (3, 1, 1)
+
+
+def test_html_is_self_contained_escaped_and_flags_moved_conclusions(result):
+    page = d.diff_html(result, synthetic=True)
+    assert "SYNTHETIC DATA" in page and "SYNTHETIC" not in d.diff_html(result, synthetic=False)
+    assert "new&lt;&amp;&gt;" in page and "new<&>" not in page
+    assert not re.search(r"(src|href)=|https?://|<script|@import", page)
+    assert page.count('<tr class="moved">') >= 1 and "CI now excludes 1" in page
+    for key in ("P05", "P04", "P02", "P03"):
+        assert key in page
+
+
+def test_written_diff_is_deterministic(result, tmp_path):
+    outputs = {}
+    for run in ("a", "b"):
+        paths = {n: tmp_path / run / f"{n}.csv" for n in d.OUTPUTS}
+        paths.update(summary=tmp_path / run / "summary.json", html=tmp_path / run / "diff.html")
+        (tmp_path / run).mkdir()
+        d.write_diff(result, paths, synthetic=True)
+        outputs[run] = {p.name: p.read_bytes() for p in paths.values()}
+    assert outputs["a"] == outputs["b"] and len(outputs["a"]) == len(d.OUTPUTS) + 2
+    patients = pd.read_csv(tmp_path / "a" / "patients.csv")
+    assert patients["change"].tolist() == ["added", "removed", "changed", "changed"]
+
+
+def test_reading_something_that_is_not_a_run_names_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a finished run.*analysis_dataset.csv"):
+        d.read_run(tmp_path)
