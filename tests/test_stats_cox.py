@@ -188,3 +188,37 @@ def test_fast_at_100k():
     cox_zph(fit)
     assert fit.estimable
     assert time.perf_counter() - start < 10
+
+
+def test_risk_set_sums_equal_add_at_bit_for_bit():
+    from stormcohort.stats.cox import _bucket_sum
+
+    rng = np.random.default_rng(1)
+    index = rng.integers(0, 50, 5_000)
+    values = rng.normal(size=(5_000, 3, 3))
+    expected = np.zeros((51, 3, 3))
+    np.add.at(expected, index, values)
+    assert np.array_equal(_bucket_sum(index, values, 51), expected)
+    assert np.array_equal(_bucket_sum(index, values[:, 0], 51), expected[:, 0])
+
+
+def test_newton_polish_stops_at_rounding_noise(monkeypatch):
+    # at large n the score's rounding noise exceeds the 1e-10 step tolerance and the
+    # log-likelihood's exceeds 1e-12: the polish must stop instead of stepping and halving
+    # through noise (structural check: the number of Efron evaluations, not the clock)
+    import stormcohort.stats.cox as cox
+
+    rng = np.random.default_rng(2)
+    n = 20_000  # a registry-like case (integer days, categorical covariates) that used to spin
+    df = pd.DataFrame({"t": rng.integers(1, 91, n).astype(float), "e": (rng.random(n) < 0.25).astype(int),
+                       "g": rng.choice(["IV", "SC"], n), "age": rng.choice(["adult", "child"], n),
+                       "icu": rng.integers(0, 2, n), "trig": rng.choice(["infection", "malignancy", "rheumatic"], n)})
+    calls = []
+    efron = cox._efron
+    monkeypatch.setattr(cox, "_efron", lambda *a, **kw: calls.append(1) or efron(*a, **kw))
+    fit = cox_ph(df, "t", "e", ["g", "age", "icu", "trig"])
+    assert fit.estimable
+    assert len(calls) <= 6  # null model + a few Newton steps (109 before the noise rule)
+    # and the estimate is the maximum: the Newton step left is at rounding level
+    at = efron(fit._X, fit._time, fit._event, fit._beta)
+    assert np.max(np.abs(np.linalg.solve(at.info, at.score))) < 1e-8

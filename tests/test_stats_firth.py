@@ -14,6 +14,7 @@ from scipy.special import expit
 
 from stormcohort.stats.firth import (
     FIRTH_COLUMNS,
+    _compress,
     _firth_fit,
     _pen_loglik,
     firth_logistic,
@@ -152,3 +153,55 @@ def test_design_problems_are_not_estimable():
     collinear = df.assign(x2=df["x"] * 2)
     assert not firth_logistic(collinear, "y", ["x", "x2"]).estimable
     assert "outcome is constant" in ml_logistic(df.assign(y=0), "y", ["x"]).reason
+
+
+# --------------------------------------------------------------------------- scale (structural, not timed)
+
+
+def test_repeated_covariate_patterns_are_fitted_once_exactly(sex2):
+    # sex2's 239 rows have few distinct covariate patterns: the count-weighted fit is the same fit
+    X = np.column_stack([np.ones(len(sex2)), sex2[COVS].to_numpy(float)])
+    y = sex2["case"].to_numpy(float)
+    Xc, yc, m = _compress(X, y)
+    assert m is not None and len(Xc) < len(X) / 4 and m.sum() == len(X) and yc.sum() == y.sum()
+    free = np.ones(X.shape[1], dtype=bool)
+    b_rows, l_rows, _, ok_rows = _firth_fit(X, y, np.zeros(X.shape[1]), free)
+    b_pat, l_pat, _, ok_pat = _firth_fit(Xc, yc, np.zeros(X.shape[1]), free, m)
+    assert ok_rows and ok_pat
+    assert b_pat == pytest.approx(b_rows, abs=1e-10) and l_pat == pytest.approx(l_rows, abs=1e-10)
+    # continuous covariates: nothing to compress, the rows are used as they are
+    rng = np.random.default_rng(0)
+    Xn = np.column_stack([np.ones(50), rng.normal(size=50)])
+    assert _compress(Xn, rng.integers(0, 2, 50).astype(float))[2] is None
+
+
+@pytest.mark.parametrize("n", [1_000, 20_000])
+def test_profile_limits_need_a_few_constrained_fits_at_any_n(monkeypatch, n):
+    import stormcohort.stats.firth as firth
+
+    rng = np.random.default_rng(n)
+    df = pd.DataFrame({"g": rng.integers(0, 2, n), "age": rng.normal(50, 15, n), "icu": rng.integers(0, 2, n)})
+    df["y"] = rng.binomial(1, expit(-1.2 + 0.3 * df["g"] + 0.02 * (df["age"] - 50) + 0.4 * df["icu"]))
+    calls = []
+    solve = firth._firth_solve
+    monkeypatch.setattr(firth, "_firth_solve", lambda *a, **kw: calls.append(1) or solve(*a, **kw))
+    fit = firth_logistic(df, "y", ["g", "age", "icu"])
+    k = 4
+    # fit + null + per coefficient: the p-value fit and ~3 Newton steps per limit (the bracketing
+    # search with Brent's method, still used for skewed / irregular profiles at small n, takes
+    # ~25 fits per coefficient)
+    assert fit.estimable and len(calls) <= 2 + 9 * k
+    X = np.column_stack([np.ones(n), df[["g", "age", "icu"]].to_numpy(float)])
+    y = df["y"].to_numpy(float)
+    t = fit.table
+    for j in (1, 2):
+        free = np.ones(k, dtype=bool)
+        free[j] = False
+        for limit in (t.loc[j, "lcl"], t.loc[j, "ucl"]):
+            start = t["coef"].to_numpy().copy()
+            start[j] = limit
+            _, l_prof, _, ok = _firth_fit(X, y, start, free)
+            assert ok and 2 * (fit.loglik - l_prof) == pytest.approx(stats.chi2.ppf(0.95, 1), abs=1e-6)
+    if n >= 10_000:  # large n: the profile is quadratic, the limits are the Wald limits
+        wald = np.column_stack([t["coef"] - 1.959964 * t["se"], t["coef"] + 1.959964 * t["se"]])
+        assert (np.abs(t[["lcl", "ucl"]].to_numpy() - wald) / t[["se"]].to_numpy()).max() < 0.05

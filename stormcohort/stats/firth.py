@@ -13,7 +13,17 @@ algorithm, run to a tighter tolerance). statsmodels has no Firth estimator, henc
   ``(X' W X)^-1`` that older logistf versions and some ports print (age 0.4237).
 * **CIs**: profile penalised likelihood: the values of b_j where
   ``2 (l*(b-hat) - max_{b_-j} l*(b_j, b_-j)) = chi2_1(conf_level)`` (logistf's default
-  ``pl = TRUE``; the penalty always uses the full design matrix, as logistf).
+  ``pl = TRUE``; the penalty always uses the full design matrix, as logistf). When the profile
+  is regular (close to quadratic, as at large n) the limits are found by a safeguarded Newton
+  search (the profile's derivative is the j-th modified score at the constrained maximum),
+  started from the quadratic approximation, each constrained fit warm started along the
+  conditional-mean direction ``I^-1[:, j] / I^-1[j, j]``: about three constrained fits per
+  limit, to 1e-10. Otherwise (skewed profiles at small n, separation, where constrained fits
+  can have several local maxima and the answer depends on the search path) by outward steps
+  and Brent's method, each fit warm started from the previous one.
+* **Scale**: rows with the same covariate pattern are fitted once, weighted by their count
+  (exact: the likelihood, information, hat values and modified score are sums over rows), so
+  categorical designs cost the same at any n; hat diagonals are vectorised.
 * **p-values**: penalised likelihood ratio, ``2 (l*(b-hat) - max l*(b_j = 0))`` on 1 df.
 * **Global test**: penalised LR of the model against the intercept-only model, the latter's
   penalty still computed from the full design (logistf's ``fit.null``), on k - 1 df.
@@ -78,57 +88,101 @@ def _prepare(data, outcome, covariates, intercept):
 
 
 # --------------------------------------------------------------------------- Firth engine
+#
+# Every function takes optional frequency weights ``m`` (rows of X that occur m times, with
+# ``y`` then the number of events among them): the log-likelihood, Fisher information, hat
+# values (summed over a row's copies) and modified score of the compressed data equal those of
+# the full data, so a design with few distinct covariate patterns (categorical covariates)
+# costs a few rows however large n is. m = None means one observation per row.
 
 
-def _pen_loglik(X, y, beta):
+def _compress(X, y):
+    """Distinct rows of X with their counts and event counts (an exact reduction, see above);
+    the data unchanged (m = None) when fewer than half the rows repeat."""
+    rows, inverse, counts = np.unique(X, axis=0, return_inverse=True, return_counts=True)
+    if 2 * len(rows) > len(X):
+        return X, y, None
+    events = np.bincount(inverse.ravel(), weights=y, minlength=len(rows))
+    return rows, events, counts.astype(float)
+
+
+def _evaluate(X, y, beta, m=None):
+    """l*(b), pi, w = m pi (1 - pi) and the Fisher information X'WX at ``beta``."""
     eta = X @ beta
-    # log-likelihood written stably: y*eta - log(1 + e^eta)
-    ll = float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+    # log-likelihood written stably: y*eta - m log(1 + e^eta)
+    nll = np.logaddexp(0.0, eta)
+    ll = float(np.sum(y * eta - (nll if m is None else m * nll)))
     pi = expit(eta)
     w = pi * (1 - pi)
-    sign, logdet = np.linalg.slogdet((X * w[:, None]).T @ X)
+    if m is not None:
+        w = w * m
+    info = (X * w[:, None]).T @ X
+    sign, logdet = np.linalg.slogdet(info)
     if sign <= 0:
-        return -np.inf, pi, w
-    return ll + 0.5 * logdet, pi, w
+        return -np.inf, pi, w, info
+    return ll + 0.5 * logdet, pi, w, info
 
 
-def _firth_fit(X, y, beta0, free, *, maxit=200, maxstep=5.0, maxhs=30, tol=1e-10):
-    """Maximise l* over the ``free`` coefficients (others held at beta0). Returns (beta, l*, iters, converged)."""
+def _pen_loglik(X, y, beta, m=None):
+    """Penalised log-likelihood l* = l + 1/2 log det X'WX, with pi and w, at ``beta``."""
+    lstar, pi, w, _ = _evaluate(X, y, beta, m)
+    return lstar, pi, w
+
+
+def _hat(X, w, info):
+    """Hat diagonal h_i = w_i x_i' I^-1 x_i (full design, as the penalty), vectorised."""
+    return w * np.einsum("ij,ij->i", X @ np.linalg.inv(info), X)
+
+
+def _mod_score(X, y, pi, h, m=None):
+    """Firth's modified score X'(y - m pi + h (1/2 - pi)): the gradient of l*."""
+    return X.T @ (y - (pi if m is None else m * pi) + h * (0.5 - pi))
+
+
+def _firth_solve(X, y, beta0, free, m=None, *, maxit=200, maxstep=5.0, maxhs=30, tol=1e-10):
+    """Maximise l* over the ``free`` coefficients (others held at beta0).
+
+    logistf's algorithm: Fisher-scoring steps on the modified score (free block of X'WX as
+    the step matrix), step length capped at ``maxstep``, step halving while l* decreases.
+    Returns (beta, l*, iterations, converged, full modified score at beta).
+    """
     beta = beta0.astype(float).copy()
-    lstar, pi, w = _pen_loglik(X, y, beta)
+    lstar, pi, w, info = _evaluate(X, y, beta, m)
     if not np.isfinite(lstar):
-        return beta, lstar, 0, False
+        return beta, lstar, 0, False, None
     if not free.any():
-        return beta, lstar, 0, True
-    Xf = X[:, free]
+        return beta, lstar, 0, True, None
     for it in range(1, maxit + 1):
-        XW = X * np.sqrt(w)[:, None]
-        info = XW.T @ XW
         try:
-            # hat diagonal h_i = w_i x_i' I^-1 x_i (full design, as the penalty)
-            h = np.einsum("ij,ij->i", XW @ np.linalg.inv(info), XW)
-            info_f = (Xf * w[:, None]).T @ Xf
-            ustar = Xf.T @ (y - pi + h * (0.5 - pi))
-            delta = np.linalg.solve(info_f, ustar)
+            h = _hat(X, w, info)
+            ustar = _mod_score(X, y, pi, h, m)[free]
+            delta = np.linalg.solve(info[np.ix_(free, free)], ustar)
         except np.linalg.LinAlgError:
-            return beta, lstar, it, False
+            return beta, lstar, it, False, None
         mx = np.max(np.abs(delta)) / maxstep
         if mx > 1:
             delta = delta / mx
         new = beta.copy()
         for _ in range(maxhs + 1):
             new[free] = beta[free] + delta
-            l_new, pi_new, w_new = _pen_loglik(X, y, new)
+            l_new, pi_new, w_new, info_new = _evaluate(X, y, new, m)
             if np.isfinite(l_new) and l_new >= lstar - 1e-12:
                 break
             delta = delta / 2
         change = l_new - lstar
-        beta, lstar, pi, w = new, l_new, pi_new, w_new
-        if np.max(np.abs(delta)) < tol and abs(change) < tol:
-            return beta, lstar, it, True
-        if np.max(np.abs(ustar)) < tol:
-            return beta, lstar, it, True
-    return beta, lstar, maxit, False
+        beta, lstar, pi, w, info = new, l_new, pi_new, w_new, info_new
+        if (np.max(np.abs(delta)) < tol and abs(change) < tol) or np.max(np.abs(ustar)) < tol:
+            try:
+                score = _mod_score(X, y, pi, _hat(X, w, info), m)
+            except np.linalg.LinAlgError:
+                score = None
+            return beta, lstar, it, True, score
+    return beta, lstar, maxit, False, None
+
+
+def _firth_fit(X, y, beta0, free, m=None, **kw):
+    """Maximise l* over the ``free`` coefficients (others held at beta0). Returns (beta, l*, iters, converged)."""
+    return _firth_solve(X, y, beta0, free, m, **kw)[:4]
 
 
 # --------------------------------------------------------------------------- Firth API
@@ -177,8 +231,11 @@ def firth_logistic(
         raise ValueError(f"covariance must be 'logistf' or 'fisher', got {covariance!r}")
     X, y, names, problem = _prepare(data, outcome, covariates, intercept)
     n, k = X.shape
+    n_events, m = int(y.sum()), None
+    if not problem:
+        X, y, m = _compress(X, y)  # exact (see the engine notes); fast for categorical designs
     all_free = np.ones(k, dtype=bool)
-    beta, lstar, iters, conv = (None, np.nan, 0, False) if problem else _firth_fit(X, y, np.zeros(k), all_free)
+    beta, lstar, iters, conv = (None, np.nan, 0, False) if problem else _firth_fit(X, y, np.zeros(k), all_free, m)
     if problem or not conv:
         reason = problem or f"penalised ML did not converge in {iters} iterations"
         table = pd.DataFrame({c: [np.nan] * k for c in FIRTH_COLUMNS}).assign(term=names, ci_method=None)
@@ -192,17 +249,19 @@ def firth_logistic(
             loglik=np.nan,
             loglik_null=np.nan,
             n=int(n),
-            events=int(y.sum()),
+            events=n_events,
             converged=False,
             iterations=int(iters),
         )
     warns: list[str] = []
-    _, pi, w = _pen_loglik(X, y, beta)
+    _, pi, w, info = _evaluate(X, y, beta, m)
+    fisher_cov = np.linalg.inv(info)
     if covariance == "logistf":
-        XW = X * np.sqrt(w)[:, None]
-        h = np.einsum("ij,ij->i", XW @ np.linalg.inv(XW.T @ XW), XW)
-        w = w * (1 + h)
-    cov = np.linalg.inv((X * w[:, None]).T @ X)
+        h = _hat(X, w, info)  # summed over a row's copies: w (1 + h) per observation
+        w = w * (1 + (h if m is None else h / m))
+        cov = np.linalg.inv((X * w[:, None]).T @ X)
+    else:
+        cov = fisher_cov
     se = np.sqrt(np.diag(cov))
     q = stats.chi2.ppf(conf_level, 1)
     z = z_value(conf_level)
@@ -214,19 +273,36 @@ def firth_logistic(
             lcl[j], ucl[j] = beta[j] - z * se[j], beta[j] + z * se[j]
             pval[j] = stats.chi2.sf((beta[j] / se[j]) ** 2, 1)
             continue
-        pval[j] = stats.chi2.sf(max(2 * (lstar - _profile(X, y, beta, j, warns, names)(0.0)), 0.0), 1)
+        # the profile of b_j is close to quadratic with curvature 1 / [I^-1]_jj, and the other
+        # coefficients move along I^-1[:, j] / [I^-1]_jj: the starting points of every profile fit
+        direction = fisher_cov[:, j] / fisher_cov[j, j]
+        guess = np.sqrt(q * fisher_cov[j, j])  # the quadratic approximation's limits: b-hat +/- guess
+        far = 1.25 * guess  # a regular profile's limits lie within this distance of b-hat
+        prof = _Profile(X, y, m, beta, j, direction if abs(beta[j]) <= far else None, warns, names)
+        pval[j] = stats.chi2.sf(max(2 * (lstar - prof(0.0)[0]), 0.0), 1)
         for side, out in ((-1, lcl), (+1, ucl)):
-            prof = _profile(X, y, beta, j, warns, names)  # fresh warm start from b-hat on each side
-            out[j] = _profile_limit(lambda b, prof=prof: prof(b) - target, beta[j], side, se[j])
+            trial: list[str] = []
+            prof = _Profile(X, y, m, beta, j, direction, trial, names)  # warm starts from b-hat
+            limit = _newton_limit(prof, target, beta[j], side, guess, far)
+            if limit is None:  # not a regular profile: the bracketing search, warm started from b-hat
+                prof = _Profile(X, y, m, beta, j, None, warns, names)
+                limit = _profile_limit(lambda b, prof=prof: prof(b)[0] - target, beta[j], side, se[j])
+            if limit is None:  # that search's profile was not monotone: Newton, unrestricted
+                warns.append(f"profile likelihood of {names[j]} is irregular (separation?): limit by Newton's method")
+                trial = []
+                prof = _Profile(X, y, m, beta, j, direction, trial, names)
+                limit = _safeguarded_limit(prof, target, beta[j], side, guess, se[j])
+            warns += trial
+            out[j] = limit
 
     # global penalised LR test vs intercept-only (penalty on the full design, as logistf)
     df = k - 1 if intercept else k
     if intercept and k > 1:
         free0 = np.zeros(k, dtype=bool)
         free0[0] = True
-        _, lnull, _, okn = _firth_fit(X, y, np.zeros(k), free0)
+        _, lnull, _, okn = _firth_fit(X, y, np.zeros(k), free0, m)
     elif not intercept:
-        lnull, okn = _pen_loglik(X, y, np.zeros(k))[0], True
+        lnull, okn = _pen_loglik(X, y, np.zeros(k), m)[0], True
     else:
         lnull, okn = lstar, True
     if not okn:
@@ -256,43 +332,134 @@ def firth_logistic(
         loglik=float(lstar),
         loglik_null=float(lnull),
         n=int(n),
-        events=int(y.sum()),
+        events=n_events,
         converged=bool(conv),
         iterations=int(iters),
         warnings=tuple(dict.fromkeys(warns)),
     )
 
 
-def _profile(X, y, beta, j, warns, names):
-    """Profile penalised log-likelihood of coefficient j: value -> max over the others of l*.
+class _Profile:
+    """Profile penalised log-likelihood of coefficient j: value -> (max over the others of l*,
+    its derivative). The derivative is the j-th modified score at the constrained maximum
+    (envelope theorem), so the limits can be found by Newton's method.
 
-    Each evaluation starts from the previous solution (the root finder moves in small steps);
-    the penalty uses the full design, as logistf's ``logistpl``.
+    Each evaluation starts from the previous solution, moved along ``direction`` (the
+    conditional-mean direction of the other coefficients) when one is given; the penalty uses
+    the full design, as logistf's ``logistpl``.
     """
-    free = np.ones(len(beta), dtype=bool)
-    free[j] = False
-    start = beta.copy()
 
-    def f(value: float) -> float:
-        start[j] = value
-        b, lstar, _, ok = _firth_fit(X, y, start, free)
+    def __init__(self, X, y, m, beta, j, direction, warns, names):
+        self.X, self.y, self.m, self.j, self.dir = X, y, m, j, direction
+        self.warns, self.names = warns, names
+        self.free = np.ones(len(beta), dtype=bool)
+        self.free[j] = False
+        self.start = beta.astype(float).copy()
+
+    def __call__(self, value: float) -> tuple[float, float]:
+        start = self.start.copy() if self.dir is None else self.start + (value - self.start[self.j]) * self.dir
+        start[self.j] = value
+        b, lstar, _, ok, score = _firth_solve(self.X, self.y, start, self.free, self.m)
         if not ok:
-            warns.append(f"profile fit for {names[j]} at {value:.4g} did not converge")
-        start[:] = b
-        return lstar
+            self.warns.append(f"profile fit for {self.names[self.j]} at {value:.4g} did not converge")
+        if np.isfinite(lstar) and np.all(np.isfinite(b)):
+            self.start = b
+        return lstar, (np.nan if score is None else float(score[self.j]))
 
-    return f
+
+def _newton_limit(prof, target, bhat, direction, guess, far, xtol=1e-10, maxit=60):
+    """Root of ``g(b) = profile(b) - target`` on one side of bhat (g(bhat) > 0) by safeguarded
+    Newton's method (the profile's derivative is exact), starting at the quadratic
+    approximation ``bhat +/- guess``: a few constrained fits when the profile is regular.
+
+    Returns None unless the profile is regular: g(bhat +/- guess) within 0.1 of the quadratic
+    approximation's 0, the profile falling outwards, and the root within ``far`` of bhat.
+    Elsewhere (strongly skewed profiles, separation) constrained fits can have several local
+    maxima, so the result depends on the search path; the caller then keeps the bracketing
+    search.
+    """
+    inner, outer = bhat, None
+    x = bhat + direction * guess
+    for it in range(maxit):
+        if abs(x - bhat) > far:
+            return None
+        g, dg = prof(x)
+        g -= target
+        if not (np.isfinite(g) and np.isfinite(dg) and dg * direction < 0) or (it == 0 and abs(g) > 0.1):
+            return None
+        if g < 0:
+            outer = x
+        else:
+            inner = x
+        new = x - g / dg
+        if abs(new - x) < xtol:  # Newton has converged
+            return None if abs(new - bhat) > far else float(new)
+        if outer is not None:
+            lo, hi = sorted((inner, outer))
+            if not lo < new < hi:
+                new = 0.5 * (lo + hi)
+            if hi - lo < xtol:
+                return float(new)
+        x = new
+    return None
+
+
+def _safeguarded_limit(prof, target, bhat, direction, guess, se, max_expand=60, xtol=1e-10):
+    """Last resort for an irregular profile on which the bracketing search failed: Newton's
+    method safeguarded by a growing outward cap (``max(se, 0.1) * 1.6^k``) until the root is
+    bracketed, then by bisection; +/-inf if the profile never falls to the target, NaN if no
+    root is found."""
+    inner, outer = bhat, None
+    x = bhat + direction * guess
+    cap = max(se, 0.1)
+    for _ in range(max_expand + 100):
+        g, dg = prof(x)
+        g -= target
+        if not np.isfinite(g):
+            g, dg = -np.inf, np.nan  # l* = -inf: beyond the root
+        if g == 0:
+            return float(x)
+        if g < 0:
+            outer = x
+        else:
+            inner = x
+        step = -g / dg if np.isfinite(dg) and dg != 0 and np.isfinite(g) else np.nan
+        if outer is None:
+            if not (np.isfinite(step) and step * direction > 0):
+                step = direction * cap  # the profile does not fall yet: expand
+            elif abs(step) < xtol:
+                return float(x + step)  # converged from inside
+            elif abs(step) > cap:
+                step = direction * cap
+            cap *= 1.6
+            if abs(x - bhat) > max(se, 0.1) * (1.6**max_expand - 1) / 0.6:
+                return float(direction * np.inf)
+            x = x + step
+            continue
+        lo, hi = sorted((inner, outer))
+        new = x + step if np.isfinite(step) else np.nan
+        if not lo < new < hi:
+            new = 0.5 * (lo + hi)
+        if abs(new - x) < xtol or hi - lo < xtol:
+            return float(new)
+        x = new
+    return float(np.nan)
 
 
 def _profile_limit(f, bhat, direction, se, max_expand=60):
-    """Root of the profile function on one side of bhat (f(bhat) > 0); inf if none is found."""
+    """Root of the profile function on one side of bhat (f(bhat) > 0); inf if none is found:
+    outward steps ``max(se, 0.1) * 1.6^k`` until f < 0, then Brent's method. None when Brent's
+    method finds no sign change (the warm-started profile is path dependent under separation)."""
     step = max(se, 0.1)
     inner = bhat
     for _ in range(max_expand):
         outer = inner + direction * step
         if f(outer) < 0:
             lo, hi = sorted((inner, outer))
-            return float(optimize.brentq(f, lo, hi, xtol=1e-10, rtol=1e-12))
+            try:
+                return float(optimize.brentq(f, lo, hi, xtol=1e-10, rtol=1e-12))
+            except ValueError:
+                return None
         inner = outer
         step *= 1.6
     return float(direction * np.inf)
