@@ -14,7 +14,7 @@ CORES  ?= 2
 SMK_CONFIG = $(strip $(if $(DELIVERY),delivery=$(DELIVERY)) $(if $(COMPARE_TO),compare_to=$(COMPARE_TO)))
 
 run: venv
-	$(BIN)/snakemake --cores $(CORES) $(ARGS) $(if $(SMK_CONFIG),--config $(SMK_CONFIG))
+	$(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES) $(ARGS) $(if $(SMK_CONFIG),--config $(SMK_CONFIG))
 
 test: venv
 	$(BIN)/pytest $(ARGS)

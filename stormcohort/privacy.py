@@ -35,6 +35,8 @@ def _date_forms(value: str) -> list[str]:
     if not match:
         return []
     y, m, d = match.groups()
+    if not 1 <= int(m) <= 12:
+        return []
     return [d + m + y, m + d + y, d + MONTHS[int(m) - 1] + y]
 
 

@@ -221,3 +221,32 @@ def write_all(delivery: Path) -> Path:
     write_shf(delivery, shf_sheets())
     write_bhm(delivery, bhm_data())
     return delivery
+
+
+# ----------------------------------------------------------------------------------------------- raw edits
+
+def ldn_csv_text(table: pd.DataFrame) -> str:
+    """One LDN table as the warehouse writes it (CRLF line ends; the BOM is added when written)."""
+    return table.to_csv(index=False, lineterminator="\r\n")
+
+
+def write_bytes(delivery: Path, centre: str, name: str, data: bytes) -> Path:
+    """Overwrite one delivered file with exactly these bytes (a hostile centre's version of it)."""
+    path = delivery / centre / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def edit_workbook(delivery: Path, edit) -> Path:
+    """Apply `edit(openpyxl.Workbook)` to the SHF workbook of a written delivery and save it."""
+    path = delivery / "SHF" / "SHF_HLH_registry.xlsx"
+    book = openpyxl.load_workbook(path)
+    edit(book)
+    book.save(path)
+    return path
+
+
+def write_delivery_yaml(delivery: Path, extract_date: date = EXTRACT_DATE) -> Path:
+    (delivery / "delivery.yaml").write_text(f"extract_date: {extract_date.isoformat()}\nsynthetic: true\n", encoding="utf-8")
+    return delivery

@@ -14,8 +14,19 @@ from stormcohort.io import write_csv, write_parquet
 from stormcohort.privacy import identifier_set, scan
 from stormcohort.pseudonym import person_key
 from tests.ingest_fixtures import (
-    EXTRACT_DATE, KEY, ROOT, SHARED_NHS, bhm_data, bhm_dictionary, centre_map, ldn_tables, shf_sheets, write_all,
-    write_bhm, write_ldn, write_shf,
+    EXTRACT_DATE,
+    KEY,
+    ROOT,
+    SHARED_NHS,
+    bhm_data,
+    bhm_dictionary,
+    centre_map,
+    ldn_tables,
+    shf_sheets,
+    write_all,
+    write_bhm,
+    write_ldn,
+    write_shf,
 )
 
 

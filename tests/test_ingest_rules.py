@@ -12,7 +12,16 @@ import pytest
 from stormcohort.ingest import ingest_centre
 from stormcohort.ingest.ledger import REDACTED, accounting
 from tests.ingest_fixtures import (
-    EXTRACT_DATE, KEY, bhm_data, bhm_row, centre_map, ldn_tables, shf_sheets, write_bhm, write_ldn, write_shf,
+    EXTRACT_DATE,
+    KEY,
+    bhm_data,
+    bhm_row,
+    centre_map,
+    ldn_tables,
+    shf_sheets,
+    write_bhm,
+    write_ldn,
+    write_shf,
 )
 
 
@@ -139,7 +148,7 @@ def test_unknown_lab_test_and_unit(tmp_path):
         set_cell(t["labs.csv"], 1, "Units", "mmol/L")
     r = ldn(tmp_path, change)
     assert list(zip(r.ledger["row"], r.ledger["column"], r.ledger["rule"])) == \
-        [(2, "Test", "unknown_code"), (3, "Units", "unknown_code")]
+        [(2, "Test", "unknown_code"), (3, "Units", "unknown_unit")]
     assert len(r.tables["labs"]) == 2
 
 
@@ -303,7 +312,8 @@ def test_bloods_go_to_the_admission_whose_stay_holds_their_date(tmp_path):
     a sample after the first discharge with no admission close ahead to the first stay."""
     def change(s):
         readmission = s["Patients"].iloc[[0]].assign(**{"Admission date": datetime(2019, 5, 10),
-                                                        "Discharge date": datetime(2019, 5, 20)})
+                                                        "Discharge date": datetime(2019, 5, 20),
+                                                        "Afebrile date": "NA"})
         s["Patients"] = pd.concat([s["Patients"], readmission], ignore_index=True)
         late = s["Bloods"].iloc[[0]].assign(Date=datetime(2019, 4, 1))
         before_readmission = s["Bloods"].iloc[[0]].assign(Date=datetime(2019, 5, 8), **{"Hb (g/L)": 101})

@@ -56,3 +56,7 @@ def test_numbers_are_not_joined_into_dates():
 def scan_text(text, ids):
     from stormcohort.privacy import _grams
     return _grams(text) & ids
+
+
+def test_date_shaped_non_dates_do_not_break_the_scan():
+    assert identifier_set({"9999-99-99"}) == {"99999999"}

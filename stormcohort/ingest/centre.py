@@ -12,11 +12,19 @@ import pandas as pd
 from stormcohort.canonical import COLUMNS, LAB_UNITS, SCHEMAS
 from stormcohort.errors import ExtractError
 from stormcohort.ingest.clean import (
-    Codebook, Context, Rows, clean_admissions, clean_adverse_events, clean_anakinra, clean_labs, clean_patients,
+    Codebook,
+    Context,
+    Rows,
+    clean_admissions,
+    clean_adverse_events,
+    clean_anakinra,
+    clean_labs,
+    clean_patients,
     parse_dates,
 )
 from stormcohort.ingest.ledger import Ledger, accounting
-from stormcohort.ingest.readers import REDCAP_INSTRUMENT, read_extract, source_rows
+from stormcohort.ingest.readers import REDCAP_INSTRUMENT, Extract, read_extract, source_rows
+from stormcohort.privacy import ISO_DATE, MIN_DIGITS, MIN_LENGTH, identifier_set, normalise
 from stormcohort.pseudonym import normalise_nhs
 
 # Deterministic row order of each table (ties keep the file's row order).
@@ -52,6 +60,9 @@ def _finish(table: pd.DataFrame, name: str, centre: str) -> pd.DataFrame:
     table = table.assign(centre=centre)
     table = table.sort_values(SORT_KEYS[name], kind="mergesort", na_position="first")[COLUMNS[name]]
     table = table.reset_index(drop=True)
+    for column, spec in SCHEMAS[name].columns.items():  # an empty table (or all-missing column) keeps its type
+        if str(spec.dtype) == "str" and table[column].dtype != object and table[column].isna().all():
+            table[column] = table[column].astype(object)
     text_columns = [c for c in table.columns if table[c].dtype == object]
     table[text_columns] = table[text_columns].astype(object).where(table[text_columns].notna(), None)
     return SCHEMAS[name].validate(table)
@@ -77,8 +88,15 @@ def ingest_centre(delivery_dir: Path, centre: str, centre_map: dict, key: bytes,
     if centre_map["centre"] != centre:
         raise ExtractError(f"centre map is for {centre_map['centre']!r}, not {centre!r}")
     extract = read_extract(Path(delivery_dir) / centre, centre_map, log)
-    ledger = Ledger(centre, centre_map["identifiers"])
-    ctx = Context(centre, centre_map, Codebook(centre_map, extract.choices), key, pd.Timestamp(extract_date))
+    identifiers = identifier_forms(extract_identifiers(extract, centre_map))
+    ledger = Ledger(centre, centre_map["identifiers"], identifiers)
+    ctx = Context(centre, centre_map, Codebook(centre_map, extract.choices), key, pd.Timestamp(extract_date), identifiers)
+    for label, reasons in extract.malformed.items():
+        ledger.add(label, pd.Series("", index=reasons.index, dtype=object), "", "malformed_row", reasons, "row")
+    for label, column, texts in extract.recoded:
+        ledger.add(label, texts, column, "recoded_text",
+                   f"bytes not valid {centre_map.get('encoding', 'utf-8-sig')} text, read as "
+                   f"{centre_map.get('fallback_encoding')} (fallback_encoding); value kept", "value")
     files = {label: drop_duplicate_rows(frame, label, ledger) for label, frame in extract.files.items()}
     if centre_map["format"] == "redcap":
         _exclude_unknown_instruments(files, extract.sources, ledger)
@@ -103,7 +121,8 @@ def ingest_centre(delivery_dir: Path, centre: str, centre_map: dict, key: bytes,
     kept: dict[str, pd.Index] = {}
     for rows in (r for group in by_role.values() for r in group):
         kept[rows.file] = kept.get(rows.file, pd.Index([], dtype="int64")).union(rows.raw.index)
-    counts = accounting(centre, {label: frame.index for label, frame in extract.files.items()}, kept, entries)
+    rows_in = {label: frame.index.union(extract.malformed[label].index) for label, frame in extract.files.items()}
+    counts = accounting(centre, rows_in, kept, entries)
     if log is not None:
         for file, rows_in, rows_kept, rows_excluded in counts[["file", "rows_in", "rows_kept", "rows_excluded"]].itertuples(index=False):
             log.info("%s/%s: %d rows in, %d kept, %d excluded", centre, file, rows_in, rows_kept, rows_excluded)
@@ -123,13 +142,26 @@ def _exclude_unknown_instruments(files: dict[str, pd.DataFrame], sources: list[t
         files[label] = frame[~stray]
 
 
+def identifier_forms(identifiers: set[str]) -> set[str]:
+    """`privacy.identifier_set`, safe for a raw value shaped like an ISO date that is no date
+    (`2019-13-45` typed as a date of birth): such a value is kept in its normalised form only."""
+    not_dates = {v for v in identifiers
+                 if (m := ISO_DATE.match(str(v).strip())) and not 1 <= int(m.group(2)) <= 12}
+    return identifier_set(identifiers - not_dates) | {
+        f for f in map(normalise, not_dates) if len(f) >= (MIN_DIGITS if f.isdigit() else MIN_LENGTH)}
+
+
 def read_identifiers(delivery_dir: Path, centre: str, centre_map: dict) -> set[str]:
     """Every direct-identifier string of a centre's raw extract, in the forms a leak could take.
 
     Names (each part of `SURNAME, Forename` too), MRNs / hospital numbers, NHS numbers with and
     without spaces, dates of birth as written and as ISO YYYY-MM-DD, postcodes and ZIPs.
     """
-    extract = read_extract(Path(delivery_dir) / centre, centre_map)
+    return extract_identifiers(read_extract(Path(delivery_dir) / centre, centre_map), centre_map)
+
+
+def extract_identifiers(extract: Extract, centre_map: dict) -> set[str]:
+    """`read_identifiers` of an extract already read."""
     identifier_columns = set(centre_map["identifiers"])
     found: set[str] = set()
     for label, frame in extract.files.items():

@@ -7,13 +7,22 @@ in a map stops the run before any data is read.
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from stormcohort.canonical import AE_TERMS, DIAGNOSES, FREQUENCIES, LAB_UNITS, ROUTES, SEX, TRIGGERS
+from stormcohort.canonical import (
+    AE_TERMS,
+    DIAGNOSES,
+    FREQUENCIES,
+    LAB_UNITS,
+    ROUTES,
+    SEX,
+    TRIGGERS,
+)
 from stormcohort.errors import ExtractError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "centre.schema.yaml"
@@ -101,6 +110,14 @@ def _check_against_canonical(centre_map: dict) -> list[str]:
                 problems.append(f"patterns.{group}.rules[{j}]: {rule['value']!r} is not canonical")
         if spec["default"] not in PATTERN_VALUES[group]:
             problems.append(f"patterns.{group}.default: {spec['default']!r} is not canonical")
+    for key in ("encoding", "fallback_encoding"):
+        if key in centre_map:
+            try:
+                codecs.lookup(centre_map[key])
+            except LookupError:
+                problems.append(f"{key}: unknown text encoding {centre_map[key]!r} (e.g. utf-8-sig, utf-8, cp1252)")
+    if centre_map.get("delimiter") == '"':
+        problems.append("delimiter: the quote character cannot separate fields")
     for test in centre_map.get("lab_unit_conversions", {}):
         if test not in LAB_UNITS:
             problems.append(f"lab_unit_conversions.{test}: unknown test (expected one of: {', '.join(LAB_UNITS)})")

@@ -16,16 +16,25 @@ import pandas as pd
 
 from stormcohort.canonical import DOSES_PER_DAY, LAB_PLAUSIBLE, LAB_UNITS, PLAUSIBLE
 from stormcohort.ingest.centre_map import ADMISSION_FLAGS
-from stormcohort.ingest.ledger import Ledger
+from stormcohort.ingest.ledger import REDACTED, Ledger
+from stormcohort.ingest.scrub import scrub
+from stormcohort.ingest.units import normalise_unit, unit_table
 from stormcohort.pseudonym import admission_key, normalise_nhs, person_key
 
 NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
 LAB_RESULT = rf"^(?P<qualifier>[<>])?\s*(?P<number>{NUMBER})$"
-DOSE = rf"^(?P<amount>{NUMBER})\s*(?P<unit>mg(?:\s*/\s*kg)?(?:\s*/\s*(?:h|hr|hour))?)?$"
+DOSE = rf"^(?P<sign>[-+])?\s*(?P<amount>{NUMBER})\s*(?P<unit>mg(?:\s*/\s*kg)?(?:\s*/\s*(?:h|hr|hour))?)?$"
 GRADE = r"^(?:grade\s*)?([1-5])(?:\.0+)?$"
 DATE_TOKENS = {"%d": "dd", "%m": "mm", "%Y": "yyyy", "%b": "Mon", "%H": "HH", "%M": "MM", "%S": "SS"}
 UNITS = {"weight_kg": "kg", "max_temp_c": "°C", "icu_days": "days", "dose_mg": "mg", "rate_mg_per_h": "mg/h"}
 DOSE_FIELDS = {"dose": "dose", "rate": "infusion rate", "rate_per_kg": "infusion rate"}
+# Dates of care (admission, dosing, samples, events, discharge, death, follow-up) before this are
+# placeholders or typing errors (01/01/1900, Excel's day 0), not events: anakinra was first
+# licensed in 2001. Dates of birth are checked through the age at admission instead.
+EARLIEST_EVENT_DATE = pd.Timestamp("1990-01-01")
+# Dates that cannot come before the admission date (set to missing, scope=value, when they do).
+AFTER_ADMISSION = {"discharge_date": "discharge date", "death_date": "date of death",
+                   "last_seen_date": "date last seen", "fever_resolution_date": "fever resolution date"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,13 +85,9 @@ def parse_doses(text: pd.Series) -> pd.DataFrame:
     """`100`, `100 mg`, `2mg/kg`, `0.5 mg/kg/h` -> amount, per_kg, per_hour; amount NA when unparseable."""
     parts = text.str.extract(DOSE, flags=re.IGNORECASE)
     unit = parts["unit"].fillna("").str.lower()
-    return pd.DataFrame({"amount": parse_numbers(parts["amount"]), "per_kg": unit.str.contains("kg"),
+    amount = parse_numbers(parts["amount"]).mask(parts["sign"] == "-", -parse_numbers(parts["amount"]))
+    return pd.DataFrame({"amount": amount, "per_kg": unit.str.contains("kg"),
                          "per_hour": unit.str.contains("/h")}, index=text.index)
-
-
-def normalise_unit(units: pd.Series) -> pd.Series:
-    """Lab units compared without case, spaces or the micro sign's spelling."""
-    return units.str.casefold().str.replace("µ", "u").str.replace("μ", "u").str.replace(r"\s", "", regex=True)
 
 
 def outside(values: pd.Series, limits: tuple[float, float]) -> pd.Series:
@@ -189,6 +194,7 @@ class Context:
     codebook: Codebook
     key: bytes
     extract_date: pd.Timestamp
+    identifiers: set[str] = frozenset()  # the centre's identifier strings, normalised (privacy.identifier_set)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,10 +211,12 @@ def required_date(rows: Rows, field: str, what: str, ctx: Context, formats_key: 
     parsed = parse_dates(rows.text(field), formats)
     rows.exclude(parsed.isna(), field, "unparseable_date", f"{what} is not a date (expected {describe_formats(formats)})")
     rows.exclude(parsed.dt.normalize() > ctx.extract_date, field, "implausible_value", f"{what} is after the extract date")
+    rows.exclude(parsed < EARLIEST_EVENT_DATE, field, "implausible_value",
+                 f"{what} is before {EARLIEST_EVENT_DATE:%Y-%m-%d} (a placeholder or typing error)")
     rows.values[field] = parsed.reindex(rows.raw.index)
 
 
-def optional_date(rows: Rows, field: str, what: str, ctx: Context) -> None:
+def optional_date(rows: Rows, field: str, what: str, ctx: Context, earliest: pd.Timestamp | None = EARLIEST_EVENT_DATE) -> None:
     text = rows.text(field)
     formats = ctx.centre_map["date_formats"]
     parsed = parse_dates(text, formats)
@@ -216,7 +224,22 @@ def optional_date(rows: Rows, field: str, what: str, ctx: Context) -> None:
                              f"{what} is not a date (expected {describe_formats(formats)}); set to missing")
     future = rows.blank(parsed > ctx.extract_date, field, "implausible_value",
                         f"{what} is after the extract date; set to missing")
+    if earliest is not None:
+        future |= rows.blank(parsed < earliest, field, "implausible_value",
+                             f"{what} is before {earliest:%Y-%m-%d} (a placeholder or typing error); set to missing")
     rows.values[field] = parsed.mask(unparseable | future)
+
+
+def free_text(rows: Rows, field: str, ctx: Context, texts: pd.Series | None = None) -> pd.Series:
+    """A free-text field as recorded, with any direct identifier typed into it replaced by
+    `[redacted]` (a scope=value ledger entry, value `<redacted>`)."""
+    texts = rows.text(field) if texts is None else texts
+    cleaned, hit = scrub(texts, ctx.identifiers)
+    if hit.any():
+        rows.ledger.add(rows.file, pd.Series(REDACTED, index=hit.index[hit.to_numpy()]), rows.column(field),
+                        "identifier_in_text", "free text holds a direct identifier (a name, number or date of "
+                        "birth); replaced by [redacted], the rest of the text kept", "value")
+    return cleaned.astype(object)
 
 
 def clinical_number(rows: Rows, field: str, what: str, ctx: Context) -> None:
@@ -292,7 +315,7 @@ def person_identity(rows: Rows, ctx: Context) -> None:
                "NHS number is not 10 digits; the person key comes from the local patient id")
     rows.values["person_key"] = person_key(nhs, ctx.centre, rows.text("patient_id"), ctx.key)
     rows.values["sex"] = coded(rows, "sex", "sex", "sex", ctx, scope="value").astype(object)
-    optional_date(rows, "dob", "date of birth", ctx)
+    optional_date(rows, "dob", "date of birth", ctx, earliest=None)
     rows.values["dob_file"], rows.values["dob_row"], rows.values["dob_column"] = rows.file, rows.values.index, rows.column("dob")
 
 
@@ -325,12 +348,15 @@ def clean_admissions(rows: Rows, ctx: Context, patients: Rows | None) -> None:
         rows.values = rows.values.join(joined.drop(columns="patient_id"))
     rows.values["patient_id"] = rows.text("patient_id")
     rows.values["admission_key"] = admission_key(ctx.centre, rows.values["local_id"], ctx.key)
-    for field, what in [("discharge_date", "discharge date"), ("death_date", "date of death"),
-                        ("last_seen_date", "date last seen"), ("fever_resolution_date", "fever resolution date")]:
+    for field, what in AFTER_ADMISSION.items():
         optional_date(rows, field, what, ctx)
-    rows.values["diagnosis"], rows.values["diagnosis_text"] = classified(rows, "diagnosis", "diagnosis", "diagnosis", ctx)
+        before = rows.blank(rows.values[field].dt.normalize() < rows.values["admit_date"].dt.normalize(), field,
+                            "implausible_value", f"{what} is before the admission date; set to missing")
+        rows.values[field] = rows.values[field].mask(before)
+    rows.values["diagnosis"], recorded = classified(rows, "diagnosis", "diagnosis", "diagnosis", ctx)
+    rows.values["diagnosis_text"] = free_text(rows, "diagnosis", ctx, recorded)
     rows.values["trigger_category"] = coded(rows, "trigger_category", "trigger_category", "trigger", ctx, "value").astype(object)
-    rows.values["trigger_detail"] = rows.text("trigger_detail")
+    rows.values["trigger_detail"] = free_text(rows, "trigger_detail", ctx)
     for field, what in [("weight_kg", "weight"), ("max_temp_c", "maximum temperature"), ("icu_days", "ICU days")]:
         clinical_number(rows, field, what, ctx)
     for field in ADMISSION_FLAGS:
@@ -462,7 +488,7 @@ def clean_labs(rows: Rows, ctx: Context, admissions: pd.DataFrame) -> pd.DataFra
     link_to_admissions(rows, ctx, admissions)
     parsed = parse_lab_results(rows.text("result"))
     rows.exclude(parsed["value"].isna(), "result", "unparseable_value", "result is not a number (expected e.g. 12.5, <5, >100000)")
-    rows.values["qualifier"] = parsed["qualifier"]
+    rows.values["qualifier"] = parsed["qualifier"].reindex(rows.raw.index)  # not parsed's rows: all may have left
     rows.values["value"] = lab_units(rows, ctx, parsed["value"])
     tests = rows.values["test"]
     limits = {t: f"result outside the plausible range {lo}-{hi} {LAB_UNITS[t]}" for t, (lo, hi) in LAB_PLAUSIBLE.items()}
@@ -474,22 +500,25 @@ def clean_labs(rows: Rows, ctx: Context, admissions: pd.DataFrame) -> pd.DataFra
 
 
 def lab_units(rows: Rows, ctx: Context, value: pd.Series) -> pd.Series:
-    """Check each long-format result's printed unit against its test's canonical unit and convert.
+    """Check each long-format result's printed unit against its test and convert it to the canonical unit.
 
-    An empty unit means the canonical one; a unit with no conversion in the map leaves the row."""
+    Units are compared after `units.normalise_unit` (case, spaces, micro and power-of-ten
+    spellings); a unit the test may be printed in (`units.KNOWN_UNITS`, plus the map's
+    `lab_unit_conversions`) converts; an empty unit means the canonical one; any other unit
+    cannot be converted, so the row leaves (`unknown_unit`)."""
     tests = rows.values["test"]
-    unit = normalise_unit(rows.text("unit"))
-    canonical = normalise_unit(tests.map(LAB_UNITS))
-    configured = [(test, printed, spec) for test, units in ctx.centre_map.get("lab_unit_conversions", {}).items()
-                  for printed, spec in units.items()]
-    keys = normalise_unit(pd.Series([f"{test}|{printed}" for test, printed, _ in configured], dtype=object))
-    pair = tests + "|" + unit
-    rows.exclude(unit.notna() & (unit != canonical) & ~pair.isin(list(keys)), "unit", "unknown_code",
-                 "unit is not the canonical " + tests.map(LAB_UNITS) + " and the centre map has no conversion from it")
+    table = unit_table(ctx.centre_map.get("lab_unit_conversions", {}))
+    keys = table["test"] + "|" + table["unit"]
+    pair = tests + "|" + normalise_unit(rows.text("unit")).fillna("")
+    accepted = {test: ", ".join(sorted(group["unit"])) for test, group in table.groupby("test")}
+    reason = ("unit cannot be converted to the canonical " + tests.map(LAB_UNITS) + " (units known for this test: "
+              + tests.map(accepted).fillna("none") + ")")
+    rows.exclude(rows.text("unit").notna() & ~pair.isin(list(keys)), "unit", "unknown_unit", reason)
     value, pair = value.reindex(rows.raw.index), pair.reindex(rows.raw.index)
-    for key, (_, _, spec) in zip(keys, configured):  # one pass per configured conversion, not per row
+    specs = dict(zip(keys, table["spec"]))
+    for key in pair[pair.isin([k for k, spec in specs.items() if spec])].unique():  # one pass per unit present
         hit = pair == key
-        value[hit] = convert(value[hit], spec)
+        value[hit] = convert(value[hit], specs[key])
     return value
 
 
@@ -528,6 +557,7 @@ def clean_adverse_events(rows: Rows, ctx: Context, admissions: pd.DataFrame) -> 
         grade = grade.where(grade_text.isin(list(choices)))
     rows.exclude(grade.isna(), "grade", "unknown_code", "CTCAE grade is not one of 1-5")
     rows.values["grade"] = grade.reindex(rows.raw.index).astype("Int64")
-    rows.values["term"], rows.values["term_text"] = classified(rows, "term", "term", "adverse event", ctx)
+    rows.values["term"], recorded = classified(rows, "term", "term", "adverse event", ctx)
+    rows.values["term_text"] = free_text(rows, "term", ctx, recorded)
     link_to_admissions(rows, ctx, admissions)
     rows.values["serious"] = flag(rows, "serious", "serious", ctx)

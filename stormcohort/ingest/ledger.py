@@ -1,9 +1,10 @@
 """The exclusions ledger and the per-file row accounting.
 
 Every input data row is either kept or has a `scope=row` ledger entry; `scope=value` entries
-record a single value set to missing in a kept row. Values of identifier columns are
-written as `<redacted>`, and reasons never quote a value, so the ledger is safe to publish
-within results/.
+record a single value of a kept row that was set to missing or changed (an identifier scrubbed
+from free text, bytes read in the fallback encoding). Values of identifier columns, and any
+value holding one of the centre's identifiers (a name typed into a code field), are written
+as `<redacted>`; reasons never quote a value, so the ledger is safe to publish within results/.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from stormcohort.canonical import ACCOUNTING_COLUMNS, LEDGER_COLUMNS
+from stormcohort.ingest.scrub import holds_identifier
 
 REDACTED = "<redacted>"
 SCOPES = ("row", "value")
@@ -19,9 +21,10 @@ SCOPES = ("row", "value")
 class Ledger:
     """Collects ledger entries for one centre, one vectorised batch at a time."""
 
-    def __init__(self, centre: str, identifier_columns: list[str]):
+    def __init__(self, centre: str, identifier_columns: list[str], identifiers: set[str] = frozenset()):
         self.centre = centre
         self.identifier_columns = set(identifier_columns)
+        self.identifiers = identifiers  # normalised identifier strings (privacy.identifier_set)
         self._batches: list[pd.DataFrame] = []
 
     def add(self, file: str, values: pd.Series, column: str, rule: str, reason: str | pd.Series, scope: str) -> None:
@@ -32,6 +35,8 @@ class Ledger:
             return
         identifying = any(part in self.identifier_columns for part in column.split(" + "))
         shown = pd.Series(REDACTED, index=values.index) if identifying else values.astype(object).fillna("")
+        if not identifying and self.identifiers:
+            shown = shown.mask(holds_identifier(shown, self.identifiers), REDACTED)
         self._batches.append(pd.DataFrame({
             "centre": self.centre, "file": file, "row": values.index.to_numpy(dtype="int64"), "column": column,
             "value": shown.astype(str).to_numpy(), "rule": rule,
