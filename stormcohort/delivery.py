@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import date
@@ -61,3 +62,15 @@ def resolve_key(key_env: str, synthetic: bool, synthetic_default_key: str) -> by
         f"environment variable {key_env} is not set: a delivery that is not synthetic needs a secret "
         "pseudonymisation key (the public demo key is only for synthetic data)"
     )
+
+
+def content_sha256(paths, root) -> str:
+    """SHA-256 over each file's path relative to `root`, size and bytes, in path order: the
+    content fingerprint that decides reruns (modification times never do)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        digest.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

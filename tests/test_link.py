@@ -30,3 +30,4 @@ def test_duplicate_admission_keys_across_centres_stop_the_run():
     clean["SHF"]["admissions"] = clean["LDN"]["admissions"].assign(centre="SHF")
     with pytest.raises(ValueError, match="admission keys shared"):
         link_centres(clean)
+

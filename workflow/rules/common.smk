@@ -1,10 +1,9 @@
 # Paths and values every rule shares, resolved once from the validated config.
 import dataclasses
 import functools
-import hashlib
 from pathlib import Path
 
-from stormcohort.delivery import read_delivery
+from stormcohort.delivery import content_sha256, read_delivery
 
 DELIVERY = Path(config["delivery"])
 DELIVERY_META = read_delivery(DELIVERY, config["centres"])
@@ -25,17 +24,6 @@ def centre_files(wildcards):
     """Every file the centre delivered (`ancient`): a change to the content of any of them reruns
     that centre, through `centre_inputs_sha256`."""
     return DELIVERY_META.files[wildcards.centre]
-
-
-def content_sha256(paths, root) -> str:
-    """SHA-256 over each file's path relative to `root`, size and bytes, in path order."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(p) for p in paths):
-        digest.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 @functools.cache
