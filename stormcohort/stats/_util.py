@@ -20,6 +20,14 @@ def z_value(conf_level: float) -> float:
     return float(stats.norm.ppf(1 - (1 - conf_level) / 2))
 
 
+def wald_columns(beta, se, conf_level: float) -> dict:
+    """Wald columns on the coefficient scale: coef, se, lcl, ucl, z and the two-sided normal p."""
+    beta, se = np.asarray(beta, dtype=float), np.asarray(se, dtype=float)
+    z, stat = z_value(conf_level), beta / se
+    return {"coef": beta, "se": se, "lcl": beta - z * se, "ucl": beta + z * se, "z": stat,
+            "p": 2 * stats.norm.sf(np.abs(stat))}
+
+
 def require_columns(data: pd.DataFrame, columns: Sequence[str | None]) -> None:
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")

@@ -43,7 +43,7 @@ from stormcohort.stats._util import (
     complete_rows,
     design_matrix,
     require_columns,
-    z_value,
+    wald_columns,
 )
 
 __all__ = ["CoxResult", "cox_ph", "cox_zph"]
@@ -341,19 +341,17 @@ def cox_ph(
             null.loglik,
         )
 
-    z = z_value(conf_level)
-    se = np.sqrt(np.diag(var))
-    zstat = beta / se
+    w = wald_columns(beta, np.sqrt(np.diag(var)), conf_level)
     table = pd.DataFrame(
         {
             "term": columns,
-            "coef": beta,
-            "se": se,
-            "hr": np.exp(beta),
-            "hr_lcl": np.exp(beta - z * se),
-            "hr_ucl": np.exp(beta + z * se),
-            "z": zstat,
-            "p": 2 * stats.norm.sf(np.abs(zstat)),
+            "coef": w["coef"],
+            "se": w["se"],
+            "hr": np.exp(w["coef"]),
+            "hr_lcl": np.exp(w["lcl"]),
+            "hr_ucl": np.exp(w["ucl"]),
+            "z": w["z"],
+            "p": w["p"],
             "n": n,
             "events": events,
         }

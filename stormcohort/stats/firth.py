@@ -50,6 +50,7 @@ from stormcohort.stats._util import (
     complete_rows,
     design_matrix,
     require_columns,
+    wald_columns,
     z_value,
 )
 
@@ -548,17 +549,17 @@ def ml_logistic(
     beta, se = np.asarray(res.params), np.asarray(res.bse)
     if not np.all(np.isfinite(se)):
         return fail("standard errors not finite (singular information)", msgs)
-    z = z_value(conf_level)
+    w = wald_columns(beta, se, conf_level)
     table = pd.DataFrame(
         {
             "term": names,
-            "coef": beta,
-            "se": se,
-            "odds_ratio": np.exp(beta),
-            "or_lcl": np.exp(beta - z * se),
-            "or_ucl": np.exp(beta + z * se),
-            "z": beta / se,
-            "p": 2 * stats.norm.sf(np.abs(beta / se)),
+            "coef": w["coef"],
+            "se": w["se"],
+            "odds_ratio": np.exp(w["coef"]),
+            "or_lcl": np.exp(w["lcl"]),
+            "or_ucl": np.exp(w["ucl"]),
+            "z": w["z"],
+            "p": w["p"],
         }
     )
     return LogisticResult(True, None, table[ML_COLUMNS], n, events, float(res.llf), tuple(msgs))

@@ -36,13 +36,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
 from stormcohort.stats._util import (
     complete_rows,
     design_matrix,
     require_columns,
-    z_value,
+    wald_columns,
 )
 
 __all__ = ["MixedResult", "lab_trajectory_lmm"]
@@ -427,20 +427,9 @@ def lab_trajectory_lmm(
         if problem is not None:  # intercept variance ~0: estimates equal ordinary least squares
             all_msgs.append(f"random intercept: {problem}")
 
-    z = z_value(conf_level)
     coef = np.asarray(res.fe_params, dtype=float) * per_day
     se = np.asarray(res.bse_fe, dtype=float) * per_day
-    table = pd.DataFrame(
-        {
-            "term": list(X.columns),
-            "coef": coef,
-            "se": se,
-            "lcl": coef - z * se,
-            "ucl": coef + z * se,
-            "z": coef / se,
-            "p": 2 * stats.norm.sf(np.abs(coef / se)),
-        }
-    )
+    table = pd.DataFrame({"term": list(X.columns), **wald_columns(coef, se, conf_level)})
     back = np.array([1.0, 1.0 / scale])[: len(names_re)]
     cov_re = pd.DataFrame(np.asarray(res.cov_re) * np.outer(back, back), index=names_re, columns=names_re)
     return MixedResult(
