@@ -7,7 +7,7 @@ from stormcohort.io import rule_logger, write_csv, write_json
 sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
 dataset = pd.read_csv(sm.input.dataset)
-labs = pd.read_csv(sm.input.labs)
+labs = pd.read_parquet(sm.input.labs)
 adverse_events = pd.read_csv(sm.input.adverse_events)
 log.info("binary outcomes: %d patients, %d lab results, %d adverse events", len(dataset), len(labs),
          len(adverse_events))

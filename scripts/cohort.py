@@ -6,7 +6,7 @@ import pandas as pd
 
 from stormcohort.canonical import TABLES
 from stormcohort.cohort import data_dictionary, derive_cohort
-from stormcohort.io import rule_logger, write_csv
+from stormcohort.io import as_written, rule_logger, write_csv, write_parquet
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
@@ -16,7 +16,8 @@ write_csv(result.attrition, sm.output.attrition)
 write_csv(result.dataset, sm.output.dataset)
 write_csv(data_dictionary(), sm.output.dictionary)
 write_csv(result.assessed, sm.output.episodes)
-for name in ("anakinra", "labs", "adverse_events"):
-    write_csv(getattr(result, name), sm.output[name])
+write_csv(result.anakinra, sm.output.anakinra)
+write_parquet(as_written(result.labs), sm.output.labs)  # the digits the CSV had
+write_csv(result.adverse_events, sm.output.adverse_events)
 for row in result.attrition.itertuples():
     log.info("%-20s remaining %5d  excluded %s", row.step, row.n_remaining, row.n_excluded)

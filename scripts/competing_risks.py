@@ -19,6 +19,5 @@ for warning in result.model["warnings"]:
 write_json(result.model, sm.output.model)
 log.info("drawing the cumulative incidence figure")
 fig_args = dict(days=cfg["risk_table_days"], synthetic=sm.params.synthetic)
-save(cif_figure(result.curves, result.risk_table, **fig_args), sm.output.png)
-save(cif_figure(result.curves, result.risk_table, **fig_args), sm.output.svg)
+save(cif_figure(result.curves, result.risk_table, **fig_args), sm.output.png, sm.output.svg)
 log.info("done")

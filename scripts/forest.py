@@ -14,6 +14,5 @@ log.info("forest: %d rows, %d plotted", len(rows), int(rows["plotted"].sum()))
 for _, r in rows[~rows["plotted"]].iterrows():
     log.info("not plotted: %s %s %s: %s", r["measure"], r["outcome"], r["model"], r["note"])
 write_csv(rows, sm.output.table)
-for out in (sm.output.png, sm.output.svg):
-    save(forest_figure(rows, synthetic=sm.params.synthetic), out)
+save(forest_figure(rows, synthetic=sm.params.synthetic), sm.output.png, sm.output.svg)
 log.info("done")

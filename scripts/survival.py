@@ -20,6 +20,5 @@ for warning in result.model["warnings"]:
 write_json(result.model, sm.output.model)
 log.info("drawing the Kaplan-Meier figure")
 fig_args = dict(days=cfg["risk_table_days"], synthetic=sm.params.synthetic)
-save(km_figure(result.curves, result.risk_table, result.km, result.logrank, **fig_args), sm.output.png)
-save(km_figure(result.curves, result.risk_table, result.km, result.logrank, **fig_args), sm.output.svg)
+save(km_figure(result.curves, result.risk_table, result.km, result.logrank, **fig_args), sm.output.png, sm.output.svg)
 log.info("done")

@@ -9,7 +9,7 @@ from stormcohort.plots.trajectories import trajectories_figure
 sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
 cfg = dict(sm.params.cfg)
-labs = pd.read_csv(sm.input.labs)
+labs = pd.read_parquet(sm.input.labs)
 log.info("trajectories: %d lab results; mixed models for %s", len(labs), ", ".join(cfg["tests"]))
 table, daily, data, model = trajectories_analysis(labs, cfg)
 for test, m in model["models"].items():
@@ -22,6 +22,5 @@ write_json(model, sm.output.model)
 log.info("drawing the trajectories figure")
 args = dict(tests=cfg["tests"], days=cfg["days"], synthetic=sm.params.synthetic,
             max_patients=cfg["max_lines_per_group"], table=table)
-for out in (sm.output.png, sm.output.svg):
-    save(trajectories_figure(data, daily, **args), out)
+save(trajectories_figure(data, daily, **args), sm.output.png, sm.output.svg)
 log.info("done")

@@ -122,9 +122,9 @@ def _episode_table(adm: pd.DataFrame) -> pd.DataFrame:
         "last_seen_date": ("last_seen_date", "max"),
         "fever_resolution_date": ("fever_resolution_date", "min"),
         "n_admissions": ("admission_key", "size"),
-        "familial": ("diagnosis", lambda s: s.eq("fhlh").any()),
+        "familial": ("is_fhlh", "max"),
     }
-    episodes = adm.groupby("episode_key", sort=True).agg(**agg)
+    episodes = adm.assign(is_fhlh=adm["diagnosis"].eq("fhlh")).groupby("episode_key", sort=True).agg(**agg)
     for flag in FLAGS:
         episodes[flag] = _any(episodes[flag])
     return episodes

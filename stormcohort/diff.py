@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stormcohort.io import read_as_text
+
 KEY = "patient_key"
 LONG_TABLES = ("anakinra", "labs", "adverse_events")
 # Columns of the long tables that describe the patient rather than the row (their changes show in the dataset).
@@ -83,6 +85,12 @@ class RunDiff:
 
 
 # ----------------------------------------------------------------------------- reading a run
+def long_table(folder: Path, table: str) -> Path:
+    """cohort/<table>.parquet (labs) or .csv; a run made before labs moved to Parquet has the CSV."""
+    parquet = folder / "cohort" / f"{table}.parquet"
+    return parquet if parquet.is_file() else folder / "cohort" / f"{table}.csv"
+
+
 def read_run(folder: Path | str, name: str | None = None) -> RunTables:
     """The tables of a finished run under results/<run>/ (missing optional tables are None)."""
     folder = Path(folder)
@@ -102,7 +110,7 @@ def read_run(folder: Path | str, name: str | None = None) -> RunTables:
         attrition=pd.read_csv(required[1]),
         table1=text(required[2]),
         ledger=ledger,
-        long={t: optional(folder / "cohort" / f"{t}.csv", text) for t in LONG_TABLES},
+        long={t: optional(long_table(folder, t), read_as_text) for t in LONG_TABLES},
         effects={t: optional(folder / "tables" / f"{t}.csv", pd.read_csv) for t in EFFECT_SOURCES},
     )
 
@@ -170,7 +178,7 @@ def _sort_patients(patients: pd.DataFrame) -> pd.DataFrame:
 
 
 def diff_long(old: pd.DataFrame | None, new: pd.DataFrame | None, table: str, keys: pd.Index) -> pd.DataFrame:
-    """Rows of one long table (e.g. cohort/labs.csv, read as text) that differ for patients in both runs.
+    """Rows of one long table (e.g. cohort/labs.parquet, read as text) that differ for patients in both runs.
 
     Rows are compared whole (everything but the patient's key, centre and route group) as a
     multiset per patient: `status` removed (only in the old run) or added, `n` copies, `row` the

@@ -12,12 +12,12 @@ import pandas as pd  # noqa: E402
 DETERMINISTIC = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 
 
-def save(fig, path) -> None:
-    fmt = str(path).rsplit(".", 1)[-1]
-    kwargs = {"metadata": DETERMINISTIC[fmt]}
-    if fmt == "svg":
-        plt.rcParams["svg.hashsalt"] = "stormcohort"
-    fig.savefig(path, dpi=150, bbox_inches="tight", **kwargs)
+def save(fig, *paths) -> None:
+    """Write the figure in each path's format (drawn once, saved as PNG and SVG), then close it."""
+    plt.rcParams["svg.hashsalt"] = "stormcohort"
+    for path in paths:
+        fmt = str(path).rsplit(".", 1)[-1]
+        fig.savefig(path, dpi=150, bbox_inches="tight", metadata=DETERMINISTIC[fmt])
     plt.close(fig)
 
 

@@ -64,31 +64,44 @@ def _grams(text: str) -> set[str]:
 
 
 def _leaks(values: pd.Series, identifiers: set[str]) -> pd.Series:
-    """Which distinct cell values hold an identifier. Plain numbers with fewer than
+    """Which of these distinct texts hold an identifier. Plain numbers with fewer than
     MIN_DIGITS digits (most cells of a results table) cannot, and are not tokenised."""
-    unique = pd.Series(values.dropna().astype(str).unique())
+    unique = pd.Series(values, dtype=object).astype(str)
     short_number = unique.str.fullmatch(r"-?[0-9.eE+-]*") & unique.str.count(r"[0-9]").lt(MIN_DIGITS)
     candidates = unique[~short_number]
     return candidates[[not _grams(v).isdisjoint(identifiers) for v in candidates]]
 
 
+def _distinct_text(column: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """A column's distinct values and, aligned, the text to search: a date as YYYY-MM-DD (a date
+    of birth is a date: times of day only multiply the values); a number only when its integer
+    part has MIN_DIGITS digits or more (an NHS number or MRN stored as a number; the digits of a
+    fraction are not an identifier); anything else as written."""
+    distinct = pd.Series(column.dropna().unique())
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return distinct, distinct.dt.strftime("%Y-%m-%d")
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        distinct = distinct[distinct.abs() >= 10 ** (MIN_DIGITS - 1)]
+        return distinct, pd.Series([f"{v:.0f}" for v in distinct], index=distinct.index, dtype=object)
+    return distinct, distinct.astype(str)
+
+
 def _scan_table(path: Path, identifiers: set[str]) -> list[str]:
-    """Tables are scanned cell by cell, each distinct value once (fast on large outputs)."""
+    """Tables are scanned column by column, each distinct value once (fast on large outputs);
+    a CSV as text, a Parquet file by the type of each column. Row 1 is the header line of a
+    CSV, data rows follow."""
     if path.suffix == ".parquet":
         frame = pq.read_table(path).to_pandas()
-        # A date of birth is a date: times of day only multiply the distinct values.
-        for column in frame.select_dtypes("datetime").columns:
-            frame[column] = frame[column].dt.strftime("%Y-%m-%d")
     else:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame = pd.concat([frame, pd.DataFrame([frame.columns], columns=frame.columns)], ignore_index=True)
-    findings = []
+    header = set(_leaks(pd.Series(frame.columns), identifiers))
+    findings = [f"{path}: row 1, column {c}" for c in frame.columns if str(c) in header]
     for column in frame.columns:
-        values = frame[column].astype(str)
-        leaked = _leaks(values, identifiers)
-        # Row 1 is the header line of a CSV; data rows follow.
-        rows = [1 if i == len(frame) - 1 else i + 2 for i in values.index[values.isin(leaked)]]
-        findings.extend(f"{path}: row {r}, column {column}" for r in sorted(rows))
+        distinct, text = _distinct_text(frame[column])
+        leaked = distinct[text.isin(_leaks(text, identifiers))]
+        if len(leaked):
+            rows = frame.index[frame[column].isin(leaked)] + 2
+            findings.extend(f"{path}: row {r}, column {column}" for r in rows)
     return findings
 
 

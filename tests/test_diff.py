@@ -242,3 +242,18 @@ def test_written_diff_is_deterministic(result, tmp_path):
 def test_reading_something_that_is_not_a_run_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a finished run.*analysis_dataset.csv"):
         d.read_run(tmp_path)
+
+
+def test_parquet_long_tables_read_as_the_csv_text(tmp_path):
+    # labs come as Parquet, the other long tables (and older runs' labs) as CSV: both must read
+    # to the same text, or a rerun would show every lab row as changed
+    from stormcohort.io import read_as_text, write_csv, write_parquet
+    frame = pd.DataFrame({"patient_key": ["P1", "P2", None], "value": [1.23456789, np.nan, 1e-7],
+                          "day": [0.5, 100000.0, -3.0], "qualifier": ["", "<", None],
+                          "flag": pd.array([True, None, False], dtype="boolean"),
+                          "grade": pd.array([1, None, 3], dtype="Int64"), "n": [1, 2, 3]})
+    write_csv(frame, tmp_path / "t.csv")
+    write_parquet(frame, tmp_path / "t.parquet")
+    as_csv, as_parquet = read_as_text(tmp_path / "t.csv"), read_as_text(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(as_csv, as_parquet)
+    assert as_parquet.loc[0].tolist() == ["P1", "1.23457", "0.5", "", "True", "1", "1"]

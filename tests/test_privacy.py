@@ -39,6 +39,17 @@ def test_parquet_values_are_scanned(tmp_path):
     assert len(scan([path], IDENTIFIERS)) == 1
 
 
+def test_parquet_columns_are_scanned_by_type(tmp_path):
+    # an NHS number stored as a number is found, in an int or a float column, at its row; the
+    # digits of a fraction, infinities and booleans are not identifiers
+    path = tmp_path / "typed.parquet"
+    pd.DataFrame({"nhs_int": [1, 4857773456, 2], "nhs_float": [4857773456.0, 0.5, float("nan")],
+                  "value": [0.4857773456, float("inf"), -1e300], "flag": [True, False, True],
+                  "text": ["x", "y", "LDN0012345"]}).to_parquet(path)
+    assert scan([path], IDENTIFIERS) == [f"{path}: row 3, column nhs_int", f"{path}: row 2, column nhs_float",
+                                         f"{path}: row 4, column text"]
+
+
 def test_short_bare_numbers_are_not_searched():
     # A 5-digit ZIP cannot be told from a lab value; a ZIP+4 or a 7-digit MRN can.
     assert identifier_set({"35109", "35109-1234", "1234567"}) == {"351091234", "1234567"}

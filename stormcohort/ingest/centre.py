@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stormcohort.canonical import COLUMNS, LAB_UNITS, SCHEMAS
+from stormcohort.canonical import COLUMNS, LAB_UNITS
 from stormcohort.errors import ExtractError
 from stormcohort.ingest.clean import (
     Codebook,
@@ -57,6 +57,8 @@ def drop_duplicate_rows(frame: pd.DataFrame, file: str, ledger: Ledger) -> pd.Da
 
 def _finish(table: pd.DataFrame, name: str, centre: str) -> pd.DataFrame:
     """Canonical column order and dtypes, deterministic row order, schema-validated."""
+    from stormcohort.ingest.schema import SCHEMAS  # pandera: imported by the jobs that validate, not privacy_check
+
     table = table.assign(centre=centre)
     table = table.sort_values(SORT_KEYS[name], kind="mergesort", na_position="first")[COLUMNS[name]]
     table = table.reset_index(drop=True)
@@ -157,7 +159,11 @@ def read_identifiers(delivery_dir: Path, centre: str, centre_map: dict) -> set[s
     Names (each part of `SURNAME, Forename` too), MRNs / hospital numbers, NHS numbers with and
     without spaces, dates of birth as written and as ISO YYYY-MM-DD, postcodes and ZIPs.
     """
-    return extract_identifiers(read_extract(Path(delivery_dir) / centre, centre_map), centre_map)
+    # Only the files (sheets) with an identifier column: not the lab results, which are most of
+    # the bytes of a large delivery.
+    columns = set(centre_map["identifiers"])
+    holding = [s for s in centre_map["sources"] if columns & set(s["columns"])]
+    return extract_identifiers(read_extract(Path(delivery_dir) / centre, {**centre_map, "sources": holding}), centre_map)
 
 
 def extract_identifiers(extract: Extract, centre_map: dict) -> set[str]:

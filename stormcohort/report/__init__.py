@@ -8,5 +8,6 @@ with disclosure control.
 * :mod:`~stormcohort.report.limitations` limitations computed from the results
 * :mod:`~stormcohort.report.strobe`      the STROBE item -> section map
 * :mod:`~stormcohort.report.provenance`  input digests, config digest, versions, git, lineage, run log
+* :mod:`~stormcohort.report.inputs`      the pipeline outputs the report reads (the rule's inputs)
 * :mod:`~stormcohort.report.render`      loading, context and the one Jinja2 template
 """

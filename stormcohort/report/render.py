@@ -21,21 +21,16 @@ import pandas as pd
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from stormcohort.figures import DETERMINISTIC, plt
-from stormcohort.plots.forest import forest_figure
 from stormcohort.report import sections as S
 from stormcohort.report.disclosure import Policy
 from stormcohort.report.fmt import Formatter
+from stormcohort.report.inputs import FIGURES, MODELS, TABLES
 from stormcohort.report.limitations import limitations
 from stormcohort.report.methods import methods
 from stormcohort.report.provenance import lineage_jobs
 from stormcohort.report.strobe import strobe_map
 
 TEMPLATES = Path(__file__).parent / "templates"
-TABLES = ["table1", "km", "logrank", "cox", "ph_test", "cif_summary", "binary_outcomes", "logistic", "trajectories",
-          "safety_events", "safety_rates", "rate_ratios", "hepatotoxicity", "forest"]
-FIGURES = ["flow", "km", "cif", "trajectories", "swimmer", "forest"]
-MODELS = ["survival", "competing_risks", "binary_outcomes", "safety", "trajectories"]
 # figures that draw raw counts or individual patients: never in the shareable report
 INDIVIDUAL_OR_COUNTS = {"flow", "km", "cif", "trajectories", "swimmer"}
 SECTIONS = {
@@ -45,14 +40,6 @@ SECTIONS = {
     "provenance": "Provenance", "appendix": "Appendix: STROBE items and software",
 }
 NUMERIC_CELL = re.compile(r"^[<\u2212\-]?[\d,.]+(\s|%|$)|^\u2014$")
-
-
-def result_files(centres) -> list[str]:
-    """Every pipeline output the report reads, relative to ``results/<run>/``."""
-    return [*[f"clean/{c}/{n}.csv" for c in centres for n in ("accounting", "exclusions")],
-            "linked/link_summary.csv", "cohort/attrition.csv", "cohort/analysis_dataset.csv", "cohort/anakinra.csv",
-            *[f"tables/{t}.csv" for t in TABLES], *[f"figures/{x}.png" for x in FIGURES],
-            *[f"models/{m}.json" for m in MODELS]]
 
 
 def load_results(out: str | Path, centres) -> dict:
@@ -75,7 +62,12 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def figure_png(fig) -> bytes:
+def shareable_forest_png(forest: pd.DataFrame, synthetic: bool) -> bytes:
+    """The forest plot redrawn from disclosed counts (matplotlib is imported only for this)."""
+    from stormcohort.figures import DETERMINISTIC, plt
+    from stormcohort.plots.forest import forest_figure
+
+    fig = forest_figure(forest, synthetic=synthetic)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata=DETERMINISTIC["png"])
     plt.close(fig)
@@ -98,7 +90,7 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
              for c in config["centres"] if Path(r["path"]).parent.name == c]
 
     if share:
-        figures = {"forest": data_uri(figure_png(forest_figure(forest, synthetic=delivery.get("synthetic", False))))}
+        figures = {"forest": data_uri(shareable_forest_png(forest, delivery.get("synthetic", False)))}
     else:
         figures = {x: data_uri(Path(p).read_bytes()) for x, p in data["figures"].items()}
     km_deaths = {g: f.count(v) for g, v in zip(("IV", "SC"), km_events)}

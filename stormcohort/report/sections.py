@@ -469,7 +469,7 @@ def rates_table(rates: pd.DataFrame, ratios: pd.DataFrame, per: float, conf: flo
         rows.append([TERM_LABELS.get(term, term), *cells, ratio])
     per_txt = f"{per:g}"
     return Table("rates", f"Exposure-adjusted adverse event rates per {per_txt} patient-days on anakinra",
-                 ["Term", "IV events / patient-days", f"IV rate (CI)", "SC events / patient-days", "SC rate (CI)",
+                 ["Term", "IV events / patient-days", "IV rate (CI)", "SC events / patient-days", "SC rate (CI)",
                   "Rate ratio IV vs SC (CI)"], rows, sources=["tables/safety_rates.csv", "tables/rate_ratios.csv"],
                  notes=_notes(f, rates["note"]))
 

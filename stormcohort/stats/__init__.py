@@ -11,57 +11,30 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML, as statsmodels MixedLM, vectorised) with fallback
 """
 
-from stormcohort.stats.competing import (
-    aalen_johansen,
-    cumulative_incidence,
-    state_probabilities_at,
-)
-from stormcohort.stats.cox import CoxResult, cox_ph, cox_zph
-from stormcohort.stats.firth import (
-    FirthResult,
-    LogisticResult,
-    firth_logistic,
-    ml_logistic,
-)
-from stormcohort.stats.mixed import MixedResult, lab_trajectory_lmm
-from stormcohort.stats.rates import (
-    RateRatio,
-    incidence_rates,
-    poisson_rate_ci,
-    rate_ratio,
-)
-from stormcohort.stats.survival import (
-    LogRankResult,
-    kaplan_meier,
-    km_median,
-    km_summary,
-    logrank_test,
-    numbers_at_risk,
-    survival_at,
-)
+import importlib
 
-__all__ = [
-    "CoxResult",
-    "FirthResult",
-    "LogRankResult",
-    "LogisticResult",
-    "MixedResult",
-    "RateRatio",
-    "aalen_johansen",
-    "cox_ph",
-    "cox_zph",
-    "cumulative_incidence",
-    "firth_logistic",
-    "incidence_rates",
-    "kaplan_meier",
-    "km_median",
-    "km_summary",
-    "lab_trajectory_lmm",
-    "logrank_test",
-    "ml_logistic",
-    "numbers_at_risk",
-    "poisson_rate_ci",
-    "rate_ratio",
-    "state_probabilities_at",
-    "survival_at",
-]
+# Names are imported on first use (PEP 562): each rule's job imports only the estimators it
+# runs, not scipy.optimize, lifelines or statsmodels for all of them.
+_HOME = {
+    "competing": ["aalen_johansen", "cumulative_incidence", "state_probabilities_at"],
+    "cox": ["CoxResult", "cox_ph", "cox_zph"],
+    "firth": ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"],
+    "mixed": ["MixedResult", "lab_trajectory_lmm"],
+    "rates": ["RateRatio", "incidence_rates", "poisson_rate_ci", "rate_ratio"],
+    "survival": ["LogRankResult", "kaplan_meier", "km_median", "km_summary", "logrank_test", "numbers_at_risk",
+                 "survival_at"],
+}
+_MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+
+
+def __dir__():
+    return sorted([*globals(), *_MODULE_OF])
+
+
+__all__ = sorted(_MODULE_OF)

@@ -8,7 +8,8 @@ rule cohort:
         dictionary=f"{OUT}/cohort/data_dictionary.csv",
         episodes=f"{OUT}/cohort/admissions_assessed.csv",
         anakinra=f"{OUT}/cohort/anakinra.csv",
-        labs=f"{OUT}/cohort/labs.csv",
+        # Parquet: the one table that grows with every sample (millions of rows in a registry)
+        labs=f"{OUT}/cohort/labs.parquet",
         adverse_events=f"{OUT}/cohort/adverse_events.csv",
     params:
         linked_dir=f"{OUT}/linked",

@@ -6,7 +6,7 @@
 if config.get("compare_to"):
     from snakemake.exceptions import WorkflowError
 
-    from stormcohort.diff import OUTPUTS as DIFF_TABLES
+    from stormcohort.diff import OUTPUTS as DIFF_TABLES, long_table
 
     COMPARE_TO = Path(config["compare_to"])
     _required = [COMPARE_TO / p for p in ("cohort/analysis_dataset.csv", "cohort/attrition.csv", "tables/table1.csv")]
@@ -16,7 +16,7 @@ if config.get("compare_to"):
             "run the older delivery first, e.g. --config delivery=data/raw/<older delivery>")
     if COMPARE_TO.resolve() == Path(OUT).resolve():
         raise WorkflowError(f"compare_to: {COMPARE_TO} is this run itself ({OUT}); name an older run")
-    _optional = [COMPARE_TO / "cohort" / f"{t}.csv" for t in ("anakinra", "labs", "adverse_events")] + [
+    _optional = [long_table(COMPARE_TO, t) for t in ("anakinra", "labs", "adverse_events")] + [
         COMPARE_TO / "tables" / f"{t}.csv" for t in ("cox", "logistic", "rate_ratios")]
 
     rule diff:
@@ -28,7 +28,7 @@ if config.get("compare_to"):
                 f"{OUT}/cohort/analysis_dataset.csv",
                 f"{OUT}/cohort/attrition.csv",
                 f"{OUT}/tables/table1.csv",
-                *expand(f"{OUT}/cohort/{{table}}.csv", table=["anakinra", "labs", "adverse_events"]),
+                rules.cohort.output.anakinra, rules.cohort.output.labs, rules.cohort.output.adverse_events,
                 f"{OUT}/tables/cox.csv",
                 f"{OUT}/tables/logistic.csv",
                 f"{OUT}/tables/rate_ratios.csv",

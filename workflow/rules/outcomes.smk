@@ -2,7 +2,7 @@ rule binary_outcomes:
     """Death by day 30, response at day 7, grade >= 3 AE, hepatotoxicity: counts and Firth/ML logistic."""
     input:
         dataset=f"{OUT}/cohort/analysis_dataset.csv",
-        labs=f"{OUT}/cohort/labs.csv",
+        labs=f"{OUT}/cohort/labs.parquet",
         adverse_events=f"{OUT}/cohort/adverse_events.csv",
     output:
         counts=report(f"{OUT}/tables/binary_outcomes.csv", caption="../report/binary.rst", category="3. Outcomes", subcategory="Binary outcomes"),
@@ -22,7 +22,7 @@ rule binary_outcomes:
 rule trajectories:
     """Log ferritin, CRP, platelets and ALT over days 0-14 by route: mixed models and figure."""
     input:
-        labs=f"{OUT}/cohort/labs.csv",
+        labs=f"{OUT}/cohort/labs.parquet",
     output:
         table=report(f"{OUT}/tables/trajectories.csv", caption="../report/trajectories.rst", category="3. Outcomes", subcategory="Trajectories"),
         daily=f"{OUT}/tables/trajectories_daily.csv",
@@ -45,7 +45,7 @@ rule safety:
     input:
         dataset=f"{OUT}/cohort/analysis_dataset.csv",
         anakinra=f"{OUT}/cohort/anakinra.csv",
-        labs=f"{OUT}/cohort/labs.csv",
+        labs=f"{OUT}/cohort/labs.parquet",
         adverse_events=f"{OUT}/cohort/adverse_events.csv",
     output:
         events=report(f"{OUT}/tables/safety_events.csv", caption="../report/safety.rst", category="4. Safety"),

@@ -4,7 +4,7 @@
 # logs/run_log.json by the handlers below, which are not rule inputs or params, so a rerun with
 # nothing changed schedules no job and the same inputs give the same report bytes.
 from stormcohort.report.provenance import lineage as output_lineage, log_invocation
-from stormcohort.report.render import result_files
+from stormcohort.report.inputs import result_files
 
 report: "../report/workflow.rst"
 
