@@ -136,8 +136,9 @@ def baseline_labs(labs: pd.DataFrame, reference: pd.Series, window: tuple[int, i
     lo, hi = window
     ref = reference.reindex(labs["episode_key"]).to_numpy()
     day = (labs["sample_time"].dt.normalize().to_numpy() - ref) / np.timedelta64(1, "D")
-    near = labs.assign(day=day, distance=np.abs(day))
-    near = near[(near["day"] >= lo) & (near["day"] <= hi)]
+    within = (day >= lo) & (day <= hi)
+    near = labs.loc[within, ["episode_key", "test", "sample_time", "value"]]  # one copy, of what is needed
+    near = near.assign(day=day[within], distance=np.abs(day[within]))
     near = near.sort_values(["episode_key", "test", "distance", "sample_time"])
     first = near.drop_duplicates(["episode_key", "test"])
     wide = first.pivot(index="episode_key", columns="test", values="value")
@@ -313,15 +314,17 @@ def _attrition(n_admissions: int, episodes: pd.DataFrame, n_merged: int, dataset
 
 
 def _long_table(frame, cohort, key_of, dataset, time_cols) -> pd.DataFrame:
-    """A cohort long table in days from the index date; keyed by patient, no dates."""
-    rows = frame[frame["episode_key"].isin(cohort.index)]
-    index_date = cohort["index_date"].reindex(rows["episode_key"]).to_numpy()
-    out = rows.drop(columns=["admission_key", "episode_key", *time_cols])
+    """A cohort long table in days from the index date; keyed by patient, no dates.
+    (Copies as little as it can: the labs table has millions of rows in a registry.)"""
+    in_cohort = frame["episode_key"].isin(cohort.index).to_numpy()
+    episode = frame["episode_key"].to_numpy()[in_cohort]
+    index_date = cohort["index_date"].reindex(episode).to_numpy()
+    out = frame.loc[in_cohort, [c for c in frame.columns if c not in ("admission_key", "episode_key", *time_cols)]]
     for col in time_cols:
         day_col = "day" if len(time_cols) == 1 else f"day_{col}"
-        out[day_col] = (rows[col].to_numpy() - index_date) / np.timedelta64(1, "D")
-    out.insert(0, "patient_key", key_of.reindex(rows["episode_key"]).to_numpy())
+        out[day_col] = (frame[col].to_numpy()[in_cohort] - index_date) / np.timedelta64(1, "D")
+    out.insert(0, "patient_key", key_of.reindex(episode).to_numpy())
     route = dataset.set_index("patient_key")["route_group"]
     out.insert(1, "route_group", route.reindex(out["patient_key"]).to_numpy())
     sort = ["patient_key", *[c for c in out.columns if c.startswith("day")]]
-    return out.sort_values(sort + [c for c in out.columns if c not in sort], kind="mergesort").reset_index(drop=True)
+    return out.sort_values(sort + [c for c in out.columns if c not in sort], kind="mergesort", ignore_index=True)

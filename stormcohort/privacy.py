@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 TOKEN = re.compile(r"[a-z0-9]+")
@@ -72,36 +75,45 @@ def _leaks(values: pd.Series, identifiers: set[str]) -> pd.Series:
     return candidates[[not _grams(v).isdisjoint(identifiers) for v in candidates]]
 
 
-def _distinct_text(column: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """A column's distinct values and, aligned, the text to search: a date as YYYY-MM-DD (a date
-    of birth is a date: times of day only multiply the values); a number only when its integer
-    part has MIN_DIGITS digits or more (an NHS number or MRN stored as a number; the digits of a
-    fraction are not an identifier); anything else as written."""
-    distinct = pd.Series(column.dropna().unique())
-    if pd.api.types.is_datetime64_any_dtype(column):
+def _distinct_text(distinct: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Distinct values of a column and, aligned, the text to search: a date as YYYY-MM-DD; a
+    number only when its integer part has MIN_DIGITS digits or more (an NHS number or MRN
+    stored as a number; the digits of a fraction are not an identifier); anything else as
+    written."""
+    if pd.api.types.is_datetime64_any_dtype(distinct):
         return distinct, distinct.dt.strftime("%Y-%m-%d")
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+    if pd.api.types.is_numeric_dtype(distinct) and not pd.api.types.is_bool_dtype(distinct):
         distinct = distinct[distinct.abs() >= 10 ** (MIN_DIGITS - 1)]
         return distinct, pd.Series([f"{v:.0f}" for v in distinct], index=distinct.index, dtype=object)
     return distinct, distinct.astype(str)
 
 
 def _scan_table(path: Path, identifiers: set[str]) -> list[str]:
-    """Tables are scanned column by column, each distinct value once (fast on large outputs);
-    a CSV as text, a Parquet file by the type of each column. Row 1 is the header line of a
-    CSV, data rows follow."""
+    """Tables are scanned column by column, each distinct value once: a CSV as text, a Parquet
+    file by the type of each column, its distinct values found by Arrow (millions of lab rows
+    are never turned into Python objects). Timestamps count as their dates (a date of birth is
+    a date: times of day only multiply the values). Row 1 is the header line of a CSV, data
+    rows follow."""
     if path.suffix == ".parquet":
-        frame = pq.read_table(path).to_pandas()
+        table = pq.read_table(path)
+        columns = {name: table[name] for name in table.column_names}
+        for name, column in columns.items():
+            if pa.types.is_timestamp(column.type):
+                columns[name] = pc.floor_temporal(column, unit="day")
+        distinct_of = lambda c: pd.Series(pc.unique(c).drop_null().to_pandas())  # noqa: E731
+        rows_of = lambda c, leaked: np.flatnonzero(c.to_pandas().isin(leaked))  # noqa: E731
     else:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    header = set(_leaks(pd.Series(frame.columns), identifiers))
-    findings = [f"{path}: row 1, column {c}" for c in frame.columns if str(c) in header]
-    for column in frame.columns:
-        distinct, text = _distinct_text(frame[column])
+        columns = {name: frame[name] for name in frame.columns}
+        distinct_of = lambda c: pd.Series(c.unique())  # noqa: E731
+        rows_of = lambda c, leaked: np.flatnonzero(c.isin(leaked))  # noqa: E731
+    header = set(_leaks(pd.Series(list(columns), dtype=object), identifiers))
+    findings = [f"{path}: row 1, column {c}" for c in columns if str(c) in header]
+    for name, column in columns.items():
+        distinct, text = _distinct_text(distinct_of(column))
         leaked = distinct[text.isin(_leaks(text, identifiers))]
         if len(leaked):
-            rows = frame.index[frame[column].isin(leaked)] + 2
-            findings.extend(f"{path}: row {r}, column {column}" for r in rows)
+            findings.extend(f"{path}: row {r + 2}, column {name}" for r in rows_of(column, leaked))
     return findings
 
 
