@@ -13,7 +13,7 @@ DETERMINISTIC = {"png": {"Software": None}, "svg": {"Date": None, "Creator": Non
 
 
 def save(fig, *paths) -> None:
-    """Write the figure in each path's format (drawn once, saved as PNG and SVG), then close it."""
+    """Write one built figure in each path's format (PNG, SVG), then close it."""
     plt.rcParams["svg.hashsalt"] = "stormcohort"
     for path in paths:
         fmt = str(path).rsplit(".", 1)[-1]

@@ -61,3 +61,24 @@ def test_slurm_resources_from_the_largest_run():
     assert sized == {"ingest": {"cpus_per_task": 1, "mem_mb": 4500, "runtime": 10},
                      "privacy_check": {"cpus_per_task": 1, "mem_mb": 5000, "runtime": 20},
                      "table1": {"cpus_per_task": 1, "mem_mb": 1000, "runtime": 10}}
+
+
+def test_benchmark_end_to_end_on_a_small_delivery(tmp_path):
+    # `make bench` on a fresh clone: generate, run cold and no-op, read the rules' benchmarks
+    import json
+    import shutil
+    out = tmp_path / "results.json"
+    try:
+        bench.main(["--sizes", "60", "--no-embedded", "--out", str(out)])
+        data = json.loads(out.read_text())
+    finally:
+        shutil.rmtree(bench.ROOT / "bench" / "out" / "n60", ignore_errors=True)
+        shutil.rmtree(bench.ROOT / "results" / "bench_n60", ignore_errors=True)
+    (run,) = data["results"]
+    assert run["patients"] == 60 and run["generate_s"] > 0 and run["read_floor_s"] > 0
+    assert run["noop_rerun_s"] < run["end_to_end_s"]
+    assert run["peak_mb"] >= run["peak_rule_rss_mb"] > 50
+    rules = {r["rule"] for r in run["rules"]}
+    assert {"ingest_LDN", "ingest_SHF", "ingest_BHM", "cohort", "report", "privacy_check"} <= rules
+    assert set(data["slurm_resources"]["set-resources"]) == {"ingest" if r.startswith("ingest_") else r for r in rules}
+    assert data["targets"] == []  # no size the issue sets a target for
