@@ -89,31 +89,24 @@ def _distinct_text(distinct: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _scan_table(path: Path, identifiers: set[str]) -> list[str]:
-    """Tables are scanned column by column, each distinct value once: a CSV as text, a Parquet
-    file by the type of each column, its distinct values found by Arrow (millions of lab rows
-    are never turned into Python objects). Timestamps count as their dates (a date of birth is
-    a date: times of day only multiply the values). Row 1 is the header line of a CSV, data
-    rows follow."""
+    """Tables are scanned column by column, each distinct value once, found by Arrow (millions
+    of lab rows are never turned into Python objects): a CSV as text, a Parquet file by the
+    type of each column. Timestamps count as their dates (a date of birth is a date: times of
+    day only multiply the values). Row 1 is the header line of a CSV, data rows follow."""
     if path.suffix == ".parquet":
         table = pq.read_table(path)
-        columns = {name: table[name] for name in table.column_names}
-        for name, column in columns.items():
-            if pa.types.is_timestamp(column.type):
-                columns[name] = pc.floor_temporal(column, unit="day")
-        distinct_of = lambda c: pd.Series(pc.unique(c).drop_null().to_pandas())  # noqa: E731
-        rows_of = lambda c, leaked: np.flatnonzero(c.to_pandas().isin(leaked))  # noqa: E731
     else:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        columns = {name: frame[name] for name in frame.columns}
-        distinct_of = lambda c: pd.Series(c.unique())  # noqa: E731
-        rows_of = lambda c, leaked: np.flatnonzero(c.isin(leaked))  # noqa: E731
-    header = set(_leaks(pd.Series(list(columns), dtype=object), identifiers))
-    findings = [f"{path}: row 1, column {c}" for c in columns if str(c) in header]
-    for name, column in columns.items():
-        distinct, text = _distinct_text(distinct_of(column))
+        table = pa.Table.from_pandas(pd.read_csv(path, dtype=str, keep_default_na=False), preserve_index=False)
+    header = set(_leaks(pd.Series(table.column_names, dtype=object), identifiers))
+    findings = [f"{path}: row 1, column {c}" for c in table.column_names if c in header]
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_timestamp(column.type):
+            column = pc.floor_temporal(column, unit="day")
+        distinct, text = _distinct_text(pd.Series(pc.unique(column).drop_null().to_pandas()))
         leaked = distinct[text.isin(_leaks(text, identifiers))]
         if len(leaked):
-            findings.extend(f"{path}: row {r + 2}, column {name}" for r in rows_of(column, leaked))
+            rows = np.flatnonzero(column.to_pandas().isin(leaked))
+            findings.extend(f"{path}: row {r + 2}, column {name}" for r in rows)
     return findings
 
 
