@@ -25,11 +25,5 @@ include: "workflow/rules/privacy.smk"
 
 rule all:
     input:
-        f"{OUT}/cohort/attrition.csv",
-        f"{OUT}/cohort/analysis_dataset.csv",
-        f"{OUT}/figures/flow.png",
-        f"{OUT}/tables/table1.csv",
-        f"{OUT}/tables/table1.html",
-        f"{OUT}/checks/privacy.txt",
-        ANALYSIS_TARGETS,
-        REPORT_TARGETS,
+        RUN_OUTPUTS,
+        out("privacy_check", "report"),

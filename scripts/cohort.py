@@ -1,6 +1,5 @@
 """Rule cohort: linked tables + config rules -> attrition, analysis dataset, long tables."""
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
@@ -10,7 +9,7 @@ from stormcohort.io import as_written, rule_logger, write_csv, write_parquet
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
-linked = {t: pd.read_parquet(Path(sm.params.linked_dir) / f"{t}.parquet") for t in TABLES}
+linked = {t: pd.read_parquet(sm.input[t]) for t in TABLES}
 result = derive_cohort(linked, sm.params.cohort, date.fromisoformat(sm.params.extract_date))
 write_csv(result.attrition, sm.output.attrition)
 write_csv(result.dataset, sm.output.dataset)

@@ -7,6 +7,7 @@ removes whatever outputs of the job exist, so no partial outputs of the centre r
 import sys
 from pathlib import Path
 
+from stormcohort.canonical import TABLES
 from stormcohort.delivery import read_delivery, resolve_key
 from stormcohort.errors import ExtractError
 from stormcohort.ingest import ingest_centre, load_centre_map
@@ -24,8 +25,8 @@ except ExtractError as error:
     log.error("%s: extract not ingested: %s", centre, error)
     print(f"ERROR ingest {centre}: {error}", file=sys.stderr)
     sys.exit(1)
-for path in sm.output.tables:
-    write_parquet(result.tables[Path(path).stem], path)
+for table in TABLES:
+    write_parquet(result.tables[table], sm.output[table])
 write_csv(result.ledger, sm.output.ledger)
 write_csv(result.accounting, sm.output.accounting)
 log.info("%s: %d rows kept, %d ledger entries", centre, int(result.accounting["rows_kept"].sum()), len(result.ledger))

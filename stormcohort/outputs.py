@@ -8,7 +8,7 @@ older run's folder. ``{centre}`` is the only wildcard.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from stormcohort.canonical import TABLES
 
@@ -81,8 +81,15 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "provenance": "provenance.json",
         "table1_html": "tables/table1.html",
     },
-    # only when `disclosure:` is configured
-    "report_shareable": {"shareable": "report_shareable.html"},
+    # only when `disclosure:` is configured: estimates recomputed from the disclosed counts, and the
+    # report to share outside the care team
+    "disclose": {
+        "rates": "disclosed/safety_rates.csv",
+        "ratios": "disclosed/rate_ratios.csv",
+        "forest": "disclosed/forest.csv",
+        "png": "disclosed/forest.png",
+    },
+    "report_shareable": {"html": "report_shareable.html"},
     # only when `compare_to:` is configured
     "diff": {
         **{name: f"diff/{name}.csv" for name in (
@@ -110,8 +117,11 @@ def outputs(rule: str, centre: str | None = None) -> dict[str, str]:
     return {name: output(rule, name, centre) for name in OUTPUTS[rule]}
 
 
-def under(folder, paths: Mapping[str, str] | Iterable[str]):
-    """``paths`` (a mapping or an iterable) joined under ``folder`` (``results/<run>``), as strings."""
+def under(folder, paths):
+    """``paths`` (relative to ``results/<run>/``: one, a list, or a mapping of either) joined under
+    ``folder``, as strings."""
     if isinstance(paths, Mapping):
-        return {k: f"{folder}/{p}" for k, p in paths.items()}
-    return [f"{folder}/{p}" for p in paths]
+        return {k: under(folder, p) for k, p in paths.items()}
+    if isinstance(paths, str):
+        return f"{folder}/{paths}"
+    return [under(folder, p) for p in paths]

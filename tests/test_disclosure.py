@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stormcohort.report.disclosure import SUPPRESSED, Policy
+from stormcohort.disclosure import SUPPRESSED, Policy
 from stormcohort.report.fmt import Formatter
 from tests.test_report_workflow import DISCLOSURE, report_run
 

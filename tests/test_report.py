@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from stormcohort.report import provenance as P
-from stormcohort.report.disclosure import Policy
+from stormcohort.disclosure import Policy
 from stormcohort.report.fmt import Formatter
 from stormcohort.report.methods import covariates, join_and, methods
 from stormcohort.report.sections import exposure_summary, lower_first, table1_table, term_label

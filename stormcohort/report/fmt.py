@@ -2,7 +2,7 @@
 
 A ``Formatter`` with the default ``Policy()`` writes counts as counted (the full report); with
 an active policy (the shareable report) every count passes through
-:meth:`stormcohort.report.disclosure.Policy.count` and every percentage or rate is computed
+:meth:`stormcohort.disclosure.Policy.count` and every percentage or rate is computed
 from the disclosed counts.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 
-from stormcohort.report.disclosure import SUPPRESSED, Policy
+from stormcohort.disclosure import SUPPRESSED, Policy
 
 DASH = "\u2013"
 MISSING = "\u2014"

@@ -1,20 +1,66 @@
-"""What the report reads, relative to ``results/<run>/``: the report rule's inputs.
+"""What the report reads: the analyses' summary tables, model summaries and figures, named by
+their (rule, output) in :mod:`stormcohort.outputs`. Never a patient-level file: the report
+formats what was computed and computes nothing.
 
 Kept apart from :mod:`~stormcohort.report.render` because the Snakefile imports it when it
-parses, and rendering pulls in matplotlib and the statistics (seconds on every invocation).
+parses, and rendering pulls in Jinja and pandas.
 """
 
 from __future__ import annotations
 
-TABLES = ["table1", "km", "logrank", "cox", "ph_test", "cif_summary", "binary_outcomes", "logistic", "trajectories",
-          "safety_events", "safety_rates", "rate_ratios", "hepatotoxicity", "forest"]
-FIGURES = ["flow", "km", "cif", "trajectories", "swimmer", "forest"]
-MODELS = ["survival", "competing_risks", "binary_outcomes", "safety", "trajectories"]
+from stormcohort.outputs import output
+
+# report key -> (rule, output name)
+TABLES = {
+    "link": ("link", "summary"),
+    "attrition": ("cohort", "attrition"),
+    "table1": ("describe", "table1"),
+    "exposure": ("describe", "exposure"),
+    "follow_up": ("describe", "follow_up"),
+    "km": ("survival", "km"),
+    "km_risk": ("survival", "km_risk"),
+    "logrank": ("survival", "logrank"),
+    "cox": ("survival", "cox"),
+    "ph_test": ("survival", "ph_test"),
+    "cif_summary": ("competing_risks", "cif_summary"),
+    "cif_risk": ("competing_risks", "cif_risk"),
+    "binary_outcomes": ("binary_outcomes", "counts"),
+    "logistic": ("binary_outcomes", "logistic"),
+    "trajectories": ("trajectories", "table"),
+    "safety_events": ("safety", "events"),
+    "safety_rates": ("safety", "rates"),
+    "rate_ratios": ("safety", "ratios"),
+    "hepatotoxicity": ("hepatotoxicity", "summary"),
+    "forest": ("forest", "table"),
+}
+# one file per centre
+CENTRE_TABLES = {"accounting": ("ingest", "accounting"), "exclusions": ("ingest", "ledger")}
+FIGURES = {
+    "flow": ("flow_diagram", "png"),
+    "km": ("survival", "png"),
+    "cif": ("competing_risks", "png"),
+    "trajectories": ("trajectories", "png"),
+    "swimmer": ("safety", "png"),
+    "forest": ("forest", "png"),
+}
+MODELS = {m: (m, "model") for m in ("survival", "competing_risks", "binary_outcomes", "safety", "trajectories")}
+# what the shareable report reads besides: estimates recomputed from the disclosed counts
+DISCLOSED = {"safety_rates": ("disclose", "rates"), "rate_ratios": ("disclose", "ratios"),
+             "forest": ("disclose", "forest"), "figure_forest": ("disclose", "png")}
 
 
-def result_files(centres) -> list[str]:
-    """Every pipeline output the report reads, relative to ``results/<run>/``."""
-    return [*[f"clean/{c}/{n}.csv" for c in centres for n in ("accounting", "exclusions")],
-            "linked/link_summary.csv", "cohort/attrition.csv", "cohort/analysis_dataset.csv", "cohort/anakinra.csv",
-            *[f"tables/{t}.csv" for t in TABLES], *[f"figures/{x}.png" for x in FIGURES],
-            *[f"models/{m}.json" for m in MODELS]]
+def report_inputs(centres) -> dict[str, str | list[str]]:
+    """The report rule's inputs by name, relative to ``results/<run>/``: tables by their key,
+    figures as ``figure_<key>``, model summaries as ``model_<key>``, the per-centre tables as lists
+    in the order of ``centres``."""
+    return {
+        **{k: output(*v) for k, v in TABLES.items()},
+        **{k: [output(*v, centre=c) for c in centres] for k, v in CENTRE_TABLES.items()},
+        **{f"figure_{k}": output(*v) for k, v in FIGURES.items()},
+        **{f"model_{k}": output(*v) for k, v in MODELS.items()},
+    }
+
+
+def disclosed_inputs() -> dict[str, str]:
+    """The shareable report's inputs besides :func:`report_inputs`, named ``disclosed_<key>``."""
+    return {f"disclosed_{k}": output(*v) for k, v in DISCLOSED.items()}

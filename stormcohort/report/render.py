@@ -1,17 +1,18 @@
 """Assemble and render the cohort report: one self-contained HTML page (figures embedded as data
 URIs, styles inline, no script, no network), in the order of a STROBE cohort report.
 
-``load_results`` reads the pipeline's outputs under ``results/<run>/``; ``build_context`` turns
-them into display tables through a :class:`~stormcohort.report.fmt.Formatter`; ``render``
-fills the one template. The full report and the shareable one differ only in the formatter's
-disclosure policy and in which figures they carry (``share=True`` leaves out every figure that
-draws individual patients or raw counts, and redraws the forest plot from disclosed counts).
+``load_results`` reads the report rule's inputs (summary tables, model summaries, figures:
+:mod:`~stormcohort.report.inputs`); ``build_context`` turns them into display tables through a
+:class:`~stormcohort.report.fmt.Formatter`; ``render`` fills the one template. The full report and
+the shareable one differ only in the formatter's disclosure policy, in the estimates they read
+(the shareable one takes the rates, rate ratios and forest plot that the ``disclose`` rule
+recomputed from the disclosed counts) and in their figures (the shareable one leaves out every
+figure that draws individual patients or raw counts). Nothing here computes a statistic.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 from collections.abc import Mapping
@@ -22,17 +23,15 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from stormcohort.report import sections as S
-from stormcohort.report.disclosure import Policy
+from stormcohort.disclosure import Policy
 from stormcohort.report.fmt import Formatter
-from stormcohort.report.inputs import FIGURES, MODELS, TABLES
+from stormcohort.report.inputs import DISCLOSED, FIGURES, MODELS, TABLES
 from stormcohort.report.limitations import limitations
 from stormcohort.report.methods import methods
 from stormcohort.report.provenance import lineage_jobs
 from stormcohort.report.strobe import strobe_map
 
 TEMPLATES = Path(__file__).parent / "templates"
-# figures that draw raw counts or individual patients: never in the shareable report
-INDIVIDUAL_OR_COUNTS = {"flow", "km", "cif", "trajectories", "swimmer"}
 SECTIONS = {
     "summary": "Summary", "data-sources": "Data sources", "participants": "Participants",
     "baseline": "Baseline characteristics and exposure", "outcomes": "Outcomes", "safety": "Safety",
@@ -42,19 +41,18 @@ SECTIONS = {
 NUMERIC_CELL = re.compile(r"^[<\u2212\-]?[\d,.]+(\s|%|$)|^\u2014$")
 
 
-def load_results(out: str | Path, centres) -> dict:
-    out = Path(out)
-    csv = lambda rel: pd.read_csv(out / rel, keep_default_na=True)  # noqa: E731
-    data = {t: csv(f"tables/{t}.csv") for t in TABLES}
-    data["models"] = {m: json.loads((out / f"models/{m}.json").read_text(encoding="utf-8")) for m in MODELS}
-    data["accounting"] = pd.concat([csv(f"clean/{c}/accounting.csv") for c in centres], ignore_index=True)
-    data["exclusions"] = pd.concat([csv(f"clean/{c}/exclusions.csv").assign(centre=c) for c in centres],
+def load_results(inputs: Mapping) -> dict:
+    """The report rule's inputs (named as :func:`~stormcohort.report.inputs.report_inputs` names them,
+    plus ``disclosed_*`` for the shareable report) -> tables, models and figure paths."""
+    csv = lambda path: pd.read_csv(path, keep_default_na=True)  # noqa: E731
+    data = {k: csv(inputs[k]) for k in TABLES}
+    data["accounting"] = pd.concat([csv(p) for p in inputs["accounting"]], ignore_index=True)
+    data["exclusions"] = pd.concat([csv(p).assign(centre=Path(p).parent.name) for p in inputs["exclusions"]],
                                    ignore_index=True)
-    data["link"] = csv("linked/link_summary.csv")
-    data["attrition"] = csv("cohort/attrition.csv")
-    data["dataset"] = csv("cohort/analysis_dataset.csv")
-    data["anakinra"] = csv("cohort/anakinra.csv")
-    data["figures"] = {x: out / f"figures/{x}.png" for x in FIGURES}
+    data["models"] = {m: json.loads(Path(inputs[f"model_{m}"]).read_text(encoding="utf-8")) for m in MODELS}
+    data["figures"] = {x: Path(inputs[f"figure_{x}"]) for x in FIGURES}
+    data["disclosed"] = {k: Path(inputs[f"disclosed_{k}"]) if k.startswith("figure_") else csv(inputs[f"disclosed_{k}"])
+                         for k in DISCLOSED if f"disclosed_{k}" in inputs}
     return data
 
 
@@ -62,35 +60,25 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def shareable_forest_png(forest: pd.DataFrame, synthetic: bool) -> bytes:
-    """The forest plot redrawn from disclosed counts (matplotlib is imported only for this)."""
-    from stormcohort.figures import DETERMINISTIC, plt
-    from stormcohort.plots.forest import forest_figure
-
-    fig = forest_figure(forest, synthetic=synthetic)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata=DETERMINISTIC["png"])
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenance: Mapping, exposure: pd.DataFrame,
-                  policy: Policy, share: bool, diff: str | None = None) -> dict:
-    """Everything the template shows. ``diff``: the cohort-level diff page against an older run
-    (relative link), when the workflow made one."""
+def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenance: Mapping, policy: Policy,
+                  share: bool, diff: str | None = None) -> dict:
+    """Everything the template shows. ``share``: the shareable report (``data`` then holds the
+    ``disclosed`` estimates); ``diff``: the cohort-level diff page against an older run (relative
+    link), when the workflow made one."""
     f = Formatter(policy)
     a = config["analyses"]
     sv, cr, sa = a["survival"], a["competing_risks"], a["safety"]
-    ds, models = data["dataset"], data["models"]
+    models = data["models"]
+    shown = data["disclosed"] if share else data  # the estimates built on counts
     cohort = S.cohort_summary(data["attrition"], f)
     severity, severity_items = S.severity_table(data["table1"], f)
     km_events = data["km"].set_index("group")["events"].reindex(["IV", "SC"]).tolist()
-    forest = S.forest_rows(data["forest"], data["rate_ratios"], data["binary_outcomes"], data["km"], sa["conf_level"], f)
+    forest = shown["forest"]
     files = [{"centre": c, "name": Path(r["path"]).name, **r} for r in provenance["inputs"]
              for c in config["centres"] if Path(r["path"]).parent.name == c]
 
     if share:
-        figures = {"forest": data_uri(shareable_forest_png(forest, delivery.get("synthetic", False)))}
+        figures = {"forest": data_uri(data["disclosed"]["figure_forest"].read_bytes())}
     else:
         figures = {x: data_uri(Path(p).read_bytes()) for x, p in data["figures"].items()}
     km_deaths = {g: f.count(v) for g, v in zip(("IV", "SC"), km_events)}
@@ -117,22 +105,22 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
             "exclusions": S.exclusions_table(data["exclusions"], f),
             "linkage": S.link_table(data["link"], f),
             "attrition": S.attrition_table(data["attrition"], f),
-            "follow_up": S.follow_up_table(ds, f),
+            "follow_up": S.follow_up_table(data["follow_up"], f),
             "table1": S.table1_table(data["table1"], f),
             "severity": severity,
-            "exposure": S.exposure_table(exposure, f),
+            "exposure": S.exposure_table(data["exposure"], f),
             "km": S.km_table(data["km"], data["logrank"], f),
-            "km_risk": S.risk_table(ds, "time_to_death_days", ds["death_90d"], sv["risk_table_days"], f,
-                                    "km-risk", "Number at risk (alive and followed) by day"),
+            "km_risk": S.risk_table(data["km_risk"], sv["risk_table_days"], f, "km-risk",
+                                    "Number at risk (alive and followed) by day", "tables/km_risk.csv"),
             "cox": S.cox_table(cox, km_events, f),
             "ph": S.ph_table(data["ph_test"], float(sv["ph_alpha"]), km_events, f),
             "cif": S.cif_table(data["cif_summary"], f),
-            "cif_risk": S.risk_table(ds, "time_to_fever_days", ds["fever_outcome"].eq(1), cr["risk_table_days"], f,
-                                     "cif-risk", "Number still febrile and followed, by day"),
+            "cif_risk": S.risk_table(data["cif_risk"], cr["risk_table_days"], f, "cif-risk",
+                                     "Number still febrile and followed, by day", "tables/cif_risk.csv"),
             "binary": S.binary_table(data["binary_outcomes"], data["logistic"], f),
             "trajectories": S.trajectories_table(data["trajectories"], f),
             "ae": S.ae_table(data["safety_events"], int(sa["severe_grade"]), f),
-            "rates": S.rates_table(data["safety_rates"], data["rate_ratios"], float(sa["per"]), float(sa["conf_level"]), f),
+            "rates": S.rates_table(shown["safety_rates"], shown["rate_ratios"], float(sa["per"]), f),
             "hepatotoxicity": S.hepatotoxicity_table(data["hepatotoxicity"], f),
         },
         "flow": S.flow_boxes(data["attrition"], f),
@@ -158,5 +146,11 @@ def environment() -> Environment:
     return env
 
 
-def render(context: Mapping) -> str:
-    return environment().get_template("report.html.j2").render(**context)
+def render(context: Mapping, template: str = "report.html.j2") -> str:
+    return environment().get_template(template).render(**context)
+
+
+def table1_page(data: Mapping, *, synthetic: bool) -> str:
+    """Table 1 on a page of its own (``tables/table1.html``), as the report shows it."""
+    return render({"table": S.table1_table(data["table1"], Formatter()), "synthetic": synthetic, "share": False},
+                  "table1.html.j2")

@@ -18,7 +18,6 @@ import pandas as pd
 from stormcohort.analyses.forest import label_of
 from stormcohort.analyses.forest import settings as forest_settings
 from stormcohort.report.fmt import MISSING, Formatter
-from stormcohort.stats import numbers_at_risk, poisson_rate_ci, rate_ratio
 from stormcohort.table1 import CATEGORICAL, CONTINUOUS
 
 ROUTE_TERM = "route_group[IV]"
@@ -37,7 +36,6 @@ TERM_LABELS = {
 VAR_LABELS = {**CONTINUOUS, **CATEGORICAL, "route_group": "Route group", "first_route": "Route of the first dose",
               "route_switch": "Both routes used", "days_on_anakinra": "Days on anakinra"}
 TEST_LABELS = {"ferritin": "Ferritin", "crp": "CRP", "platelets": "Platelets", "alt": "ALT", "ast": "AST"}
-NPCT = re.compile(r"^\s*(\d+)\s*\(([\d.]+)%\)\s*$")
 
 
 @dataclass
@@ -163,58 +161,60 @@ def cohort_summary(attrition: pd.DataFrame, f: Formatter) -> dict:
             "iv_pct": f.pct(a.get("route_IV"), n), "sc_pct": f.pct(a.get("route_SC"), n)}
 
 
-def follow_up_table(dataset: pd.DataFrame, f: Formatter) -> Table:
+def follow_up_table(follow_up: pd.DataFrame, f: Formatter) -> Table:
     """Follow-up (index to death or censoring, capped at the follow-up window) by route."""
-    rows = []
-    for g in GROUPS:
-        d = dataset if g == "overall" else dataset[dataset["route_group"].eq(g)]
-        t = pd.to_numeric(d["time_to_death_days"], errors="coerce").dropna()
-        q = np.percentile(t, [25, 50, 75]) if len(t) else [np.nan] * 3
-        rows.append([GROUP_LABEL[g], f.count(len(d)), f.median_iqr(q[1], q[0], q[2]),
-                     f.count(int(t.sum())) if len(t) else MISSING])
+    rows = [[GROUP_LABEL.get(r.group, r.group), f.count(r.patients), f.median_iqr(r.median, r.q1, r.q3),
+             f.count(r.person_days)] for r in follow_up.itertuples()]
     return Table("follow-up", "Follow-up from the first anakinra dose",
                  ["Group", "Patients", "Days of follow-up, median [IQR]", "Person-days"], rows,
-                 sources=["cohort/analysis_dataset.csv"])
+                 sources=["tables/follow_up.csv"])
 
 
 # --------------------------------------------------------------------------- baseline
 
-def _table1_cells(table1: pd.DataFrame, f: Formatter) -> pd.DataFrame:
-    """Table 1 with its n (%) cells re-formatted from their counts (disclosed when required)."""
-    t = table1.copy()
-    for g in ("overall", "IV", "SC"):
-        counts = t[g].astype(str).str.extract(NPCT)[0].astype(float)
-        den = counts.groupby(t["variable"]).transform("sum")
-        for i in t.index[counts.notna()]:
-            t.at[i, g] = f.n_pct(counts[i], den[i])
-        if t.at[0, "variable"] == "n":
-            t.at[0, g] = f.count(table1.at[0, g])
-    t["missing"] = [f.count(m) if str(m) not in ("", "nan") else "" for m in table1["missing"]]
-    return t
+def _level(values: pd.Series) -> pd.Series:
+    """Table 1 levels as text, whatever type the CSV gave them (``1.0`` -> ``1``; missing -> ``""``)."""
+    num = pd.to_numeric(values, errors="coerce")
+    whole = num.notna() & num.eq(num.round())
+    return values.astype(str).where(~whole, num.astype("Int64").astype(str)).where(values.notna(), "")
+
+
+def _table1_cell(r, f: Formatter) -> str:
+    """One Table 1 cell: median [IQR] of a continuous variable, n (%) of a level."""
+    if r["kind"] == "continuous":
+        return f.median_iqr(r["median"], r["q1"], r["q3"])
+    return f.n_pct(r["count"], r["n"])
+
+
+def _table1_by_variable(table1: pd.DataFrame, f: Formatter):
+    """(variable, kind, smd, missing, [(level, {group: cell})]) for each variable after the N row."""
+    t = table1.assign(level=_level(table1["level"]))
+    for var, d in t[t["kind"].ne("count")].groupby("variable", sort=False):
+        levels = []
+        for level, g in d.groupby("level", sort=False):
+            cells = g.set_index("group")
+            levels.append((level, {grp: _table1_cell(cells.loc[grp], f) for grp in GROUPS}))
+        overall = d[d["group"].eq("overall")].iloc[0]
+        yield var, overall["kind"], overall["smd"], overall["missing"], levels
 
 
 def table1_table(table1: pd.DataFrame, f: Formatter) -> Table:
     """gtsummary layout: a 0/1 variable on one row (the 1s), other categorical variables as a
     heading row (missing, SMD) with one row per level."""
-    t = _table1_cells(table1, f)
-    t["level"] = t["level"].fillna("").astype(str)
-    n = t.iloc[0]
+    n = table1[table1["kind"].eq("count")].set_index("group")["count"]
     rows, heads = [], set()
-    for var, d in t.iloc[1:].groupby("variable", sort=False):
-        first = d.iloc[0]
-        smd = f.number(first["smd"], 2) if pd.notna(first["smd"]) else ""
-        if set(d["level"]) == {"0", "1"}:
-            one = d[d["level"].eq("1")].iloc[0]
-            rows.append([f"{first['label']}, n (%)", one["overall"], one["IV"], one["SC"], first["missing"], smd])
-        elif first["level"]:
-            heads.add(len(rows))
-            rows.append([f"{first['label']}, n (%)", "", "", "", first["missing"], smd])
-            rows.extend([f"\u2003{r['level']}", r["overall"], r["IV"], r["SC"], "", ""] for _, r in d.iterrows())
+    for var, kind, smd, missing, levels in _table1_by_variable(table1, f):
+        label, smd, missing = var_label(var), (f.number(smd, 2) if pd.notna(smd) else ""), f.count(missing)
+        if kind == "continuous":
+            rows.append([f"{label}, median [IQR]", *levels[0][1].values(), missing, smd])
+        elif {lv for lv, _ in levels} == {"0", "1"}:
+            rows.append([f"{label}, n (%)", *dict(levels)["1"].values(), missing, smd])
         else:
-            rows.append([f"{first['label']}, median [IQR]", first["overall"], first["IV"], first["SC"],
-                         first["missing"], smd])
+            heads.add(len(rows))
+            rows.append([f"{label}, n (%)", "", "", "", missing, smd])
+            rows.extend([f"\u2003{level}", *cells.values(), "", ""] for level, cells in levels)
     return Table("table1", "Table 1. Baseline characteristics by route of anakinra",
-                 ["Characteristic", f"Overall (N = {n['overall']})", f"IV (N = {n['IV']})", f"SC (N = {n['SC']})",
+                 ["Characteristic", *[f"{GROUP_LABEL[g]} (N = {f.count(n.get(g))})" for g in GROUPS],
                   "Missing", "SMD"], rows, sources=["tables/table1.csv"], header_rows=heads,
                  notes=["Percentages of the non-missing values. SMD: standardised mean difference IV vs SC "
                         "(categorical variables: Yang & Dalton 2012); above 0.1 is usually read as imbalance."])
@@ -222,48 +222,18 @@ def table1_table(table1: pd.DataFrame, f: Formatter) -> Table:
 
 def severity_table(table1: pd.DataFrame, f: Formatter) -> tuple[Table, list[dict]]:
     """The severity features (ICU, platelets, oedema, CNS) by route, most imbalanced first."""
-    t = _table1_cells(table1, f)
     items = []
-    for var in SEVERITY:
-        sub = t[t["variable"].eq(var)]
-        if sub.empty:
+    for var, kind, smd, _, levels in _table1_by_variable(table1, f):
+        if var not in SEVERITY:
             continue
-        row = sub[sub["level"].astype(str).eq("1")] if len(sub) > 1 else sub
-        row = row.iloc[0] if len(row) else sub.iloc[0]
-        smd = table1.loc[sub.index, "smd"].dropna()
-        items.append({"variable": var, "label": row["label"], "iv": row["IV"], "sc": row["SC"],
-                      "smd": float(smd.iloc[0]) if len(smd) else np.nan,
-                      "statistic": "n (%)" if len(sub) > 1 else "median [IQR]"})
+        cells = dict(levels).get("1", levels[0][1])
+        items.append({"variable": var, "label": var_label(var), "iv": cells["IV"], "sc": cells["SC"],
+                      "smd": float(smd) if pd.notna(smd) else np.nan,
+                      "statistic": "median [IQR]" if kind == "continuous" else "n (%)"})
     items.sort(key=lambda d: -np.nan_to_num(d["smd"], nan=-1))
     rows = [[f"{d['label']}, {d['statistic']}", d["iv"], d["sc"], f.number(d["smd"], 2)] for d in items]
     return Table("severity", "Baseline severity by route (the reasons for IV are not recorded)",
                  ["Feature", "IV", "SC", "SMD"], rows, sources=["tables/table1.csv"]), items
-
-
-def exposure_summary(dataset: pd.DataFrame, anakinra: pd.DataFrame) -> pd.DataFrame:
-    """Anakinra exposure by route group: tidy rows ``variable, group, n, count, median, q1, q3, missing``.
-
-    ``n`` = patients with a value; binary variables give ``count`` (patients with 1),
-    continuous ones the median and quartiles.
-    """
-    d = dataset.copy()
-    cont = anakinra.groupby("patient_key")["continuous"].apply(lambda s: s.astype(str).str.lower().eq("true").any())
-    d["continuous_infusion"] = d["patient_key"].map(cont).fillna(False).astype(int)
-    d["regimens"] = d["patient_key"].map(anakinra.groupby("patient_key").size()).fillna(0)
-    d["first_dose_iv"] = d["first_route"].eq("IV").astype(int)
-    spec = [("max_daily_dose_mg", "median"), ("max_dose_mg_per_kg_day", "median"),
-            ("days_admission_to_anakinra", "median"), ("days_on_anakinra", "median"), ("regimens", "median"),
-            ("first_dose_iv", "count"), ("route_switch", "count"), ("continuous_infusion", "count")]
-    rows = []
-    for var, kind in spec:
-        for g in GROUPS:
-            x = pd.to_numeric((d if g == "overall" else d[d["route_group"].eq(g)])[var], errors="coerce")
-            v = x.dropna()
-            q = np.percentile(v, [25, 50, 75]) if len(v) else [np.nan] * 3
-            rows.append({"variable": var, "group": g, "n": len(v), "count": int(v.sum()) if kind == "count" else np.nan,
-                         "median": q[1] if kind == "median" else np.nan, "q1": q[0] if kind == "median" else np.nan,
-                         "q3": q[2] if kind == "median" else np.nan, "missing": int(x.isna().sum())})
-    return pd.DataFrame(rows)
 
 
 EXPOSURE_LABELS = {
@@ -313,16 +283,12 @@ def km_table(km: pd.DataFrame, logrank: pd.DataFrame, f: Formatter) -> Table:
                  rows, sources=["tables/km.csv", "tables/logrank.csv"], notes=notes + _notes(f, km["note"]))
 
 
-def risk_table(dataset: pd.DataFrame, time: str, event: pd.Series, days: Sequence[float], f: Formatter,
-               table_id: str, caption: str) -> Table:
-    """Numbers at risk (time >= t) by route at ``days``, disclosed like every count."""
-    d = dataset.assign(_event=event.astype(int).to_numpy())
-    risk = numbers_at_risk(d, time, "_event", days, group="route_group")
-    rows = []
-    for g in ("IV", "SC"):
-        sub = risk[risk["group"].eq(g)].set_index("time")["n_risk"]
-        rows.append([g, *[f.count(sub.get(float(t), 0)) for t in days]])
-    return Table(table_id, caption, ["Day", *[f.days(t) for t in days]], rows, sources=["cohort/analysis_dataset.csv"])
+def risk_table(risk: pd.DataFrame, days: Sequence[float], f: Formatter, table_id: str, caption: str,
+               source: str) -> Table:
+    """Numbers at risk by route at ``days`` (the analysis's risk table), disclosed like every count."""
+    at = risk.set_index(["group", "day"])["n_risk"]
+    rows = [[g, *[f.count(at.get((g, float(t)), 0)) for t in days]] for g in ("IV", "SC")]
+    return Table(table_id, caption, ["Day", *[f.days(t) for t in days]], rows, sources=[source])
 
 
 def cox_table(cox: pd.DataFrame, group_events: Sequence, f: Formatter) -> Table:
@@ -417,58 +383,40 @@ def ae_table(events: pd.DataFrame, severe: int, f: Formatter) -> Table:
                  notes=[f"n (%) of the route group for any grade and grade \u2265{severe}; patients by grade otherwise."])
 
 
-def _rate_cells(events, days, per, conf, f: Formatter) -> tuple[str, str]:
-    """Events / patient-days and rate (CI), computed from the disclosed event count and patient-days."""
-    if pd.isna(events) or pd.isna(days):
+def _rate_cells(r, f: Formatter) -> tuple[str, str]:
+    """Events / patient-days and rate (CI) of one row of the rates table (as disclosed, in the
+    shareable report: the ``disclose`` rule recomputed the rate from the disclosed counts)."""
+    if r is None:
         return "not applicable", ""
-    shown = f"{f.count(events)} / {f.count(days)}"
-    if f.suppressed(events, days):
+    shown = f"{f.count(r['events'])} / {f.count(r['patient_days'])}"
+    if r.get("withheld", False) or f.suppressed(r["events"], r["patient_days"]):
         return shown, f"not shown ({f.policy.small_label})"
-    r = poisson_rate_ci(f.n(events), f.n(days), per=per, conf_level=conf).iloc[0]
     return shown, f.est_ci(r["rate"], r["rate_lcl"], r["rate_ucl"], 2)
 
 
-def disclosed_ratio(r, conf: float, f: Formatter) -> dict:
-    """IV vs SC rate ratio from the disclosed counts (as tabled when nothing is disclosed)."""
-    if not f.policy.active or pd.isna(r["events_iv"]) or pd.isna(r["events_sc"]):
-        return {"irr": r["irr"], "lcl": r["irr_lcl"], "ucl": r["irr_ucl"], "p": r["p"], "shown": pd.notna(r["irr"])}
-    if f.suppressed(r["events_iv"], r["events_sc"], r["patient_days_iv"], r["patient_days_sc"]):
-        return {"irr": np.nan, "lcl": np.nan, "ucl": np.nan, "p": np.nan, "shown": False, "withheld": True}
-    rr = rate_ratio(f.n(r["events_iv"]), f.n(r["patient_days_iv"]), f.n(r["events_sc"]), f.n(r["patient_days_sc"]),
-                    conf_level=conf)
-    return {"irr": rr.rate_ratio, "lcl": rr.lcl, "ucl": rr.ucl, "p": rr.p, "shown": rr.estimable}
+def _ratio_cell(r, f: Formatter) -> str:
+    if r.get("withheld", False):
+        return f"not shown ({f.policy.small_label} events)"
+    if pd.notna(r["irr"]):
+        return f"{f.est_ci(r['irr'], r['irr_lcl'], r['irr_ucl'])}, p = {f.p(r['p'])}"
+    return f.note(r["note"]) or "not estimable"
 
 
-def rates_table(rates: pd.DataFrame, ratios: pd.DataFrame, per: float, conf: float, f: Formatter) -> Table:
+def rates_table(rates: pd.DataFrame, ratios: pd.DataFrame, per: float, f: Formatter) -> Table:
+    """Rates by term and route with the IV-vs-SC rate ratio; terms with a ratio only (counted on
+    one route's days) from the ratio table's own counts."""
+    rates = rates.rename(columns={c: "rate" for c in rates.columns if c.startswith("rate_per_")})
     rr = ratios.set_index("outcome")
     rows = []
     for term, d in rates.groupby("term", sort=False):
         d = d.set_index("group")
-        cells = []
-        for g in ("IV", "SC"):
-            r = d.loc[g] if g in d.index else None
-            cells.extend(_rate_cells(np.nan if r is None else r["events"], np.nan if r is None else r["patient_days"],
-                                     per, conf, f))
-        ratio = MISSING
-        if term in rr.index:
-            x = disclosed_ratio(rr.loc[term], conf, f)
-            if x.get("withheld"):
-                ratio = f"not shown ({f.policy.small_label} events)"
-            elif x["shown"]:
-                ratio = f"{f.est_ci(x['irr'], x['lcl'], x['ucl'])}, p = {f.p(x['p'])}"
-            else:
-                ratio = f.note(rr.loc[term, "note"]) or "not estimable"
-        rows.append([TERM_LABELS.get(term, term), *cells, ratio])
+        cells = [c for g in ("IV", "SC") for c in _rate_cells(d.loc[g] if g in d.index else None, f)]
+        rows.append([TERM_LABELS.get(term, term), *cells, _ratio_cell(rr.loc[term], f) if term in rr.index else MISSING])
     for term in [t for t in rr.index if t not in set(rates["term"])]:
         r = rr.loc[term]
-        x = disclosed_ratio(r, conf, f)
-        cells = [*_rate_cells(r["events_iv"], r["patient_days_iv"], per, conf, f),
-                 *_rate_cells(r["events_sc"], r["patient_days_sc"], per, conf, f)]
-        ratio = (f"not shown ({f.policy.small_label} events)" if x.get("withheld") else
-                 f"{f.est_ci(x['irr'], x['lcl'], x['ucl'])}, p = {f.p(x['p'])}" if x["shown"] else "not estimable")
-        rows.append([TERM_LABELS.get(term, term), *cells, ratio])
-    per_txt = f"{per:g}"
-    return Table("rates", f"Exposure-adjusted adverse event rates per {per_txt} patient-days on anakinra",
+        cells = [f"{f.count(r[f'events_{g}'])} / {f.count(r[f'patient_days_{g}'])}" for g in ("iv", "sc")]
+        rows.append([TERM_LABELS.get(term, term), cells[0], "", cells[1], "", _ratio_cell(r, f)])
+    return Table("rates", f"Exposure-adjusted adverse event rates per {per:g} patient-days on anakinra",
                  ["Term", "IV events / patient-days", "IV rate (CI)", "SC events / patient-days", "SC rate (CI)",
                   "Rate ratio IV vs SC (CI)"], rows, sources=["tables/safety_rates.csv", "tables/rate_ratios.csv"],
                  notes=_notes(f, rates["note"]))
@@ -482,30 +430,3 @@ def hepatotoxicity_table(hep: pd.DataFrame, f: Formatter) -> Table:
                      f.count(d.loc["overall", "not_evaluable"])])
     return Table("hepatotoxicity", "Laboratory-defined hepatotoxicity (ALT or AST above a multiple of the centre's ULN)",
                  ["Outcome", "Overall", "IV", "SC", "Not evaluable"], rows, sources=["tables/hepatotoxicity.csv"])
-
-
-def forest_rows(forest: pd.DataFrame, ratios: pd.DataFrame, counts: pd.DataFrame, km: pd.DataFrame, conf: float,
-                f: Formatter) -> pd.DataFrame:
-    """forest.csv for the shareable figure: rate ratios recomputed from disclosed counts, and any
-    estimate whose group event counts include a suppressed one withheld."""
-    out = forest.copy()
-    if not f.policy.active:
-        return out
-    rr = ratios.set_index("outcome")
-    by_group = counts.set_index(["outcome", "group"])["events"]
-    km_events = km.set_index("group")["events"]
-    for i, r in out.iterrows():
-        if r["section"] == "rate" and r["outcome"] in rr.index:
-            x = disclosed_ratio(rr.loc[r["outcome"]], conf, f)
-            withheld = bool(x.get("withheld"))
-            if not withheld:
-                out.loc[i, ["estimate", "lcl", "ucl", "p"]] = [x["irr"], x["lcl"], x["ucl"], x["p"]]
-        elif r["section"] == "logistic":
-            withheld = f.suppressed(*[by_group.get((r["outcome"], g)) for g in ("IV", "SC")])
-        else:
-            withheld = f.suppressed(*[km_events.get(g) for g in ("IV", "SC")])
-        if withheld:
-            out.loc[i, ["estimate", "lcl", "ucl", "p"]] = np.nan
-            out.loc[i, ["plotted", "estimable"]] = False
-            out.loc[i, "note"] = f"withheld: a group has {f.policy.small_label} events"
-    return out

@@ -49,7 +49,6 @@ FORENAMES = {
 }
 
 LONDON_DISTRICTS = ("E1", "E8", "E17", "N7", "N16", "NW3", "NW6", "SE5", "SE15", "SW9", "SW17", "W12", "WC1N", "EC1V")
-SHEFFIELD_DISTRICTS = ("S1", "S2", "S5", "S6", "S7", "S8", "S10", "S11", "S17", "S35")
 # Letters allowed in the inward code of a UK postcode (C, I, K, M, O, V are never used).
 POSTCODE_UNIT_LETTERS = np.array(list("ABDEFGHJLNPQRSTUWXYZ"))
 # Birmingham, Alabama and its surroundings.

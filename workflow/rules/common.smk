@@ -3,7 +3,9 @@ import dataclasses
 import functools
 from pathlib import Path
 
+from stormcohort.canonical import TABLES
 from stormcohort.delivery import content_sha256, read_delivery
+from stormcohort.outputs import ANALYSES, OUTPUTS, output
 
 DELIVERY = Path(config["delivery"])
 DELIVERY_META = read_delivery(DELIVERY, config["centres"])
@@ -17,7 +19,6 @@ DELIVERY_META = dataclasses.replace(
 RUN = config.get("run") or DELIVERY.name
 OUT = f"results/{RUN}"
 CENTRES = config["centres"]
-TABLES = ["patients", "admissions", "anakinra", "labs", "adverse_events"]
 
 
 def centre_files(wildcards):
@@ -38,7 +39,64 @@ def centre_inputs_sha256(wildcards) -> str:
     return _centre_inputs_sha256(wildcards.centre)
 
 
-# Each analysis rules file appends the files its rules make; `rule all` asks for them.
-ANALYSIS_TARGETS = []
-# The cohort-level diff's outputs (workflow/rules/diff.smk), [] unless `compare_to` is set.
-DIFF_TARGETS = []
+# ----------------------------------------------------------------------------- outputs
+# Every output path is declared once, in stormcohort/outputs.py; the rules take theirs from here.
+# Outputs shown in `snakemake --report`: (rule, name) -> caption file, category, subcategory.
+CAPTIONS = {
+    ("link", "summary"): ("link_summary.rst", "1. Participants", None),
+    ("cohort", "attrition"): ("attrition.rst", "1. Participants", None),
+    ("flow_diagram", "png"): ("flow.rst", "1. Participants", None),
+    ("describe", "table1"): ("table1.rst", "2. Baseline", None),
+    ("describe", "exposure"): ("exposure.rst", "2. Baseline", None),
+    ("survival", "km"): ("km.rst", "3. Outcomes", "Survival"),
+    ("survival", "cox"): ("cox.rst", "3. Outcomes", "Survival"),
+    ("survival", "ph_test"): ("ph_test.rst", "3. Outcomes", "Survival"),
+    ("survival", "png"): ("km.rst", "3. Outcomes", "Survival"),
+    ("competing_risks", "cif_summary"): ("cif.rst", "3. Outcomes", "Competing risks"),
+    ("competing_risks", "png"): ("cif.rst", "3. Outcomes", "Competing risks"),
+    ("binary_outcomes", "counts"): ("binary.rst", "3. Outcomes", "Binary outcomes"),
+    ("binary_outcomes", "logistic"): ("binary.rst", "3. Outcomes", "Binary outcomes"),
+    ("trajectories", "table"): ("trajectories.rst", "3. Outcomes", "Trajectories"),
+    ("trajectories", "png"): ("trajectories.rst", "3. Outcomes", "Trajectories"),
+    ("safety", "events"): ("safety.rst", "4. Safety", None),
+    ("safety", "rates"): ("safety.rst", "4. Safety", None),
+    ("safety", "ratios"): ("safety.rst", "4. Safety", None),
+    ("hepatotoxicity", "summary"): ("safety.rst", "4. Safety", None),
+    ("safety", "png"): ("swimmer.rst", "4. Safety", None),
+    ("forest", "table"): ("forest.rst", "5. All estimates", None),
+    ("forest", "png"): ("forest.rst", "5. All estimates", None),
+    ("report", "html"): ("report.rst", "0. Cohort report", None),
+}
+
+
+def out(rule, name, centre=None):
+    """One declared output of ``rule`` under results/<run>/."""
+    return f"{OUT}/{output(rule, name, centre)}"
+
+
+def declared(rule):
+    """A rule's declared outputs as its ``output:`` takes them: under results/<run>/, wrapped in
+    ``report()`` where the Snakemake report shows them."""
+    paths = {}
+    for name in OUTPUTS[rule]:
+        path = out(rule, name)
+        if (rule, name) in CAPTIONS:
+            caption, category, subcategory = CAPTIONS[(rule, name)]
+            path = report(path, caption=f"../report/{caption}", category=category, subcategory=subcategory)
+        paths[name] = path
+    return paths
+
+
+def per_centre(rule, name):
+    """One declared output of a per-centre rule, for every configured centre."""
+    return [out(rule, name, c) for c in CENTRES]
+
+
+# The rules of this run: the optional ones only when configured.
+RUN_RULES = ["ingest", "link", "cohort", *ANALYSES, "report",
+             *(["disclose", "report_shareable"] if config.get("disclosure") else []),
+             *(["diff"] if config.get("compare_to") else [])]
+# Everything this run makes but the privacy check's own report, which scans all of it.
+RUN_OUTPUTS = [f"{OUT}/{p}" for rule in RUN_RULES for name in OUTPUTS[rule]
+               for p in ([output(rule, name, c) for c in CENTRES] if "{centre}" in OUTPUTS[rule][name]
+                         else [output(rule, name)])]

@@ -6,9 +6,7 @@ rule ingest:
         centre_map=ancient("config/centres/{centre}.yaml"),
         delivery_yaml=ancient(DELIVERY / "delivery.yaml"),
     output:
-        tables=expand(f"{OUT}/clean/{{{{centre}}}}/{{table}}.parquet", table=TABLES),
-        ledger=f"{OUT}/clean/{{centre}}/exclusions.csv",
-        accounting=f"{OUT}/clean/{{centre}}/accounting.csv",
+        **declared("ingest"),
     params:
         inputs_sha256=centre_inputs_sha256,
         delivery=str(DELIVERY),

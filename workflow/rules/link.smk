@@ -1,12 +1,11 @@
 rule link:
     """Join the centres: one person across centres, identifiers already pseudonymised."""
     input:
-        expand(f"{OUT}/clean/{{centre}}/{{table}}.parquet", centre=CENTRES, table=TABLES),
+        # each canonical table: one file per centre, in the order of `centres`
+        **{table: per_centre("ingest", table) for table in TABLES},
     output:
-        expand(f"{OUT}/linked/{{table}}.parquet", table=TABLES),
-        summary=report(f"{OUT}/linked/link_summary.csv", caption="../report/link_summary.rst", category="1. Participants"),
+        **declared("link"),
     params:
-        clean_dir=f"{OUT}/clean",
         centres=CENTRES,
     log:
         f"{OUT}/logs/link.log",

@@ -3,21 +3,10 @@ rule privacy_check:
     input:
         raw=[f for c in CENTRES for f in DELIVERY_META.files[c]],
         centre_maps=expand("config/centres/{centre}.yaml", centre=CENTRES),
-        outputs=[
-            *expand(f"{OUT}/clean/{{centre}}/{{table}}.parquet", centre=CENTRES, table=TABLES),
-            *expand(f"{OUT}/clean/{{centre}}/{{f}}.csv", centre=CENTRES, f=["exclusions", "accounting"]),
-            *expand(f"{OUT}/linked/{{table}}.parquet", table=TABLES),
-            f"{OUT}/linked/link_summary.csv",
-            *rules.cohort.output,
-            f"{OUT}/tables/table1.csv",
-            f"{OUT}/tables/table1.html",
-            # every analysis output, so that every rule's log exists before the scan
-            *ANALYSIS_TARGETS,
-            # the reports (figures embedded as base64) and provenance.json
-            *REPORT_TARGETS,
-        ],
+        # every output of this run (so every rule's log exists before the scan)
+        outputs=RUN_OUTPUTS,
     output:
-        f"{OUT}/checks/privacy.txt",
+        **declared("privacy_check"),
     params:
         delivery=str(DELIVERY),
         centres=CENTRES,
