@@ -125,8 +125,7 @@ def read_run(folder: Path | str, centres=None, *, name: str | None = None) -> Ru
 
     ``centres``: whose ledgers to read; None lists them from the folder (`run_centres`)."""
     folder = Path(folder)
-    listed = centres is None
-    centres = run_centres(folder) if listed else list(centres)
+    centres = run_centres(folder) if centres is None else list(centres)
     paths = {k: folder / p for k, p in reads(centres).items()}
     ledgers = [paths[f"ledger_{c}"] for c in centres]
     missing = [str(p) for p in [*(paths[k] for k in REQUIRED), *ledgers] if not p.is_file()]
