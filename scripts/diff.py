@@ -8,7 +8,7 @@ sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
 old_run, new_run = Path(sm.params.old_run), Path(sm.params.new_run)
 log.info("comparing %s (old) with %s (new)", old_run, new_run)
-result = compare(read_run(old_run), read_run(new_run), cox_outcome=sm.params.cox_outcome)
+result = compare(read_run(old_run), read_run(new_run, sm.params.centres), default_outcome=sm.params.default_outcome)
 write_diff(result, dict(sm.output.items()), synthetic=sm.params.synthetic)
 summary = result.summary()
 log.info("patients: %(added)d added, %(removed)d removed, %(changed)d changed", summary["patients"])

@@ -1,19 +1,21 @@
 """What changed between two runs: an older delivery's results and an updated delivery's.
 
 Works on the runs' output tables only, so on pseudonymous keys and derived values, never on an
-identifier: patients added, removed and changed (`cohort/analysis_dataset.csv`, and their rows
-of the cohort's long tables), cleaning-ledger entries (`clean/<C>/exclusions.csv`), attrition
-step by step, every Table 1 cell and SMD, and every effect estimate (Cox HR, logistic OR, rate
-ratio IRR) with the change and a flag where the conclusion moved: the confidence interval
-excluded 1 and no longer does, or the reverse.
+identifier: patients added, removed and changed (the cohort's analysis dataset, and their rows of
+the cohort's long tables), cleaning-ledger entries (each centre's exclusions ledger), attrition
+step by step, every Table 1 cell (numbers: counts, percentages, medians, quartiles, missing,
+SMD) and every effect estimate (Cox HR, logistic OR, rate ratio IRR) with the change and a flag
+where the conclusion moved: the confidence interval excluded 1 and no longer does, or the reverse.
 
-`compare(old, new)` takes two `RunTables` (`read_run(folder)`) and returns a `RunDiff`;
-`write_diff` writes it as CSVs, `summary.json` and a self-contained `diff.html`.
+Every path comes from :mod:`stormcohort.outputs` (:func:`reads`). `compare(old, new)` takes two
+`RunTables` (`read_run(folder)`) and returns a `RunDiff`; `write_diff` writes it as CSVs,
+`summary.json` and a self-contained `diff.html` (template `report/templates/diff.html.j2`). A diff
+compares two runs of the same pipeline version: an older run's tables in an older layout are
+not read.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,22 +24,29 @@ import numpy as np
 import pandas as pd
 
 from stormcohort.io import read_as_text
+from stormcohort.outputs import output, outputs
 
 KEY = "patient_key"
-LONG_TABLES = ("anakinra", "labs", "adverse_events")
+# What the diff reads of a run, by name: (rule, output) in stormcohort.outputs.
+REQUIRED = {"dataset": ("cohort", "dataset"), "attrition": ("cohort", "attrition"), "table1": ("describe", "table1")}
+LONG_TABLES = ("anakinra", "labs", "adverse_events")  # outputs of the cohort rule
+LEDGER = ("ingest", "ledger")  # one per centre
 # Columns of the long tables that describe the patient rather than the row (their changes show in the dataset).
 LONG_CONTEXT = (KEY, "centre", "route_group")
 LEDGER_MATCH = ["centre", "file", "column", "value", "rule", "scope"]  # not `row` (rows renumber), not `reason` (quotes rows)
 LEDGER_GROUP = ["centre", "file", "rule", "scope"]
-TABLE1_CELLS = ["overall", "IV", "SC", "missing", "smd"]
+# Table 1, tidy: a row per variable, level and group; a cell per row and quantity.
+TABLE1_KEYS = ["variable", "level", "group"]
+TABLE1_QUANTITIES = ["n", "count", "percent", "median", "q1", "q3", "missing", "smd"]
 EFFECT_KEYS = ["source", "outcome", "model", "method", "term"]
-EFFECT_SOURCES = {  # table -> measure, estimate, lower, upper column names
-    "cox": ("HR", "hr", "hr_lcl", "hr_ucl"),
-    "logistic": ("OR", "or", "or_lcl", "or_ucl"),
-    "rate_ratios": ("IRR", "irr", "irr_lcl", "irr_ucl"),
+EFFECT_SOURCES = {  # source -> (rule, output), measure, estimate, lower, upper column names
+    "cox": (("survival", "cox"), "HR", "hr", "hr_lcl", "hr_ucl"),
+    "logistic": (("binary_outcomes", "logistic"), "OR", "or", "or_lcl", "or_ucl"),
+    "rate_ratios": (("safety", "ratios"), "IRR", "irr", "irr_lcl", "irr_ucl"),
 }
 IV_VS_SC = "route_group[IV]"
-OUTPUTS = ("patients", "patient_fields", "patient_rows", "ledger", "ledger_entries", "attrition", "table1", "effects")
+# The diff's tables (its CSV outputs), by name; the rule's other outputs are `summary` and `html`.
+OUTPUTS = tuple(name for name, path in outputs("diff").items() if path.endswith(".csv"))
 
 
 @dataclass
@@ -85,33 +94,55 @@ class RunDiff:
 
 
 # ----------------------------------------------------------------------------- reading a run
-def long_table(folder: Path, table: str) -> Path:
-    """cohort/<table>.parquet (labs) or .csv; a run made before labs moved to Parquet has the CSV."""
-    parquet = folder / "cohort" / f"{table}.parquet"
-    return parquet if parquet.is_file() else folder / "cohort" / f"{table}.csv"
+def reads(centres=()) -> dict[str, str]:
+    """Every file `read_run` reads of a run, by name, relative to ``results/<run>/``: the
+    REQUIRED tables, the long tables and effect tables (optional: a run may lack them) and one
+    ledger per centre (``ledger_<centre>``)."""
+    return {
+        **{name: output(*where) for name, where in REQUIRED.items()},
+        **{t: output("cohort", t) for t in LONG_TABLES},
+        **{source: output(*spec[0]) for source, spec in EFFECT_SOURCES.items()},
+        **{f"ledger_{c}": output(*LEDGER, centre=c) for c in centres},
+    }
 
 
-def read_run(folder: Path | str, name: str | None = None) -> RunTables:
-    """The tables of a finished run under results/<run>/ (missing optional tables are None)."""
+def run_centres(folder: Path | str) -> list[str]:
+    """The centres of a finished run, from its folder: those with a cleaning ledger."""
+    pattern = Path(output(*LEDGER))
+    at = pattern.parts.index("{centre}")
+    found = Path(folder).glob(output(*LEDGER, centre="*"))
+    return sorted(p.relative_to(folder).parts[at] for p in found if p.is_file())
+
+
+def read_table1(path: Path | str) -> pd.DataFrame:
+    """tables/table1.csv: key columns as text ('' for none), quantities as numbers."""
+    return pd.read_csv(path, dtype={c: str for c in TABLE1_KEYS + ["kind"]}, keep_default_na=False,
+                       na_values={q: ["", "NA", "NaN", "nan"] for q in TABLE1_QUANTITIES})
+
+
+def read_run(folder: Path | str, centres=None, *, name: str | None = None) -> RunTables:
+    """The tables of a finished run under ``results/<run>/`` (missing optional tables are None).
+
+    ``centres``: whose ledgers to read; None lists them from the folder (`run_centres`)."""
     folder = Path(folder)
-    text = lambda p: pd.read_csv(p, dtype=str, keep_default_na=False)  # noqa: E731 - exactly as written
-    optional = lambda p, reader: reader(p) if p.is_file() else None  # noqa: E731
-    required = [folder / "cohort" / "analysis_dataset.csv", folder / "cohort" / "attrition.csv",
-                folder / "tables" / "table1.csv"]
-    missing = [str(p) for p in required if not p.is_file()]
+    centres = run_centres(folder) if centres is None else list(centres)
+    paths = {k: folder / p for k, p in reads(centres).items()}
+    ledgers = [paths[f"ledger_{c}"] for c in centres]
+    missing = [str(p) for p in [*(paths[k] for k in REQUIRED), *ledgers] if not p.is_file()]
+    if not centres:
+        missing.append(str(folder / output(*LEDGER, centre="<centre>")))
     if missing:
         raise FileNotFoundError(f"{folder}: not a finished run ({', '.join(missing)} not found)")
-    ledgers = sorted((folder / "clean").glob("*/exclusions.csv"))
-    ledger = pd.concat([text(p) for p in ledgers], ignore_index=True) if ledgers else \
-        pd.DataFrame(columns=LEDGER_MATCH + ["row", "reason"])
+    optional = lambda p, reader: reader(p) if p.is_file() else None  # noqa: E731
+    text = lambda p: pd.read_csv(p, dtype=str, keep_default_na=False)  # noqa: E731 - exactly as written
     return RunTables(
         name=name or folder.name,
-        dataset=pd.read_csv(required[0]),
-        attrition=pd.read_csv(required[1]),
-        table1=text(required[2]),
-        ledger=ledger,
-        long={t: optional(long_table(folder, t), read_as_text) for t in LONG_TABLES},
-        effects={t: optional(folder / "tables" / f"{t}.csv", pd.read_csv) for t in EFFECT_SOURCES},
+        dataset=pd.read_csv(paths["dataset"]),
+        attrition=pd.read_csv(paths["attrition"]),
+        table1=read_table1(paths["table1"]),
+        ledger=pd.concat([text(p) for p in ledgers], ignore_index=True),
+        long={t: optional(paths[t], read_as_text) for t in LONG_TABLES},
+        effects={source: optional(paths[source], pd.read_csv) for source in EFFECT_SOURCES},
     )
 
 
@@ -261,42 +292,53 @@ def diff_attrition(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
 
 
 def diff_table1(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    """Every Table 1 cell (overall, IV, SC, missing, smd) old and new, read as text, with `changed`
-    and, where both are numbers (counts, missing, SMD), the numeric change."""
-    keys = ["variable", "level"]
-    described = ["label", "statistic"]
+    """Every Table 1 cell, keyed by variable, level, group and quantity (TABLE1_QUANTITIES), old
+    and new, with the change (new - old) and `changed` (numbers equal within `same`'s rtol).
 
-    def long(d: pd.DataFrame) -> pd.DataFrame:
-        d = d.reindex(columns=keys + described + TABLE1_CELLS).fillna("").astype(str)
-        d = d.assign(_o=np.arange(len(d)))
-        return d.melt(keys + described + ["_o"], TABLE1_CELLS, var_name="column")
+    Both tables in the tidy numeric layout (TABLE1_KEYS, `kind`, TABLE1_QUANTITIES); a cell
+    empty in both runs is left out. In the new table's row order, then rows only in the old."""
+    for side, table in (("old", old), ("new", new)):
+        lacking = [c for c in TABLE1_KEYS + ["kind"] + TABLE1_QUANTITIES if c not in table.columns]
+        if lacking:
+            raise ValueError(f"the {side} run's Table 1 has no {', '.join(lacking)}: not this pipeline version's "
+                             "numeric layout (a diff compares two runs of the same pipeline version)")
 
-    merged = long(new).merge(long(old), on=keys + ["column"], how="outer", suffixes=("_new", "_old"))
-    for c in described:
-        merged[c] = merged[f"{c}_new"].fillna(merged[f"{c}_old"])
-    merged["_o"] = merged["_o_new"].fillna(merged["_o_old"] + 10_000)
-    merged["changed"] = ~same(merged["value_old"], merged["value_new"]).to_numpy()
-    num_old = pd.to_numeric(merged["value_old"], errors="coerce")
-    num_new = pd.to_numeric(merged["value_new"], errors="coerce")
-    merged["change"] = (num_new - num_old).round(6)
-    merged["_c"] = merged["column"].map({c: i for i, c in enumerate(TABLE1_CELLS)})
-    merged = merged.sort_values(["_o", "_c"])
-    merged = merged.rename(columns={"value_old": "old", "value_new": "new"})
-    return merged[keys + described + ["column", "old", "new", "change", "changed"]].reset_index(drop=True)
+    def cells(table: pd.DataFrame, first: int) -> pd.DataFrame:
+        table = table.reindex(columns=TABLE1_KEYS + ["kind"] + TABLE1_QUANTITIES)
+        table[TABLE1_KEYS + ["kind"]] = table[TABLE1_KEYS + ["kind"]].fillna("").astype(str)
+        table = table.assign(_o=np.arange(first, first + len(table)))
+        out = table.melt(TABLE1_KEYS + ["kind", "_o"], TABLE1_QUANTITIES, var_name="quantity", value_name="value")
+        out["value"] = pd.to_numeric(out["value"])  # a formatted cell ('12 (26.1%)') stops here
+        return out
+
+    on = TABLE1_KEYS + ["quantity"]
+    merged = cells(new, 0).merge(cells(old, len(new)), on=on, how="outer", suffixes=("_new", "_old"))
+    merged = merged[merged["value_old"].notna() | merged["value_new"].notna()]
+    merged["kind"] = merged["kind_new"].fillna(merged["kind_old"])
+    merged["_o"] = merged["_o_new"].fillna(merged["_o_old"])
+    merged["_q"] = merged["quantity"].map({q: i for i, q in enumerate(TABLE1_QUANTITIES)})
+    merged = merged.sort_values(["_o", "_q"]).rename(columns={"value_old": "old", "value_new": "new"})
+    merged["change"] = (merged["new"] - merged["old"]).round(6)
+    merged["changed"] = ~same(merged["old"], merged["new"]).to_numpy()
+    return merged[["variable", "kind", "level", "group", "quantity", "old", "new", "change", "changed"]].reset_index(
+        drop=True)
 
 
-def effect_estimates(tables: dict[str, pd.DataFrame | None], cox_outcome: str = "death_90d") -> pd.DataFrame:
+def effect_estimates(tables: dict[str, pd.DataFrame | None], default_outcome: str | None = None) -> pd.DataFrame:
     """Every effect estimate of one run in one long table (intercepts left out): source, outcome,
-    model, method, term, measure, estimate, lcl, ucl, n, events."""
+    model, method, term, measure, estimate, lcl, ucl, n, events. A table without an `outcome`
+    column (cox.csv of a run before it carried one) takes ``default_outcome``."""
     columns = EFFECT_KEYS + ["measure", "estimate", "lcl", "ucl", "n", "events"]
     parts = []
-    for source, (measure, est, lcl, ucl) in EFFECT_SOURCES.items():
+    for source, (_, measure, est, lcl, ucl) in EFFECT_SOURCES.items():
         table = tables.get(source)
         if table is None:
             continue
         table = table.copy()
         if "outcome" not in table:
-            table["outcome"] = cox_outcome
+            if default_outcome is None:
+                raise ValueError(f"{source}: the table has no `outcome` column and no default_outcome was given")
+            table["outcome"] = default_outcome
         if "method" not in table:
             table["method"] = ""
         if "n" not in table:  # rate ratios: patient-days, not patients
@@ -344,8 +386,9 @@ def diff_effects(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return merged[columns].reset_index(drop=True)
 
 
-def compare(old: RunTables, new: RunTables, cox_outcome: str = "death_90d") -> RunDiff:
-    """Every comparison of two runs."""
+def compare(old: RunTables, new: RunTables, default_outcome: str | None = None) -> RunDiff:
+    """Every comparison of two runs. ``default_outcome``: the outcome of an effect table without
+    an `outcome` column (see `effect_estimates`)."""
     patients, fields = diff_patients(old.dataset, new.dataset)
     context = [KEY, "centre", "route_group"]
     in_both = new.dataset[context].merge(old.dataset[context], on=KEY, suffixes=("_new", "_old"))
@@ -353,7 +396,7 @@ def compare(old: RunTables, new: RunTables, cox_outcome: str = "death_90d") -> R
                      ignore_index=True)
     patients = add_long_changes(patients, rows, in_both)
     ledger, entries = diff_ledger(old.ledger, new.ledger)
-    effects = diff_effects(effect_estimates(old.effects, cox_outcome), effect_estimates(new.effects, cox_outcome))
+    effects = diff_effects(*(effect_estimates(run.effects, default_outcome) for run in (old, new)))
     return RunDiff(old.name, new.name, patients, fields, rows, ledger, entries,
                    diff_attrition(old.attrition, new.attrition), diff_table1(old.table1, new.table1), effects)
 
@@ -371,25 +414,17 @@ def write_diff(d: RunDiff, paths: dict[str, str | Path], synthetic: bool) -> Non
 
 
 def _fmt(v, digits: int = 3) -> str:
+    """A value as the page shows it: '' for missing, whole numbers whole, others to `digits`
+    significant digits (large ones to the unit)."""
     if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return ""
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (float, np.floating)):
+        if float(v).is_integer() or abs(v) >= 10 ** digits:
+            return f"{v:.0f}"
         return f"{v:.{digits}g}"
     return str(v)
-
-
-def _table(frame: pd.DataFrame, columns: dict[str, str], row_class=None, empty: str = "none") -> str:
-    if frame.empty:
-        return f'<p class="none">{html.escape(empty)}</p>'
-    head = "".join(f"<th>{html.escape(label)}</th>" for label in columns.values())
-    body = []
-    for _, r in frame.iterrows():  # a report table: tens of rows, not data rows
-        cls = row_class(r) if row_class else ""
-        cells = "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in columns)
-        body.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _ci(est, lcl, ucl) -> str:
@@ -398,79 +433,66 @@ def _ci(est, lcl, ucl) -> str:
     return f"{est:.3g} ({_fmt(lcl)} to {_fmt(ucl)})"
 
 
+def display(frame: pd.DataFrame, columns: dict[str, str], moved=None, empty: str = "none") -> dict:
+    """A table for the page: column labels, rows of cells as text (`moved`: which rows to
+    highlight, a function of the row), and the sentence shown when there is no row."""
+    rows = [{"cells": [_fmt(r[c]) for c in columns], "moved": bool(moved(r)) if moved else False}
+            for _, r in frame.iterrows()]  # a report table: tens of rows, not data rows
+    return {"columns": list(columns.values()), "rows": rows, "empty": empty}
+
+
+def page_context(d: RunDiff, synthetic: bool) -> dict:
+    """What diff.html.j2 shows: the summary and every table as display rows (text only)."""
+    s = d.summary()
+    cohort = [(label, _fmt(s["cohort"][step]["old"]), _fmt(s["cohort"][step]["new"]))
+              for step, label in (("final_cohort", "Cohort"), ("route_IV", "IV group"), ("route_SC", "SC group"))]
+    p = d.patients
+    effects = d.effects.copy()
+    for side in ("old", "new"):
+        effects[side] = [_ci(*v) for v in effects[[f"estimate_{side}", f"lcl_{side}", f"ucl_{side}"]].itertuples(
+            index=False)]
+    conclusion_moved = lambda r: r["conclusion_moved"]  # noqa: E731
+    t1 = d.table1
+    smd = t1[t1["quantity"].eq("smd")].drop_duplicates(["variable", "level"])
+    attrition_moved = lambda r: not pd.isna(r["change"]) and r["change"] != 0  # noqa: E731
+    return {
+        "synthetic": synthetic, "old": d.old, "new": d.new, "summary": s, "cohort": cohort,
+        "added_removed": display(p[p["change"].ne("changed")], {
+            KEY: "Patient key", "change": "Change", "centre_old": "Centre (old)", "centre_new": "Centre (new)",
+            "route_group_old": "Route (old)", "route_group_new": "Route (new)"}),
+        "changed": display(p[p["change"].eq("changed")], {
+            KEY: "Patient key", "centre_new": "Centre", "route_group_old": "Route (old)",
+            "route_group_new": "Route (new)", "fields_changed": "Fields changed"}),
+        "fields": display(d.patient_fields, {KEY: "Patient key", "field": "Field", "old": "Old", "new": "New"}),
+        "rows": display(d.patient_rows, {KEY: "Patient key", "table": "Table", "status": "Row", "n": "n",
+                                         "row": "Values"}),
+        "ledger": display(d.ledger[d.ledger["change"].ne(0)], {
+            "centre": "Centre", "file": "File", "rule": "Rule", "scope": "Scope", "entries_old": "Old",
+            "entries_new": "New", "change": "Change"}, empty="no change in the ledger's counts"),
+        "ledger_entries": display(d.ledger_entries, {
+            "status": "Entry", "centre": "Centre", "file": "File", "row": "Row", "column": "Column",
+            "value": "Value", "rule": "Rule", "scope": "Scope"}),
+        "attrition": display(d.attrition, {
+            "step": "Step", "description": "Description", "n_remaining_old": "Remaining (old)",
+            "n_remaining_new": "Remaining (new)", "change": "Change"}, moved=attrition_moved),
+        "iv_vs_sc": display(effects[effects["iv_vs_sc"]], {
+            "source": "Source", "outcome": "Outcome", "model": "Model", "method": "Method", "measure": "Measure",
+            "old": "Old (95% CI)", "new": "New (95% CI)", "ratio_new_to_old": "New / old",
+            "conclusion": "Conclusion moved"}, moved=conclusion_moved),
+        # labels of Table 1's variables are the report's: the diff names them
+        "table1": display(t1[t1["changed"]], {
+            "variable": "Variable", "level": "Level", "group": "Group", "quantity": "Quantity", "old": "Old",
+            "new": "New", "change": "Change"}),
+        "smd": display(smd, {"variable": "Variable", "level": "Level", "old": "SMD (old)", "new": "SMD (new)",
+                             "change": "Change"}, moved=lambda r: r["changed"]),
+        "other_terms": display(effects[~effects["iv_vs_sc"]], {
+            "source": "Source", "outcome": "Outcome", "model": "Model", "method": "Method", "term": "Term",
+            "old": "Old (95% CI)", "new": "New (95% CI)", "conclusion": "Conclusion moved"}, moved=conclusion_moved),
+    }
+
+
 def diff_html(d: RunDiff, synthetic: bool) -> str:
     """One self-contained page (no external file, script or font) summarising the diff."""
-    s = d.summary()
-    e = html.escape
-    banner = ('<p class="synthetic"><strong>SYNTHETIC DATA</strong>: made by the stormcohort generator; '
-              'no real patient is described.</p>') if synthetic else ""
-    p = d.patients
-    cohort = s["cohort"]
-    lines = [f"<li>Patients: {s['patients']['added']} added, {s['patients']['removed']} removed, "
-             f"{s['patients']['changed']} changed.</li>"]
-    for step, label in (("final_cohort", "Cohort"), ("route_IV", "IV group"), ("route_SC", "SC group")):
-        lines.append(f"<li>{label}: {_fmt(cohort[step]['old'])} &rarr; {_fmt(cohort[step]['new'])}</li>")
-    lines.append(f"<li>Cleaning ledger: {s['ledger_entries']['added']} entries added, "
-                 f"{s['ledger_entries']['removed']} removed.</li>")
-    lines.append(f"<li>Table 1: {s['table1_cells_changed']} cells changed.</li>")
-    lines.append(f"<li>Effect estimates: {s['effects']} compared; the conclusion moved for "
-                 f"{s['effects_conclusion_moved']} ({s['iv_vs_sc_conclusion_moved']} IV vs SC).</li>")
+    from stormcohort.report.pages import render_page
 
-    effects = d.effects.copy()
-    effects["old"] = [_ci(*v) for v in effects[["estimate_old", "lcl_old", "ucl_old"]].itertuples(index=False)]
-    effects["new"] = [_ci(*v) for v in effects[["estimate_new", "lcl_new", "ucl_new"]].itertuples(index=False)]
-    effect_cols = {"source": "Source", "outcome": "Outcome", "model": "Model", "method": "Method", "measure": "Measure",
-                   "old": "Old (95% CI)", "new": "New (95% CI)", "ratio_new_to_old": "New / old",
-                   "conclusion": "Conclusion moved"}
-    moved = lambda r: "moved" if r["conclusion_moved"] else ""  # noqa: E731
-    iv = effects[effects["iv_vs_sc"]]
-    other = effects[~effects["iv_vs_sc"]]
-
-    t1 = d.table1[d.table1["changed"]]
-    smd = d.table1[d.table1["column"].eq("smd") & (d.table1["old"].fillna("").ne("") | d.table1["new"].fillna("").ne(""))]
-    ledger = d.ledger[d.ledger["change"].ne(0)]
-    sections = [
-        "<h2>Summary</h2><ul>" + "".join(lines) + "</ul>",
-        "<h2>Patients added and removed</h2>" + _table(
-            p[p["change"].ne("changed")],
-            {KEY: "Patient key", "change": "Change", "centre_old": "Centre (old)", "centre_new": "Centre (new)",
-             "route_group_old": "Route (old)", "route_group_new": "Route (new)"}),
-        "<h2>Patients changed</h2>" + _table(
-            p[p["change"].eq("changed")], {KEY: "Patient key", "centre_new": "Centre", "route_group_old": "Route (old)",
-                                           "route_group_new": "Route (new)", "fields_changed": "Fields changed"}),
-        "<h3>Changed values</h3>" + _table(d.patient_fields, {KEY: "Patient key", "field": "Field", "old": "Old",
-                                                               "new": "New"}),
-        "<h3>Changed rows of the long tables</h3>" + _table(
-            d.patient_rows, {KEY: "Patient key", "table": "Table", "status": "Row", "n": "n", "row": "Values"}),
-        "<h2>Cleaning ledger</h2>" + _table(ledger, {"centre": "Centre", "file": "File", "rule": "Rule", "scope": "Scope",
-                                                     "entries_old": "Old", "entries_new": "New", "change": "Change"},
-                                            empty="no change in the ledger's counts")
-        + "<h3>Entries in one delivery only</h3>" + _table(
-            d.ledger_entries, {"status": "Entry", "centre": "Centre", "file": "File", "row": "Row", "column": "Column",
-                               "value": "Value", "rule": "Rule", "scope": "Scope"}),
-        "<h2>Attrition</h2>" + _table(d.attrition, {"step": "Step", "description": "Description",
-                                                    "n_remaining_old": "Remaining (old)",
-                                                    "n_remaining_new": "Remaining (new)", "change": "Change"},
-                                      row_class=lambda r: "moved" if not pd.isna(r["change"]) and r["change"] != 0 else ""),
-        "<h2>Effect estimates: IV vs SC</h2>" + _table(iv, effect_cols, row_class=moved),
-        "<h2>Table 1: cells changed</h2>" + _table(t1, {"label": "Characteristic", "level": "Level", "column": "Column",
-                                                        "old": "Old", "new": "New"}),
-        "<h3>Standardised mean differences</h3>" + _table(smd, {"label": "Characteristic", "old": "SMD (old)",
-                                                                  "new": "SMD (new)", "change": "Change"}),
-        "<details><summary>Other model terms (adjustment covariates)</summary>"
-        + _table(other, {"source": "Source", "outcome": "Outcome", "model": "Model", "method": "Method",
-                         "term": "Term", "old": "Old (95% CI)", "new": "New (95% CI)", "conclusion": "Conclusion moved"},
-                 row_class=moved) + "</details>",
-    ]
-    style = ("body{font-family:sans-serif;max-width:72em;margin:1em auto;padding:0 1em}table{border-collapse:collapse;"
-             "margin:.5em 0}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;font-size:90%}"
-             "tr.moved td{background:#fff3c4;font-weight:bold}.synthetic{background:#fde2e2;padding:4px}"
-             ".none{color:#666;font-style:italic}")
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>What changed: {e(d.old)} to {e(d.new)}</title><style>{style}</style></head><body>{banner}"
-        f"<h1>What changed between two deliveries</h1><p>Old run <code>{e(d.old)}</code>, new run "
-        f"<code>{e(d.new)}</code>. Patients are named by their pseudonymous key only. A row is highlighted where a "
-        "count changed or an estimate's 95% confidence interval now excludes 1 or no longer does.</p>"
-        + "".join(sections) + "</body></html>\n"
-    )
+    return render_page("diff.html.j2", **page_context(d, synthetic))

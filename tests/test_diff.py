@@ -5,6 +5,7 @@ The end-to-end check against the generator's own list of changes is tests/test_u
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from stormcohort import diff as d
+from stormcohort.outputs import OUTPUTS, output
 
 NAN = np.nan
 
@@ -123,29 +125,72 @@ def test_attrition_step_by_step():
     assert out.loc[1, "n_excluded_old"] == 18 and pd.isna(out.loc[2, "n_remaining_old"])
 
 
+T1_COLUMNS = ["variable", "kind", "level", "group", "n", "count", "percent", "median", "q1", "q3", "missing", "smd"]
+
+
 def table1(rows):
-    return pd.DataFrame(rows, columns=["variable", "label", "level", "statistic", "overall", "IV", "SC", "missing",
-                                       "smd"]).astype(str).replace("nan", "")
+    """Table 1 in the tidy numeric layout: a row per variable, level and group."""
+    return pd.DataFrame(rows, columns=T1_COLUMNS)
 
 
-def test_table1_cells_and_smds():
-    old = table1([["n", "Patients", "", "n", "46", "18", "28", "", ""],
-                  ["age_years", "Age", "", "median [IQR]", "34.5 [14.3, 55.1]", "42.1 [31.3, 55.1]", "22.4 [13, 50]",
-                   "0", "0.369"],
-                  ["sex", "Sex", "F", "n (%)", "18 (39.1%)", "9 (50.0%)", "9 (32.1%)", "0", "0.369"]])
-    new = table1([["n", "Patients", "", "n", "48", "19", "29", "", ""],
-                  ["age_years", "Age", "", "median [IQR]", "34.5 [14.3, 55.1]", "40.7 [30.2, 54.8]", "22.4 [13, 50]",
-                   "0", "0.338"],
-                  ["sex", "Sex", "F", "n (%)", "18 (39.1%)", "9 (50.0%)", "9 (32.1%)", "0", "0.369"],
-                  ["sex", "Sex", "X", "n (%)", "1 (2.1%)", "0 (0.0%)", "1 (3.4%)", "", ""]])
-    out = d.diff_table1(old, new)
-    assert len(out) == 4 * 5
+def n_rows(overall, iv, sc):
+    return [["n", "count", "", g, n, NAN, NAN, NAN, NAN, NAN, NAN, NAN] for g, n in
+            (("overall", overall), ("IV", iv), ("SC", sc))]
+
+
+T1_OLD = table1([
+    *n_rows(46, 18, 28),
+    ["age_years", "continuous", "", "overall", 46, NAN, NAN, 34.5, 14.3, 55.1, 0, 0.369],
+    ["age_years", "continuous", "", "IV", 18, NAN, NAN, 42.1, 31.3, 55.1, 0, NAN],
+    ["age_years", "continuous", "", "SC", 28, NAN, NAN, 22.4, 13.0, 50.0, 0, NAN],
+    ["sex", "categorical", "F", "overall", 46, 18, 39.1304, NAN, NAN, NAN, 0, 0.369],
+    ["sex", "categorical", "F", "IV", 18, 9, 50.0, NAN, NAN, NAN, 0, NAN],
+    ["sex", "categorical", "F", "SC", 28, 9, 32.1429, NAN, NAN, NAN, 0, NAN],
+])
+T1_NEW = table1([
+    *n_rows(48, 19, 29),
+    ["age_years", "continuous", "", "overall", 48, NAN, NAN, 34.5, 14.3, 55.1, 0, 0.338],
+    ["age_years", "continuous", "", "IV", 19, NAN, NAN, 40.7, 30.2, 54.8, 0, NAN],
+    ["age_years", "continuous", "", "SC", 29, NAN, NAN, 22.4, 13.0, 50.0, 0, NAN],
+    ["sex", "categorical", "F", "overall", 48, 18, 39.1304 + 1e-12, NAN, NAN, NAN, 0, 0.369],  # float noise
+    ["sex", "categorical", "F", "IV", 19, 9, 50.0, NAN, NAN, NAN, 0, NAN],
+    ["sex", "categorical", "F", "SC", 29, 9, 32.1429, NAN, NAN, NAN, 0, NAN],
+    ["sex", "categorical", "X", "overall", 48, 1, 2.08333, NAN, NAN, NAN, 0, NAN],
+])
+
+
+def test_table1_cells_keyed_by_variable_level_group_and_quantity():
+    out = d.diff_table1(T1_OLD, T1_NEW)
+    assert list(out.columns) == ["variable", "kind", "level", "group", "quantity", "old", "new", "change", "changed"]
+    assert "label" not in out.columns  # labels are the report's
+    # every cell filled in either run, none empty in both: 3 n + 3 x 5 + 1 smd (age) + 3 x 4 + 1 smd (sex) + 4 (X)
+    assert len(out) == 3 + 15 + 1 + 12 + 1 + 4
     changed = out[out["changed"]]
-    assert changed[["variable", "level", "column"]].values.tolist() == [
-        ["n", "", "overall"], ["n", "", "IV"], ["n", "", "SC"], ["age_years", "", "IV"], ["age_years", "", "smd"],
-        ["sex", "X", "overall"], ["sex", "X", "IV"], ["sex", "X", "SC"]]
-    smd = out[(out["variable"] == "age_years") & (out["column"] == "smd")].iloc[0]
-    assert (smd["old"], smd["new"], smd["change"]) == ("0.369", "0.338", pytest.approx(-0.031))
+    assert changed[["variable", "level", "group", "quantity"]].values.tolist() == [
+        ["n", "", "overall", "n"], ["n", "", "IV", "n"], ["n", "", "SC", "n"],
+        ["age_years", "", "overall", "n"], ["age_years", "", "overall", "smd"],
+        ["age_years", "", "IV", "n"], ["age_years", "", "IV", "median"], ["age_years", "", "IV", "q1"],
+        ["age_years", "", "IV", "q3"], ["age_years", "", "SC", "n"],
+        ["sex", "F", "overall", "n"], ["sex", "F", "IV", "n"], ["sex", "F", "SC", "n"],
+        ["sex", "X", "overall", "n"], ["sex", "X", "overall", "count"], ["sex", "X", "overall", "percent"],
+        ["sex", "X", "overall", "missing"]]
+    smd = out[(out["variable"] == "age_years") & (out["quantity"] == "smd")].iloc[0]
+    assert (smd["old"], smd["new"], smd["change"]) == (0.369, 0.338, pytest.approx(-0.031))
+    new_level = out[out["level"] == "X"].iloc[0]
+    assert pd.isna(new_level["old"]) and new_level["kind"] == "categorical" and pd.isna(new_level["change"])
+
+
+def test_table1_rows_only_in_the_old_run_come_last():
+    out = d.diff_table1(T1_NEW, T1_OLD)  # reversed: level X only in the "old" run
+    assert out.tail(4)["level"].tolist() == ["X"] * 4 and out.tail(4)["new"].isna().all()
+    assert out.tail(4)["changed"].all()
+
+
+def test_table1_in_the_old_formatted_layout_is_refused():
+    formatted = pd.DataFrame({"variable": ["n"], "label": ["Patients"], "level": [""], "statistic": ["n"],
+                              "overall": ["46"], "IV": ["18"], "SC": ["28"], "missing": [""], "smd": [""]})
+    with pytest.raises(ValueError, match="same pipeline version"):
+        d.diff_table1(formatted, T1_NEW)
 
 
 COX = pd.DataFrame({"model": ["unadjusted", "adjusted", "adjusted"], "term": ["route_group[IV]", "route_group[IV]", "icu"],
@@ -160,7 +205,7 @@ RATES = pd.DataFrame({"outcome": ["any", "fungal_infection", "viral_infection"],
 
 
 def test_effect_estimates_gather_every_model_but_intercepts():
-    est = d.effect_estimates({"cox": COX, "logistic": LOGISTIC, "rate_ratios": RATES})
+    est = d.effect_estimates({"cox": COX, "logistic": LOGISTIC, "rate_ratios": RATES}, default_outcome="death_90d")
     assert len(est) == 3 + 2 + 3
     assert set(est["measure"]) == {"HR", "OR", "IRR"} and (est["term"] != "(Intercept)").all()
     cox = est[est["source"] == "cox"]
@@ -171,9 +216,16 @@ def test_effect_estimates_gather_every_model_but_intercepts():
     assert d.effect_estimates({"cox": None}).empty
 
 
+def test_effect_outcome_from_the_table_else_the_default():
+    with_outcome = d.effect_estimates({"cox": COX.assign(outcome="death_60d")}, default_outcome="death_90d")
+    assert (with_outcome["outcome"] == "death_60d").all()
+    with pytest.raises(ValueError, match="no `outcome` column"):
+        d.effect_estimates({"cox": COX})
+
+
 def test_conclusion_moved_where_a_ci_starts_or_stops_excluding_one():
-    old = d.effect_estimates({"cox": COX, "logistic": LOGISTIC, "rate_ratios": RATES})
-    new_cox = COX.assign(hr_lcl=[1.1, 0.38, 0.9])  # unadjusted now excludes 1; icu no longer does
+    old = d.effect_estimates({"cox": COX.assign(outcome="death_90d"), "logistic": LOGISTIC, "rate_ratios": RATES})
+    new_cox = COX.assign(hr_lcl=[1.1, 0.38, 0.9], outcome="death_90d")  # unadjusted now excludes 1; icu no longer does
     new_rates = RATES.assign(irr=[0.97, 2.0, 0.0], irr_lcl=[0.41, 1.2, 0.0], irr_ucl=[2.1, 3.3, 79.0])
     new = d.effect_estimates({"cox": new_cox, "logistic": LOGISTIC.iloc[:2], "rate_ratios": new_rates})
     out = d.diff_effects(old, new).set_index(["source", "model", "method", "term", "outcome"])
@@ -197,7 +249,7 @@ def run_tables(name, dataset_, ledger, cox):
     attrition = pd.DataFrame({"step": ["final_cohort", "route_IV", "route_SC"], "description": "x",
                               "n_remaining": [len(dataset_), (dataset_["route_group"] == "IV").sum(),
                                               (dataset_["route_group"] == "SC").sum()], "n_excluded": NAN})
-    t1 = table1([["n", "Patients", "", "n", str(len(dataset_)), "1", "2", "", ""]])
+    t1 = table1(n_rows(len(dataset_), 1, 2))
     return d.RunTables(name, dataset_, attrition, t1, ledger, {t: None for t in d.LONG_TABLES},
                        {"cox": cox, "logistic": None, "rate_ratios": None})
 
@@ -205,7 +257,8 @@ def run_tables(name, dataset_, ledger, cox):
 @pytest.fixture
 def result():
     return d.compare(run_tables("old", OLD, LEDGER_OLD, COX),
-                     run_tables("new<&>", NEW, LEDGER_OLD.iloc[1:], COX.assign(hr_lcl=[1.1, 0.38, 1.25])))
+                     run_tables("new<&>", NEW, LEDGER_OLD.iloc[1:], COX.assign(hr_lcl=[1.1, 0.38, 1.25])),
+                     default_outcome="death_90d")
 
 
 def test_compare_and_summary(result):
@@ -218,12 +271,38 @@ def test_compare_and_summary(result):
 
 def test_html_is_self_contained_escaped_and_flags_moved_conclusions(result):
     page = d.diff_html(result, synthetic=True)
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
     assert "SYNTHETIC DATA" in page and "SYNTHETIC" not in d.diff_html(result, synthetic=False)
     assert "new&lt;&amp;&gt;" in page and "new<&>" not in page
-    assert not re.search(r"(src|href)=|https?://|<script|@import", page)
-    assert page.count('<tr class="moved">') >= 1 and "CI now excludes 1" in page
-    for key in ("P05", "P04", "P02", "P03"):
-        assert key in page
+    assert not re.search(r"(src|href)=|https?://|<script|@import|<link", page)
+    moved = re.findall(r'<tr class="moved">(.*?)</tr>', page)
+    assert any("CI now excludes 1" in row and "unadjusted" in row for row in moved)  # the moved IV-vs-SC estimate
+    assert not any(">adjusted<" in row and "route" in row for row in moved)
+    assert "<li>Patients: 1 added, 1 removed, 2 changed.</li>" in page and "Cohort: 4 &rarr; 4" in page
+
+
+def test_html_names_patients_by_key_only(result):
+    page = d.diff_html(result, synthetic=True)
+    assert set(re.findall(r"<td>(P\d\d)</td>", page)) == {"P05", "P04", "P02", "P03"}  # not P01: unchanged
+    assert "P01" not in page
+
+
+def test_html_escapes_every_value(result):
+    fields = result.patient_fields.copy()
+    fields.loc[0, "new"] = '<script>alert("x")</script>'
+    page = d.diff_html(dataclasses.replace(result, patient_fields=fields), synthetic=False)
+    assert "<script" not in page and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+
+
+def test_html_table1_names_variables_and_highlights_changed_smds():
+    t1 = d.diff_table1(T1_OLD, T1_NEW)
+    empty = d.compare(run_tables("a", OLD, LEDGER_OLD, COX), run_tables("b", OLD, LEDGER_OLD, COX),
+                      default_outcome="death_90d")
+    page = d.diff_html(dataclasses.replace(empty, table1=t1), synthetic=False)
+    assert "<td>age_years</td><td></td><td>IV</td><td>median</td><td>42.1</td><td>40.7</td><td>-1.4</td>" in page
+    assert '<tr class="moved"><td>age_years</td><td></td><td>0.369</td><td>0.338</td><td>-0.031</td></tr>' in page
+    assert "<tr><td>sex</td><td>F</td><td>0.369</td><td>0.369</td><td>0</td></tr>" in page
+    assert "<li>Table 1: 17 cells changed.</li>" in page
 
 
 def test_written_diff_is_deterministic(result, tmp_path):
@@ -244,9 +323,42 @@ def test_reading_something_that_is_not_a_run_names_what_is_missing(tmp_path):
         d.read_run(tmp_path)
 
 
+def test_what_a_run_is_read_from_is_the_declared_outputs():
+    declared = {path.format(centre="LDN") for rule in OUTPUTS.values() for path in rule.values()}
+    assert set(d.reads(["LDN"]).values()) <= declared
+    assert d.reads(["LDN", "SHF"])["ledger_SHF"] == output("ingest", "ledger", "SHF")
+    assert list(d.OUTPUTS) == [n for n in OUTPUTS["diff"] if n not in ("summary", "html")]
+
+
+def write_run(folder, centres=("BHM", "LDN")):
+    """A finished run's files at their declared paths (no long tables, no logistic or rate ratios)."""
+    from stormcohort.io import write_csv
+    tables = run_tables(folder.name, OLD, LEDGER_OLD, COX.assign(outcome="death_90d"))
+    files = {"dataset": tables.dataset, "attrition": tables.attrition, "table1": T1_OLD, "cox": tables.effects["cox"],
+             **{f"ledger_{c}": LEDGER_OLD[LEDGER_OLD["centre"] == c] for c in centres}}
+    for name, frame in files.items():
+        (folder / d.reads(centres)[name]).parent.mkdir(parents=True, exist_ok=True)
+        write_csv(frame, folder / d.reads(centres)[name])
+
+
+def test_a_run_is_read_from_its_declared_paths(tmp_path):
+    run = tmp_path / "example"
+    write_run(run)
+    assert d.run_centres(run) == ["BHM", "LDN"]
+    tables = d.read_run(run)
+    assert tables.name == "example" and len(tables.dataset) == 4
+    assert sorted(tables.ledger["centre"]) == ["LDN", "LDN", "LDN"]  # BHM's ledger is empty
+    pd.testing.assert_frame_equal(tables.table1, T1_OLD, check_dtype=False)
+    assert tables.long == {t: None for t in d.LONG_TABLES} and tables.effects["logistic"] is None
+    same = d.compare(tables, d.read_run(run, ["BHM", "LDN"], name="again"))
+    assert same.summary()["table1_cells_changed"] == 0 and not same.effects["conclusion_moved"].any()
+    with pytest.raises(FileNotFoundError, match="not a finished run.*SHF"):
+        d.read_run(run, ["LDN", "SHF"])
+
+
 def test_parquet_long_tables_read_as_the_csv_text(tmp_path):
-    # labs come as Parquet, the other long tables (and older runs' labs) as CSV: both must read
-    # to the same text, or a rerun would show every lab row as changed
+    # labs come as Parquet, the other long tables as CSV: both must read to the same text, as
+    # the diff compares long-table rows as text
     from stormcohort.io import read_as_text, write_csv, write_parquet
     frame = pd.DataFrame({"patient_key": ["P1", "P2", None], "value": [1.23456789, np.nan, 1e-7],
                           "day": [0.5, 100000.0, -3.0], "qualifier": ["", "<", None],

@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from stormcohort.delivery import resolve_key
-from stormcohort.diff import OUTPUTS
+from stormcohort.diff import OUTPUTS, TABLE1_KEYS, TABLE1_QUANTITIES, read_table1
 from stormcohort.ingest import load_centre_map, read_identifiers
+from stormcohort.outputs import output
 from stormcohort.privacy import identifier_set, scan
 from stormcohort.pseudonym import admission_key
 from stormcohort.synth.update import derive_update
@@ -181,10 +182,13 @@ def test_every_estimate_and_table1_cell_is_compared(runs):
     moved = excludes(known["lcl_old"], known["ucl_old"]) != excludes(known["lcl_new"], known["ucl_new"])
     assert (known["conclusion_moved"] == moved).all() and not both.drop(known.index)["conclusion_moved"].any()
     table1 = diff_table(runs, "table1")
-    new_table1 = pd.read_csv(runs["new"] / "tables" / "table1.csv")
-    assert len(table1) == 5 * len(new_table1)
-    n = table1[(table1["variable"] == "n") & (table1["column"] == "overall")].iloc[0]
-    assert (n["old"], n["new"], n["changed"]) == ("46", "48", "True")
+    cells = set()  # every Table 1 cell filled in either run: (variable, level, group, quantity)
+    for run in ("old", "new"):
+        t1 = read_table1(runs[run] / output("describe", "table1")).melt(TABLE1_KEYS, TABLE1_QUANTITIES, "quantity")
+        cells |= set(t1.dropna()[[*TABLE1_KEYS, "quantity"]].itertuples(index=False))
+    assert len(table1) == len(cells)
+    n = table1[(table1["variable"] == "n") & (table1["group"] == "overall") & (table1["quantity"] == "n")].iloc[0]
+    assert (float(n["old"]), float(n["new"]), n["changed"]) == (46, 48, "True")
 
 
 def test_diff_has_no_identifier_of_either_delivery(runs):
