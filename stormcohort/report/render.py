@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 
+from stormcohort.report import pages
 from stormcohort.report import sections as S
 from stormcohort.disclosure import Policy
 from stormcohort.report.fmt import Formatter
@@ -31,7 +32,6 @@ from stormcohort.report.methods import methods
 from stormcohort.report.provenance import lineage_jobs
 from stormcohort.report.strobe import strobe_map
 
-TEMPLATES = Path(__file__).parent / "templates"
 SECTIONS = {
     "summary": "Summary", "data-sources": "Data sources", "participants": "Participants",
     "baseline": "Baseline characteristics and exposure", "outcomes": "Outcomes", "safety": "Safety",
@@ -140,8 +140,7 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
 
 
 def environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = pages.environment()
     env.tests["numeric"] = lambda s: bool(NUMERIC_CELL.match(str(s)))
     return env
 

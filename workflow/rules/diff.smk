@@ -2,14 +2,13 @@
 # rule, which compares that run's outputs with this run's and writes results/<run>/diff/. With
 # compare_to null (the default) the rule is not defined, so it is not part of the DAG.
 # Every path comes from stormcohort.outputs: what the diff reads of a run (stormcohort.diff.reads)
-# and what it writes (OUTPUTS["diff"]). DIFF_TARGETS (common.smk) lists its outputs, for the
-# report to link diff/diff.html; they also join ANALYSIS_TARGETS, so `rule all` asks for them and
-# the privacy check scans them.
+# and what it writes (OUTPUTS["diff"]); common.smk adds the rule to RUN_RULES, so `rule all` asks
+# for its outputs, the report links diff/diff.html and the privacy check scans them.
 if config.get("compare_to"):
     from snakemake.exceptions import WorkflowError
 
     from stormcohort.diff import REQUIRED, reads, run_centres
-    from stormcohort.outputs import outputs, under
+    from stormcohort.outputs import under
 
     COMPARE_TO = Path(config["compare_to"])
     _old_centres = run_centres(COMPARE_TO)
@@ -30,7 +29,7 @@ if config.get("compare_to"):
             old=[p for p in under(COMPARE_TO, _old.values()) if Path(p).is_file()],
             new=under(OUT, reads(CENTRES).values()),
         output:
-            **under(OUT, outputs("diff")),
+            **declared("diff"),
         params:
             old_run=str(COMPARE_TO),
             new_run=OUT,
@@ -44,6 +43,3 @@ if config.get("compare_to"):
             f"{OUT}/benchmarks/diff.tsv"
         script:
             "../../scripts/diff.py"
-
-    DIFF_TARGETS.extend(rules.diff.output)
-    ANALYSIS_TARGETS.extend(DIFF_TARGETS)
