@@ -8,7 +8,7 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 
 
 include: "workflow/rules/common.smk"
@@ -29,7 +29,6 @@ rule all:
         f"{OUT}/cohort/analysis_dataset.csv",
         f"{OUT}/figures/flow.png",
         f"{OUT}/tables/table1.csv",
-        f"{OUT}/tables/table1.html",
         f"{OUT}/checks/privacy.txt",
         ANALYSIS_TARGETS,
         REPORT_TARGETS,

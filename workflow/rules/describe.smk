@@ -1,9 +1,9 @@
 rule flow_diagram:
     """STROBE-style flow diagram of the attrition."""
     input:
-        f"{OUT}/cohort/attrition.csv",
+        attrition=f"{OUT}/cohort/attrition.csv",
     output:
-        report(f"{OUT}/figures/flow.png", caption="../report/flow.rst", category="1. Participants"),
+        png=report(f"{OUT}/figures/flow.png", caption="../report/flow.rst", category="1. Participants"),
     params:
         synthetic=DELIVERY_META.synthetic,
     log:
@@ -14,18 +14,22 @@ rule flow_diagram:
         "../../scripts/flow_diagram.py"
 
 
-rule table1:
-    """Baseline characteristics by route and overall, with missing counts and SMDs."""
+rule describe:
+    """Table 1 (numeric, by route and overall, with missing counts and SMDs), anakinra exposure, follow-up, and the data dictionary of every result table."""
     input:
-        f"{OUT}/cohort/analysis_dataset.csv",
+        dataset=f"{OUT}/cohort/analysis_dataset.csv",
+        anakinra=f"{OUT}/cohort/anakinra.csv",
     output:
-        csv=report(f"{OUT}/tables/table1.csv", caption="../report/table1.rst", category="2. Baseline"),
-        html=f"{OUT}/tables/table1.html",
-    params:
-        synthetic=DELIVERY_META.synthetic,
+        table1=report(f"{OUT}/tables/table1.csv", caption="../report/table1.rst", category="2. Baseline"),
+        exposure=report(f"{OUT}/tables/exposure.csv", caption="../report/exposure.rst", category="2. Baseline"),
+        follow_up=report(f"{OUT}/tables/follow_up.csv", caption="../report/follow_up.rst", category="2. Baseline"),
+        dictionary=report(f"{OUT}/tables/data_dictionary.csv", caption="../report/data_dictionary.rst", category="6. Data dictionary"),
     log:
-        f"{OUT}/logs/table1.log",
+        f"{OUT}/logs/describe.log",
     benchmark:
-        f"{OUT}/benchmarks/table1.tsv"
+        f"{OUT}/benchmarks/describe.tsv"
     script:
-        "../../scripts/table1.py"
+        "../../scripts/describe.py"
+
+
+ANALYSIS_TARGETS.extend([*rules.flow_diagram.output, *rules.describe.output])

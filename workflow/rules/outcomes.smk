@@ -1,16 +1,34 @@
+rule hepatotoxicity:
+    """ALT or AST above k x the centre's ULN after the index: per patient (read by binary_outcomes and safety) and by route."""
+    input:
+        dataset=f"{OUT}/cohort/analysis_dataset.csv",
+        labs=f"{OUT}/cohort/labs.parquet",
+    output:
+        patients=f"{OUT}/cohort/hepatotoxicity.csv",
+        summary=report(f"{OUT}/tables/hepatotoxicity.csv", caption="../report/safety.rst", category="4. Safety"),
+    params:
+        cfg=config["analyses"]["hepatotoxicity"],
+    log:
+        f"{OUT}/logs/hepatotoxicity.log",
+    benchmark:
+        f"{OUT}/benchmarks/hepatotoxicity.tsv"
+    script:
+        "../../scripts/hepatotoxicity.py"
+
+
 rule binary_outcomes:
     """Death by day 30, response at day 7, grade >= 3 AE, hepatotoxicity: counts and Firth/ML logistic."""
     input:
         dataset=f"{OUT}/cohort/analysis_dataset.csv",
         labs=f"{OUT}/cohort/labs.parquet",
         adverse_events=f"{OUT}/cohort/adverse_events.csv",
+        hepatotoxicity=f"{OUT}/cohort/hepatotoxicity.csv",
     output:
         counts=report(f"{OUT}/tables/binary_outcomes.csv", caption="../report/binary.rst", category="3. Outcomes", subcategory="Binary outcomes"),
         logistic=report(f"{OUT}/tables/logistic.csv", caption="../report/binary.rst", category="3. Outcomes", subcategory="Binary outcomes"),
         model=f"{OUT}/models/binary_outcomes.json",
     params:
         cfg=config["analyses"]["binary"],
-        hepatotoxicity=config["analyses"]["hepatotoxicity"],
     log:
         f"{OUT}/logs/binary_outcomes.log",
     benchmark:
@@ -45,19 +63,18 @@ rule safety:
     input:
         dataset=f"{OUT}/cohort/analysis_dataset.csv",
         anakinra=f"{OUT}/cohort/anakinra.csv",
-        labs=f"{OUT}/cohort/labs.parquet",
         adverse_events=f"{OUT}/cohort/adverse_events.csv",
+        hepatotoxicity=f"{OUT}/cohort/hepatotoxicity.csv",
     output:
         events=report(f"{OUT}/tables/safety_events.csv", caption="../report/safety.rst", category="4. Safety"),
         rates=report(f"{OUT}/tables/safety_rates.csv", caption="../report/safety.rst", category="4. Safety"),
         ratios=report(f"{OUT}/tables/rate_ratios.csv", caption="../report/safety.rst", category="4. Safety"),
-        hepatotoxicity=report(f"{OUT}/tables/hepatotoxicity.csv", caption="../report/safety.rst", category="4. Safety"),
         png=report(f"{OUT}/figures/swimmer.png", caption="../report/swimmer.rst", category="4. Safety"),
         svg=f"{OUT}/figures/swimmer.svg",
         model=f"{OUT}/models/safety.json",
     params:
         cfg=config["analyses"]["safety"],
-        hepatotoxicity=config["analyses"]["hepatotoxicity"],
+        follow_up_days=config["cohort"]["follow_up_days"],
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/safety.log",
@@ -79,6 +96,7 @@ rule forest:
         svg=f"{OUT}/figures/forest.svg",
     params:
         cfg=config["analyses"]["forest"],
+        labels=config["labels"],
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/forest.log",
@@ -89,5 +107,5 @@ rule forest:
 
 
 ANALYSIS_TARGETS.extend(
-    [*rules.binary_outcomes.output, *rules.trajectories.output, *rules.safety.output, *rules.forest.output]
+    [*rules.hepatotoxicity.output, *rules.binary_outcomes.output, *rules.trajectories.output, *rules.safety.output, *rules.forest.output]
 )

@@ -1,9 +1,10 @@
 rule survival:
-    """Death to day 90: Kaplan-Meier by route, log-rank, Cox (unadjusted, adjusted) and cox.zph."""
+    """Death by day cohort.follow_up_days: Kaplan-Meier by route, numbers at risk, log-rank, Cox (unadjusted, adjusted), cox.zph."""
     input:
         dataset=f"{OUT}/cohort/analysis_dataset.csv",
     output:
         km=report(f"{OUT}/tables/km.csv", caption="../report/km.rst", category="3. Outcomes", subcategory="Survival"),
+        km_risk=f"{OUT}/tables/km_risk.csv",
         logrank=f"{OUT}/tables/logrank.csv",
         cox=report(f"{OUT}/tables/cox.csv", caption="../report/cox.rst", category="3. Outcomes", subcategory="Survival"),
         ph_test=report(f"{OUT}/tables/ph_test.csv", caption="../report/ph_test.rst", category="3. Outcomes", subcategory="Survival"),
@@ -12,6 +13,7 @@ rule survival:
         model=f"{OUT}/models/survival.json",
     params:
         cfg=config["analyses"]["survival"],
+        follow_up_days=config["cohort"]["follow_up_days"],
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/survival.log",
@@ -27,7 +29,8 @@ rule competing_risks:
         dataset=f"{OUT}/cohort/analysis_dataset.csv",
     output:
         cif=f"{OUT}/tables/cif.csv",
-        summary=report(f"{OUT}/tables/cif_summary.csv", caption="../report/cif.rst", category="3. Outcomes", subcategory="Competing risks"),
+        cif_summary=report(f"{OUT}/tables/cif_summary.csv", caption="../report/cif.rst", category="3. Outcomes", subcategory="Competing risks"),
+        cif_risk=f"{OUT}/tables/cif_risk.csv",
         png=report(f"{OUT}/figures/cif.png", caption="../report/cif.rst", category="3. Outcomes", subcategory="Competing risks"),
         svg=f"{OUT}/figures/cif.svg",
         model=f"{OUT}/models/competing_risks.json",
