@@ -13,7 +13,7 @@ linked = {t: pd.read_parquet(sm.input[t]) for t in TABLES}
 result = derive_cohort(linked, sm.params.cohort, date.fromisoformat(sm.params.extract_date))
 write_csv(result.attrition, sm.output.attrition)
 write_csv(result.dataset, sm.output.dataset)
-write_csv(data_dictionary(), sm.output.dictionary)
+write_csv(data_dictionary(sm.params.cohort["follow_up_days"]), sm.output.dictionary)
 write_csv(result.assessed, sm.output.episodes)
 write_csv(result.anakinra, sm.output.anakinra)
 write_parquet(as_written(result.labs), sm.output.labs)  # the digits the CSV had

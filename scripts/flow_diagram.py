@@ -1,9 +1,12 @@
 """Rule flow_diagram: attrition.csv -> figures/flow.png."""
 import pandas as pd
 
-from stormcohort.figures import flow_diagram, save
+from stormcohort.analyses.result import AnalysisResult, write_outputs
+from stormcohort.figures import flow_diagram
 from stormcohort.io import rule_logger
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
-rule_logger(sm).info("drawing the flow diagram")
-save(flow_diagram(pd.read_csv(sm.input[0]), sm.params.synthetic), sm.output[0])
+log = rule_logger(sm)
+attrition = pd.read_csv(sm.input.attrition)
+write_outputs(AnalysisResult(tables={}, figures={"flow": lambda: flow_diagram(attrition, sm.params.synthetic)}),
+              sm.output, log)

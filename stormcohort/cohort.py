@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from stormcohort.canonical import FLAGS
+from stormcohort.labels import death_outcome
 from stormcohort.scores import meets_shlh_definition
 
 SCORE_LABS = [
@@ -33,12 +34,14 @@ STEPS = [
     ("readmission", "Readmission: not the person's first qualifying episode", "patients"),
 ]
 
+# The survival outcome's column is named from the horizon H (cohort.follow_up_days): death_<H>d.
+DEATH_H = "death_<H>d"
 DATASET_COLUMNS = [
     "patient_key", "centre", "route_group", "first_route", "age_years", "age_group", "sex", "weight_kg",
     "trigger_category", "icu", "oedema", "cns", "hscore", "hlh2004_count", "mas2016",
     "ferritin_baseline", "crp_baseline", "platelets_baseline", "alt_baseline",
     "days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day", "days_on_anakinra",
-    "route_switch", "length_of_stay_days", "death_90d", "time_to_death_days", "death_30d",
+    "route_switch", "length_of_stay_days", DEATH_H, "time_to_death_days", "death_30d",
     "fever_outcome", "time_to_fever_days",
 ]
 
@@ -68,7 +71,7 @@ DATA_DICTIONARY = {
     "days_on_anakinra": ("days", "First start to last stop (or discharge when no stop), inclusive"),
     "route_switch": ("0/1", "Both routes used during the episode"),
     "length_of_stay_days": ("days", "Episode discharge minus admission date"),
-    "death_90d": ("0/1", "Death within cohort.follow_up_days of the index date, within follow-up"),
+    DEATH_H: ("0/1", "Death within cohort.follow_up_days (H) of the index date, within follow-up"),
     "time_to_death_days": ("days", "Index to death or censoring (last contact, day cohort.follow_up_days or extract date)"),
     "death_30d": ("0/1", "Death by day 30; missing when censored alive before day 30"),
     "fever_outcome": ("0/1/2", "0 censored, 1 fever resolved, 2 died before fever resolved"),
@@ -86,9 +89,16 @@ class CohortResult:
     adverse_events: pd.DataFrame
 
 
-def data_dictionary() -> pd.DataFrame:
+def dataset_columns(follow_up_days: int) -> list[str]:
+    """The analysis dataset's columns, the survival outcome named from H (``death_<H>d``)."""
+    return [death_outcome(follow_up_days) if c == DEATH_H else c for c in DATASET_COLUMNS]
+
+
+def data_dictionary(follow_up_days: int) -> pd.DataFrame:
+    """``column, unit, definition`` of each analysis dataset column, for horizon H = ``follow_up_days``."""
     return pd.DataFrame(
-        [(col, *DATA_DICTIONARY[col]) for col in DATASET_COLUMNS], columns=["column", "unit", "definition"]
+        [(name, *DATA_DICTIONARY[col]) for name, col in zip(dataset_columns(follow_up_days), DATASET_COLUMNS)],
+        columns=["column", "unit", "definition"],
     )
 
 
@@ -284,13 +294,13 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract) -> pd.DataFram
         "days_on_anakinra": _days(stop_or_discharge, index_date) + 1,
         "route_switch": route_used.all(axis=1).astype(int),
         "length_of_stay_days": _days(cohort["discharge_date"], cohort["admit_date"]),
-        "death_90d": death_in_fu.astype(int),
+        death_outcome(cfg["follow_up_days"]): death_in_fu.astype(int),
         "time_to_death_days": time_to_death,
         "death_30d": death_30d,
         "fever_outcome": fever_outcome,
         "time_to_fever_days": _days(fever_end, index_date).clip(lower=0),
     })
-    return dataset[DATASET_COLUMNS].sort_values("patient_key").reset_index(drop=True)
+    return dataset[dataset_columns(cfg["follow_up_days"])].sort_values("patient_key").reset_index(drop=True)
 
 
 def _attrition(n_admissions: int, episodes: pd.DataFrame, n_merged: int, dataset: pd.DataFrame) -> pd.DataFrame:

@@ -1,38 +1,21 @@
-"""Table 1: baseline characteristics by route group and overall, as a clinical reviewer
-expects it (gtsummary-style): median [IQR] or n (%), missing counts, and standardised
-mean differences between the groups (Yang & Dalton 2012 for categorical variables)."""
+"""Table 1: baseline characteristics by route group and overall, as numbers (one column per
+quantity): median and quartiles or counts and percentages, missing counts, and standardised
+mean differences between the groups (Yang & Dalton 2012 for categorical variables). The
+report formats them (``12 (26.1%)``, ``4.0 [2.0, 7.5]``)."""
 
 from __future__ import annotations
-
-import html
 
 import numpy as np
 import pandas as pd
 
-CONTINUOUS = {
-    "age_years": "Age, years",
-    "weight_kg": "Weight, kg",
-    "hscore": "HScore",
-    "hlh2004_count": "HLH-2004 criteria met",
-    "ferritin_baseline": "Ferritin, ug/L",
-    "crp_baseline": "CRP, mg/L",
-    "platelets_baseline": "Platelets, 10^9/L",
-    "alt_baseline": "ALT, U/L",
-    "days_admission_to_anakinra": "Days from admission to anakinra",
-    "max_daily_dose_mg": "Maximum daily dose, mg",
-    "max_dose_mg_per_kg_day": "Maximum daily dose, mg/kg/day",
-}
-CATEGORICAL = {
-    "centre": "Centre",
-    "age_group": "Age group",
-    "sex": "Sex",
-    "trigger_category": "Trigger",
-    "icu": "Intensive care",
-    "oedema": "Subcutaneous oedema",
-    "cns": "CNS involvement",
-    "mas2016": "MAS 2016 classification (sJIA)",
-}
-COLUMNS = ["variable", "label", "level", "statistic", "overall", "IV", "SC", "missing", "smd"]
+from stormcohort.labels import GROUP, GROUPS, ROUTES, VAR_LABELS
+
+CONTINUOUS = {v: VAR_LABELS[v] for v in (
+    "age_years", "weight_kg", "hscore", "hlh2004_count", "ferritin_baseline", "crp_baseline", "platelets_baseline",
+    "alt_baseline", "days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day")}
+CATEGORICAL = {v: VAR_LABELS[v] for v in ("centre", "age_group", "sex", "trigger_category", "icu", "oedema", "cns",
+                                          "mas2016")}
+COLUMNS = ["variable", "kind", "level", "group", "n", "count", "percent", "median", "q1", "q3", "missing", "smd"]
 
 
 def smd_continuous(a: pd.Series, b: pd.Series) -> float:
@@ -59,66 +42,46 @@ def smd_categorical(a: pd.Series, b: pd.Series) -> float:
     return float(np.sqrt(d @ np.linalg.pinv(s) @ d))
 
 
-def _median_iqr(x: pd.Series) -> str:
-    x = x.dropna()
-    if x.empty:
-        return ""
-    q1, med, q3 = np.percentile(x.astype(float), [25, 50, 75])
-    return f"{med:.1f} [{q1:.1f}, {q3:.1f}]"
+def _quartiles(x: pd.Series) -> list[float]:
+    x = pd.to_numeric(x, errors="coerce").dropna()
+    return list(np.percentile(x.astype(float), [25, 50, 75])) if len(x) else [np.nan] * 3
 
 
-def _n_pct(x: pd.Series, level: str) -> str:
-    x = x.dropna().astype(str)
-    n = int(x.eq(level).sum())
-    return f"{n} ({100 * n / len(x):.1f}%)" if len(x) else "0"
-
-
-def table1(dataset: pd.DataFrame, group: str = "route_group", groups: tuple[str, str] = ("IV", "SC")) -> pd.DataFrame:
-    """One row per continuous variable and per level of a categorical variable; the
-    first row gives N. Percentages are of the non-missing values."""
-    parts = {"overall": dataset, **{g: dataset[dataset[group] == g] for g in groups}}
-    rows = [{"variable": "n", "label": "Patients", "level": "", "statistic": "n",
-             **{k: str(len(v)) for k, v in parts.items()}, "missing": "", "smd": np.nan}]
-    for var, label in CONTINUOUS.items():
-        rows.append({
-            "variable": var, "label": label, "level": "", "statistic": "median [IQR]",
-            **{k: _median_iqr(v[var]) for k, v in parts.items()},
-            "missing": str(int(dataset[var].isna().sum())),
-            "smd": smd_continuous(parts[groups[0]][var], parts[groups[1]][var]),
-        })
-    for var, label in CATEGORICAL.items():
+def table1(dataset: pd.DataFrame) -> pd.DataFrame:
+    """Tidy Table 1: ``variable, kind (count|continuous|categorical), level, group
+    (overall|IV|SC), n, count, percent, median, q1, q3, missing, smd``. The first rows
+    (variable ``patients``) give N per group in ``count``; ``n`` is the non-missing
+    denominator, ``percent`` = 100 * count / n; ``smd`` (IV vs SC, rounded to 3 decimals)
+    is on the variable's ``overall`` rows."""
+    parts = {g: dataset if g == "overall" else dataset[dataset[GROUP].eq(g)] for g in GROUPS}
+    frames = [pd.DataFrame({"variable": "patients", "kind": "count", "level": "", "group": list(GROUPS),
+                            "n": [len(parts[g]) for g in GROUPS], "count": [len(parts[g]) for g in GROUPS]})]
+    for var in CONTINUOUS:
+        q = {g: _quartiles(parts[g][var]) for g in GROUPS}
+        smd = smd_continuous(parts[ROUTES[0]][var], parts[ROUTES[1]][var])
+        frames.append(pd.DataFrame({
+            "variable": var, "kind": "continuous", "level": "", "group": list(GROUPS),
+            "n": [int(parts[g][var].notna().sum()) for g in GROUPS],
+            "median": [q[g][1] for g in GROUPS], "q1": [q[g][0] for g in GROUPS], "q3": [q[g][2] for g in GROUPS],
+            "missing": [int(parts[g][var].isna().sum()) for g in GROUPS],
+            "smd": [smd, np.nan, np.nan]}))
+    for var in CATEGORICAL:
         levels = sorted(dataset[var].dropna().astype(str).unique())
-        smd = smd_categorical(parts[groups[0]][var], parts[groups[1]][var])
-        for i, level in enumerate(levels):
-            rows.append({
-                "variable": var, "label": label, "level": level, "statistic": "n (%)",
-                **{k: _n_pct(v[var], level) for k, v in parts.items()},
-                "missing": str(int(dataset[var].isna().sum())) if i == 0 else "",
-                "smd": smd if i == 0 else np.nan,
-            })
-    out = pd.DataFrame(rows)
+        smd = smd_categorical(parts[ROUTES[0]][var], parts[ROUTES[1]][var])
+        for g in GROUPS:
+            x = parts[g][var].dropna().astype(str)
+            counts = x.value_counts().reindex(levels, fill_value=0)
+            frames.append(pd.DataFrame({
+                "variable": var, "kind": "categorical", "level": levels, "group": g, "n": len(x),
+                "count": counts.to_numpy(), "percent": 100 * counts.to_numpy() / len(x) if len(x) else np.nan,
+                "missing": int(parts[g][var].isna().sum()), "smd": smd if g == "overall" else np.nan}))
+    out = pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
+    # categorical rows: by variable, level, then group (as Table 1 reads)
+    out["_v"] = pd.factorize(out["variable"])[0]
+    out["_l"] = out.groupby("variable", sort=False)["level"].transform(lambda s: pd.factorize(s)[0])
+    out["_g"] = out["group"].map({g: i for i, g in enumerate(GROUPS)})
+    out = out.sort_values(["_v", "_l", "_g"], kind="mergesort").drop(columns=["_v", "_l", "_g"])
+    for c in ("n", "count", "missing"):
+        out[c] = out[c].astype("Int64")
     out["smd"] = out["smd"].round(3)
-    return out[COLUMNS]
-
-
-def table1_html(table: pd.DataFrame, synthetic: bool) -> str:
-    """A small self-contained HTML rendering of Table 1."""
-    n = table.iloc[0]
-    head = (f"<tr><th>Characteristic</th><th>Overall (N={n['overall']})</th><th>IV (N={n['IV']})</th>"
-            f"<th>SC (N={n['SC']})</th><th>Missing</th><th>SMD</th></tr>")
-    body = []
-    for _, r in table.iloc[1:].iterrows():  # a few dozen display rows, not data rows
-        name = r["label"] if not r["level"] else f"{r['label']}: {r['level']}"
-        smd = "" if pd.isna(r["smd"]) else f"{r['smd']:.2f}"
-        cells = [name, r["overall"], r["IV"], r["SC"], r["missing"], smd]
-        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    banner = ('<p class="synthetic"><strong>SYNTHETIC DATA</strong>: made by the stormcohort generator; '
-              'no real patient is described.</p>') if synthetic else ""
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Table 1</title>"
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{padding:2px 8px;"
-        "border-bottom:1px solid #ddd;text-align:left}.synthetic{background:#fde2e2;padding:4px}</style>"
-        f"</head><body>{banner}<table><caption>Table 1. Baseline characteristics by route of anakinra "
-        "(median [IQR] or n (%); SMD: standardised mean difference IV vs SC)</caption>"
-        f"<thead>{head}</thead><tbody>{''.join(body)}</tbody></table></body></html>\n"
-    )
+    return out.reset_index(drop=True)[COLUMNS]

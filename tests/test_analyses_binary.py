@@ -12,21 +12,44 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import jsonschema
+
 from stormcohort.analyses.binary import (
-    COUNT_COLUMNS,
     LOGISTIC_COLUMNS,
     ROUTE_TERM,
     binary_analysis,
     binary_outcomes,
-    hepatotoxicity,
-    hepatotoxicity_settings,
     jsonable,
     logistic_models,
-    outcome_counts,
     response_components,
-    settings,
 )
-from stormcohort.cohort import DATASET_COLUMNS
+from stormcohort.analyses.common import COUNT_COLUMNS, outcome_counts, schema_defaults
+from stormcohort.analyses.hepatotoxicity import hepatotoxicity, hepatotoxicity_analysis
+from stormcohort.cohort import dataset_columns
+
+DATASET_COLUMNS = dataset_columns(90)
+# the centres' upper limits of normal (injected into analyses.hepatotoxicity.uln by the workflow)
+ULN = {"LDN": {"alt": 40, "ast": 40}, "SHF": {"alt": 41, "ast": 40}, "BHM": {"alt": 45, "ast": 50}}
+
+
+def settings(given: dict | None = None) -> dict:
+    """``analyses.binary``: ``given`` and the schema's defaults."""
+    return schema_defaults("binary", **(given or {}))
+
+
+def hepatotoxicity_settings(given: dict | None = None) -> dict:
+    return schema_defaults("hepatotoxicity", uln=ULN, **(given or {}))
+
+
+def hep_patients(dataset: pd.DataFrame, labs: pd.DataFrame) -> pd.DataFrame:
+    """The hepatotoxicity rule's patient table."""
+    return hepatotoxicity_analysis(dataset, labs, hepatotoxicity_settings()).tables["patients"]
+
+
+def run_binary(dataset, labs, adverse_events, cfg: dict | None = None):
+    """counts, logistic table and model of the binary_outcomes rule."""
+    r = binary_analysis(dataset, labs, adverse_events, hep_patients(dataset, labs), settings(cfg))
+    return r.tables["counts"], r.tables["logistic"], r.model
 
 LABS_COLUMNS = ["patient_key", "route_group", "centre", "test", "value", "qualifier", "unit", "day"]
 AE_COLUMNS = ["patient_key", "route_group", "centre", "term", "term_text", "grade", "serious", "day"]
@@ -119,7 +142,7 @@ def test_response_components_hand_checked():
         # f: day 6 and day 8 are equally near day 7: the earlier (day 6, 6000 = 40% fall) is used
         lab("f", "ferritin", 6000, 6.2), lab("f", "ferritin", 1000, 8.1), lab("f", "crp", 10, 7.5),
     ], columns=LABS_COLUMNS)
-    comp = response_components(ds, labs, settings(None)).set_index("patient_key")
+    comp = response_components(ds, labs, settings()).set_index("patient_key")
     assert comp["response_day7"].tolist() == [1, 0, pd.NA, 0, pd.NA, 0, 0]
     assert comp.loc["c", "afebrile"] is pd.NA and comp.loc["c", "ferritin_fall"] == 1
     assert comp.loc["e", "crp_fall"] is pd.NA and comp.loc["e", "ferritin_fall"] == 1
@@ -130,7 +153,7 @@ def test_response_components_hand_checked():
 def test_response_window_and_fall_are_configurable():
     ds = pd.DataFrame([patient_row("a", "SC", time_to_fever_days=3)])
     labs = pd.DataFrame([lab("a", "ferritin", 2000, 10.5), lab("a", "crp", 20, 10.5)], columns=LABS_COLUMNS)
-    assert response_components(ds, labs, settings(None))["response_day7"].isna().all()  # day 10: outside 5-9
+    assert response_components(ds, labs, settings())["response_day7"].isna().all()  # day 10: outside 5-9
     cfg = settings({"response": {"window_days": [5, 11], "lab_falls": {"ferritin": 0.9}}})
     comp = response_components(ds, labs, cfg)
     assert "crp_fall" not in comp and comp["response_day7"].tolist() == [0]  # 80% fall < 90%
@@ -145,7 +168,7 @@ def test_hepatotoxicity_uses_each_centres_uln():
         lab("d", "alt", 900, 0.4, centre="LDN"),   # day 0: before the window [1, 90]
         lab("e", "alt", 200, 5.0, centre="SHF"),   # 200 / 41 = 4.88
     ], columns=LABS_COLUMNS)
-    hep = hepatotoxicity(ds, labs, hepatotoxicity_settings(None)).set_index("patient_key")
+    hep = hepatotoxicity(ds, labs, hepatotoxicity_settings()).set_index("patient_key")
     assert hep.loc["a", "max_uln_ratio"] == pytest.approx(3.25)
     assert hep["hepatotox_3xuln"].tolist() == [1, 0, 1, pd.NA, 1]
     assert hep["hepatotox_5xuln"].tolist() == [0, 0, 1, pd.NA, 0]
@@ -155,7 +178,7 @@ def test_hepatotoxicity_unknown_centre_names_it():
     ds = pd.DataFrame([patient_row("a", "SC")])
     labs = pd.DataFrame([lab("a", "alt", 100, 2, centre="XYZ")], columns=LABS_COLUMNS)
     with pytest.raises(KeyError, match="XYZ"):
-        hepatotoxicity(ds, labs, hepatotoxicity_settings(None))
+        hepatotoxicity(ds, labs, hepatotoxicity_settings())
 
 
 def test_outcome_columns_and_counts_with_missing_death_30d():
@@ -169,7 +192,7 @@ def test_outcome_columns_and_counts_with_missing_death_30d():
         ("d", "SC", "LDN", "other", "", 4, True, 95.0),      # after the window
         ("e", "SC", "LDN", "other", "", np.nan, False, 3.0),  # no grade: does not count
     ], columns=AE_COLUMNS)
-    data, outcomes, details = binary_outcomes(ds, empty_labs(), aes, settings(None), hepatotoxicity_settings(None))
+    data, outcomes, details = binary_outcomes(ds, empty_labs(), aes, hep_patients(ds, empty_labs()), settings())
     assert outcomes == ["death_30d", "response_day7", "ae_grade3plus", "hepatotox_3xuln", "hepatotox_5xuln"]
     assert data["ae_grade3plus"].tolist() == [1, 0, 0, 0, 0]
     assert details["ae_with_missing_grade"] == 1
@@ -217,7 +240,7 @@ def test_firth_odds_ratio_on_a_two_by_two_table_adds_a_half_to_each_cell():
 
 def test_logistic_table_contract():
     t = cohort_tables()
-    counts, table, model = binary_analysis(t["dataset"], t["labs"], t["adverse_events"])
+    counts, table, model = run_binary(t["dataset"], t["labs"], t["adverse_events"])
     assert list(table.columns) == LOGISTIC_COLUMNS
     assert set(table["method"]) == {"firth", "ml"} and set(table["model"]) == {"unadjusted", "adjusted"}
     per_model = table.groupby(["outcome", "model", "method"])["term"].apply(list)
@@ -271,7 +294,7 @@ def test_reference_level_is_configurable():
 
 
 def test_unknown_setting_names_the_key():
-    with pytest.raises(KeyError, match="covariatez"):
+    with pytest.raises(jsonschema.ValidationError, match="covariatez"):
         settings({"covariatez": []})
 
 

@@ -10,13 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import jsonschema
+
+from stormcohort.analyses.common import schema_defaults
 from stormcohort.analyses.competing import (
     CIF_COLUMNS,
+    RISK_COLUMNS,
     SUMMARY_COLUMNS,
     competing_risks_analysis,
 )
 from stormcohort.figures import save
-from stormcohort.plots.cif import cif_figure
 from stormcohort.stats import cumulative_incidence
 
 T, E = "time_to_fever_days", "fever_outcome"
@@ -40,32 +43,37 @@ def hand() -> pd.DataFrame:
                          T: [1.0, 2, 3, 5, 2, 2, 4, 90], E: [1, 1, 2, 0, 1, 2, 0, 0]})
 
 
+def competing(dataset: pd.DataFrame, cfg: dict | None = None):
+    """The analysis with the schema's defaults for every setting not in ``cfg``."""
+    return competing_risks_analysis(dataset, schema_defaults("competing_risks", **(cfg or {})), synthetic=True)
+
+
 def render(result, tmp_path, name="cif"):
     for ext in ("png", "svg"):
-        save(cif_figure(result.curves, result.risk_table, synthetic=True), tmp_path / f"{name}.{ext}")
+        save(result.figures["cif"](), tmp_path / f"{name}.{ext}")
     assert (tmp_path / f"{name}.png").stat().st_size > 20_000
     assert "Cumulative incidence" in (tmp_path / f"{name}.svg").read_text()
 
 
 def test_contract_columns_and_groups():
-    r = competing_risks_analysis(cohort())
-    assert list(r.cif.columns) == CIF_COLUMNS
-    assert list(r.summary.columns) == SUMMARY_COLUMNS
-    assert list(r.cif["group"].unique()) == ["overall", "IV", "SC"]
-    for _, g in r.cif.groupby("group"):
+    r = competing(cohort())
+    assert list(r.tables["cif"].columns) == CIF_COLUMNS
+    assert list(r.tables["cif_summary"].columns) == SUMMARY_COLUMNS
+    assert list(r.tables["cif"]["group"].unique()) == ["overall", "IV", "SC"]
+    for _, g in r.tables["cif"].groupby("group"):
         assert g["time"].is_monotonic_increasing and g["cif"].is_monotonic_increasing
-    assert set(r.summary["cause"]) == {"fever_resolution", "death"}
-    assert sorted(r.summary["time"].unique()) == [7, 14, 30]
-    assert len(r.summary) == 3 * 2 * 3
+    assert set(r.tables["cif_summary"]["cause"]) == {"fever_resolution", "death"}
+    assert sorted(r.tables["cif_summary"]["time"].unique()) == [7, 14, 30]
+    assert len(r.tables["cif_summary"]) == 3 * 2 * 3
 
 
 def test_hand_values():
-    r = competing_risks_analysis(hand(), {"summary_days": [2, 3]})
-    iv = r.cif[r.cif["group"] == "IV"]
+    r = competing(hand(), {"summary_days": [2, 3]})
+    iv = r.tables["cif"][r.tables["cif"]["group"] == "IV"]
     # every event time of either cause (censoring at 5 is not one); CIF_fever: 1/4, then + 3/4 * 1/3
     assert iv["time"].tolist() == [1, 2, 3]
     assert iv["cif"].to_numpy() == pytest.approx([0.25, 0.5, 0.5])
-    s = r.summary.set_index(["group", "cause", "time"])
+    s = r.tables["cif_summary"].set_index(["group", "cause", "time"])
     assert s.loc[("IV", "death", 3), "cif"] == pytest.approx(0.5 * 1 / 2)
     assert s.loc[("IV", "death", 2), "cif"] == 0 and "no death by day 2" in s.loc[("IV", "death", 2), "note"]
     # SC: a fever resolution and a death tied at day 2 with 4 at risk: 1/4 each, one step
@@ -77,17 +85,17 @@ def test_hand_values():
 
 def test_ties_are_deterministic():
     d = hand()
-    a = competing_risks_analysis(d)
-    b = competing_risks_analysis(d.sample(frac=1, random_state=3).reset_index(drop=True))
-    pd.testing.assert_frame_equal(a.cif, b.cif)
-    pd.testing.assert_frame_equal(a.summary, b.summary)
+    a = competing(d)
+    b = competing(d.sample(frac=1, random_state=3).reset_index(drop=True))
+    pd.testing.assert_frame_equal(a.tables["cif"], b.tables["cif"])
+    pd.testing.assert_frame_equal(a.tables["cif_summary"], b.tables["cif_summary"])
 
 
 def test_matches_the_stats_layer():
     d = cohort()
-    r = competing_risks_analysis(d)
+    r = competing(d)
     ref = cumulative_incidence(d, T, E, 1, "route_group")
-    mine = r.cif[r.cif["group"] != "overall"].reset_index(drop=True)
+    mine = r.tables["cif"][r.tables["cif"]["group"] != "overall"].reset_index(drop=True)
     assert mine["time"].tolist() == ref["time"].tolist()
     assert mine["cif"].to_numpy() == pytest.approx(ref["cif"].to_numpy())
     np.testing.assert_allclose(mine["cif_lcl"], ref["cif_lcl"])
@@ -97,8 +105,8 @@ def test_matches_the_stats_layer():
 def test_nobody_dies(tmp_path):
     d = cohort()
     d.loc[d[E] == 2, E] = 0
-    r = competing_risks_analysis(d)
-    deaths = r.summary[r.summary["cause"] == "death"]
+    r = competing(d)
+    deaths = r.tables["cif_summary"][r.tables["cif_summary"]["cause"] == "death"]
     assert (deaths["cif"] == 0).all() and deaths["cif_lcl"].isna().all()
     assert deaths["note"].str.startswith("no death by day").all()
     assert any("no death events in the IV group" in w for w in r.model["warnings"])
@@ -109,43 +117,43 @@ def test_nobody_dies(tmp_path):
 def test_one_group_without_resolution(tmp_path):
     d = cohort()
     d.loc[(d["route_group"] == "IV") & (d[E] == 1), E] = 0
-    r = competing_risks_analysis(d)
-    iv = r.cif[r.cif["group"] == "IV"]
+    r = competing(d)
+    iv = r.tables["cif"][r.tables["cif"]["group"] == "IV"]
     assert (iv["cif"] == 0).all() and iv["cif_lcl"].isna().all()
     assert any("no fever resolution events in the IV group" in w for w in r.model["warnings"])
     render(r, tmp_path)
 
 
 def test_empty_group(tmp_path):
-    r = competing_risks_analysis(cohort().assign(route_group="SC"))
-    iv = r.summary[r.summary["group"] == "IV"]
+    r = competing(cohort().assign(route_group="SC"))
+    iv = r.tables["cif_summary"][r.tables["cif_summary"]["group"] == "IV"]
     assert (iv["n_risk"] == 0).all() and iv["cif"].isna().all() and (iv["note"] == "no patients in group").all()
-    assert "IV" not in set(r.cif["group"])
+    assert "IV" not in set(r.tables["cif"]["group"])
     assert any("no patients in the IV group" in w for w in r.model["warnings"])
     render(r, tmp_path)
 
 
 def test_no_events_at_all_and_empty_dataset(tmp_path):
-    r = competing_risks_analysis(cohort().assign(**{E: 0}))
-    assert r.cif.empty and list(r.cif.columns) == CIF_COLUMNS
-    assert (r.summary["cif"] == 0).all()
+    r = competing(cohort().assign(**{E: 0}))
+    assert r.tables["cif"].empty and list(r.tables["cif"].columns) == CIF_COLUMNS
+    assert (r.tables["cif_summary"]["cif"] == 0).all()
     render(r, tmp_path)
-    empty = competing_risks_analysis(cohort().iloc[:0])
-    assert empty.cif.empty and (empty.summary["n_risk"] == 0).all()
+    empty = competing(cohort().iloc[:0])
+    assert empty.tables["cif"].empty and (empty.tables["cif_summary"]["n_risk"] == 0).all()
     render(empty, tmp_path, "empty")
 
 
 def test_summary_beyond_follow_up_is_na_with_reason():
     d = cohort()
     d.loc[d[T] >= 20, [T, E]] = [20.0, 0]  # administrative censoring at day 20
-    s = competing_risks_analysis(d).summary
+    s = competing(d).tables["cif_summary"]
     late = s[s["time"] == 30]
     assert late["cif"].isna().all() and late["note"].str.startswith("beyond the group's last follow-up").all()
 
 
 def test_summary_carries_final_values_when_everyone_had_an_event():
     d = hand().iloc[:3]  # IV only: fever day 1 and 2, death day 3; nobody censored
-    s = competing_risks_analysis(d, {"summary_days": [30]}).summary.set_index(["group", "cause"])
+    s = competing(d, {"summary_days": [30]}).tables["cif_summary"].set_index(["group", "cause"])
     assert s.loc[("IV", "fever_resolution"), "cif"] == pytest.approx(2 / 3)
     assert s.loc[("IV", "death"), "cif"] == pytest.approx(1 / 3)
     assert s.loc[("IV", "death"), "note"] == "every patient had an event by day 3: final value"
@@ -153,9 +161,9 @@ def test_summary_carries_final_values_when_everyone_had_an_event():
 
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="fever_outcome"):
-        competing_risks_analysis(cohort().assign(**{E: 3}))
-    with pytest.raises(KeyError, match="unknown"):
-        competing_risks_analysis(cohort(), {"days": [7]})
+        competing(cohort().assign(**{E: 3}))
+    with pytest.raises(jsonschema.ValidationError, match="days"):
+        competing(cohort(), {"days": [7]})
 
 
 def test_works_on_a_derived_cohort():
@@ -166,24 +174,31 @@ def test_works_on_a_derived_cohort():
     cfg = dict(CONFIG, study_window={"start": "2019-01-01", "end": "2020-12-31"})
     linked, _ = link_centres(split_by_centre(world().tables()))
     dataset = derive_cohort(linked, cfg, EXTRACT).dataset
-    r = competing_risks_analysis(dataset)
+    r = competing(dataset)
     assert r.model["data"]["n"] == len(dataset)
     json.dumps(r.model, allow_nan=False)
 
 
 def test_figure_is_deterministic(tmp_path):
-    r = competing_risks_analysis(cohort())
+    r = competing(cohort())
     render(r, tmp_path, "a")
     render(r, tmp_path, "b")
     for ext in ("png", "svg"):
         assert (tmp_path / f"a.{ext}").read_bytes() == (tmp_path / f"b.{ext}").read_bytes()
     svg = (tmp_path / "a.svg").read_text()
-    assert "Days since first anakinra dose" in svg and "died before resolution" in svg
+    assert "Days from the first anakinra dose" in svg and "died before resolution" in svg
 
 
 def test_fast_at_100k():
     d = cohort(100_000, seed=2, n_iv=40_000)
     start = time.perf_counter()
-    r = competing_risks_analysis(d)
+    r = competing(d)
     assert time.perf_counter() - start < 10
-    assert r.summary.loc[0, "n_risk"] > 0
+    assert r.tables["cif_summary"].loc[0, "n_risk"] > 0
+
+
+def test_still_febrile_table():
+    risk = competing(hand(), {"risk_table_days": [0, 2, 4]}).tables["cif_risk"]
+    assert list(risk.columns) == RISK_COLUMNS and set(risk["outcome"]) == {"fever_resolution"}
+    assert risk.set_index(["group", "day"])["n_risk"].to_dict() == {
+        ("IV", 0): 4, ("IV", 2): 3, ("IV", 4): 1, ("SC", 0): 4, ("SC", 2): 4, ("SC", 4): 2}

@@ -6,12 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stormcohort.analyses.forest import FOREST_COLUMNS, forest_rows, label_of, settings
+from stormcohort.analyses.common import schema_defaults
+from stormcohort.analyses.forest import FOREST_COLUMNS, forest_analysis, label_of
+from stormcohort.analyses.forest import forest_rows as rows_of
 from stormcohort.figures import save
 from stormcohort.plots.forest import forest_figure
 
 # tables/cox.csv as the contract gives it (+ the survival analysis's epv column)
 COX = pd.DataFrame({
+    "outcome": "death_90d",
     "model": ["unadjusted", "adjusted", "adjusted", "adjusted"],
     "term": ["route_group[IV]", "route_group[IV]", "age_group[child]", "icu"],
     "coef": [np.log(2.0), np.log(1.5), -0.3, 0.8],
@@ -55,6 +58,11 @@ RATES = pd.DataFrame({
 })
 
 
+def forest_rows(cox, logistic, rate_ratios, cfg: dict | None = None, labels: dict | None = None):
+    """The rows with the schema's defaults for every setting not in ``cfg``."""
+    return rows_of(cox, logistic, rate_ratios, schema_defaults("forest", **(cfg or {})), labels)
+
+
 def test_rows_contract_order_and_flags():
     rows = forest_rows(COX, logistic_rows(), RATES)
     assert list(rows.columns) == FOREST_COLUMNS
@@ -89,13 +97,18 @@ def test_cox_outcome_column_and_missing_tables():
 def test_missing_column_names_the_table():
     with pytest.raises(KeyError, match="tables/cox.csv.*hr_lcl"):
         forest_rows(COX.drop(columns="hr_lcl"), None, None)
+    with pytest.raises(KeyError, match="tables/cox.csv.*outcome"):
+        forest_rows(COX.drop(columns="outcome"), None, None)
 
 
 def test_labels():
-    s = settings({"labels": {"death_30d": "30-day mortality"}})
-    assert label_of("death_30d", s["labels"]) == "30-day mortality"
-    assert label_of("hepatotox_3xuln", s["labels"]) == "ALT or AST >3\u00d7ULN"
-    assert label_of("bacterial_infection", s["labels"]) == "Bacterial infection"
+    labels = {"death_30d": "30-day mortality"}
+    assert label_of("death_30d", labels) == "30-day mortality"
+    assert label_of("death_30d") == "Death by day 30" and label_of("death_60d") == "Death by day 60"
+    assert label_of("hepatotox_3xuln", labels) == "ALT or AST >3\u00d7ULN"
+    assert label_of("bacterial_infection", labels) == "Bacterial infection"
+    rows = forest_rows(COX, logistic_rows(), None, labels=labels)
+    assert set(rows.loc[rows["outcome"].eq("death_30d"), "label"]) == {"30-day mortality"}
 
 
 def test_figure_renders_with_non_estimable_and_infinite_rows(tmp_path):
@@ -108,6 +121,13 @@ def test_figure_renders_with_non_estimable_and_infinite_rows(tmp_path):
         assert all(ax.get_xscale() == "log" for ax in fig.axes[1::2])
         save(fig, tmp_path / f"forest.{ext}")
         assert (tmp_path / f"forest.{ext}").stat().st_size > 10_000
+
+
+def test_analysis_result(tmp_path):
+    r = forest_analysis(COX, logistic_rows(), RATES, schema_defaults("forest"), synthetic=True)
+    assert list(r.tables) == ["table"] and list(r.tables["table"].columns) == FOREST_COLUMNS
+    assert any("not plotted" in n for n in r.notes)
+    save(r.figures["forest"](), tmp_path / "forest.png")
 
 
 def test_figure_renders_with_no_rows(tmp_path):

@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from stormcohort.analyses.binary import LOGISTIC_COLUMNS, binary_analysis
+import jsonschema
+
+from stormcohort.analyses.binary import LOGISTIC_COLUMNS
+from stormcohort.analyses.common import schema_defaults
 from stormcohort.analyses.safety import (
     EVENT_COLUMNS,
     RATE_COLUMNS,
@@ -20,7 +23,7 @@ from stormcohort.analyses.safety import (
     merge_intervals,
     regimen_days,
     safety_analysis,
-    settings,
+    swimmer_data,
 )
 from stormcohort.analyses.trajectories import TABLE_COLUMNS, trajectories_analysis
 from stormcohort.cohort import derive_cohort
@@ -34,8 +37,24 @@ from tests.test_analyses_binary import (
     LABS_COLUMNS,
     cohort_tables,
     empty_aes,
+    hep_patients,
     patient_row,
+    run_binary,
 )
+
+
+def settings(given: dict | None = None) -> dict:
+    """``analyses.safety``: ``given`` and the schema's defaults."""
+    return schema_defaults("safety", **(given or {}))
+
+
+def safety(ds, ana, labs, aes, cfg: dict | None = None) -> dict:
+    """The safety rule's tables, model, hepatotoxicity counts (from the model) and swimmer data."""
+    s = settings(cfg)
+    r = safety_analysis(ds, ana, aes, hep_patients(ds, labs), s, 90)
+    swimmer = swimmer_data(ds, aes, exposure(ana, ds, int(s["event_lag_days"])), "death_90d")
+    return {**r.tables, "model": r.model, "hepatotoxicity": pd.DataFrame(r.model["hepatotoxicity"]),
+            "swimmer": swimmer, "result": r}
 
 
 def dose(key, group, route, start, stop):
@@ -107,7 +126,7 @@ def test_regimen_without_stop_runs_to_discharge_and_follow_up_cuts():
 
 def test_rates_follow_the_exposure_rules(small):
     ds, ana, aes = small
-    res = safety_analysis(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)
+    res = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)
     rates = res["rates"]
     assert list(rates.columns) == RATE_COLUMNS
     r = rates.set_index(["group", "term"])
@@ -133,7 +152,7 @@ def test_rates_follow_the_exposure_rules(small):
 
 def test_rate_ratios_hand_checked(small):
     ds, ana, aes = small
-    ratios = safety_analysis(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)["ratios"]
+    ratios = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)["ratios"]
     assert list(ratios.columns) == RATIO_COLUMNS
     assert set(ratios["model"]) == {"unadjusted"} and set(ratios["term"]) == {"route_group[IV]"}
     r = ratios.set_index("outcome")
@@ -148,7 +167,7 @@ def test_rate_ratios_hand_checked(small):
 
 def test_event_counts_by_grade(small):
     ds, ana, aes = small
-    ev = safety_analysis(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)["events"]
+    ev = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)["events"]
     assert list(ev.columns) == EVENT_COLUMNS
     e = ev.set_index(["group", "term", "grade"])
     assert e.loc[("SC", "bacterial_infection", "any"), ["patients", "events", "n"]].tolist() == [1, 2, 2]
@@ -159,8 +178,8 @@ def test_event_counts_by_grade(small):
     assert e.loc[("IV", "any", "any"), "percent"] == pytest.approx(100.0)
     assert e.loc[("IV", "anaphylaxis", "any"), "patients"] == 0  # the full grid, zeros included
     # window: the day-30 neutropenia leaves when the window ends at day 20
-    cfg = dict(settings(None), window_days=[0, 20])
-    ev20 = safety_analysis(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes, cfg)["events"]
+    cfg = {"window_days": [0, 20]}
+    ev20 = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes, cfg)["events"]
     assert ev20.set_index(["group", "term", "grade"]).loc[("IV", "neutropenia", "any"), "events"] == 0
 
 
@@ -168,7 +187,7 @@ def test_no_adverse_events_and_an_empty_group():
     ds = pd.DataFrame([patient_row("s1", "SC"), patient_row("s2", "SC")])
     ana = pd.DataFrame([dose("s1", "SC", "SC", 0.0, 3.0), dose("s2", "SC", "SC", 0.0, 1.0)],
                        columns=ANAKINRA_COLUMNS)
-    res = safety_analysis(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), empty_aes())
+    res = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), empty_aes())
     r = res["rates"].set_index(["group", "term"])
     assert r.loc[("IV", "any"), "patient_days"] == 0 and "zero exposure" in r.loc[("IV", "any"), "note"]
     assert r.loc[("SC", "any"), "rate_per_100pd"] == 0 and r.loc[("SC", "any"), "rate_ucl"] > 0
@@ -184,14 +203,14 @@ def test_hepatotoxicity_counts_in_safety(small):
         ("s1", "SC", "LDN", "alt", 250.0, None, "U/L", 3.0),   # 6.25 x ULN
         ("x1", "IV", "LDN", "ast", 130.0, None, "U/L", 2.0),   # 3.25 x ULN
     ], columns=LABS_COLUMNS)
-    hep = safety_analysis(ds, ana, labs, aes)["hepatotoxicity"].set_index(["outcome", "group"])
+    hep = safety(ds, ana, labs, aes)["hepatotoxicity"].set_index(["outcome", "group"])
     assert hep.loc[("hepatotox_3xuln", "overall"), ["n", "events", "not_evaluable"]].tolist() == [2, 2, 2]
     assert hep.loc[("hepatotox_5xuln", "IV"), ["n", "events"]].tolist() == [1, 0]
 
 
 def test_swimmer_lanes_and_figure(small, tmp_path):
     ds, ana, aes = small
-    res = safety_analysis(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)
+    res = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)
     p = lanes(res["swimmer"]["patients"], 100)
     assert p["patient_key"].tolist() == ["x1", "i1", "s1", "s2"]  # IV first, longest first
     assert p["lane"].tolist() == [-1.0, -2.0, -4.5, -5.5]       # a gap between the groups
@@ -202,7 +221,7 @@ def test_swimmer_lanes_and_figure(small, tmp_path):
 
 def test_swimmer_subset_keeps_both_groups(tmp_path):
     t = cohort_tables(n_iv=30, n_sc=60)
-    res = safety_analysis(t["dataset"], t["anakinra"], t["labs"], t["adverse_events"])
+    res = safety(t["dataset"], t["anakinra"], t["labs"], t["adverse_events"])
     p = lanes(res["swimmer"]["patients"], 20)
     assert p["route_group"].value_counts().to_dict() == {"SC": 13, "IV": 7}
     fig = swimmer_figure(res["swimmer"], max_patients=20)
@@ -235,29 +254,29 @@ def test_outcome_analyses_on_a_derive_cohort_result():
     assert len(cohort.dataset) == 3
     ds, labs, aes, ana = cohort.dataset, cohort.labs, cohort.adverse_events, cohort.anakinra
 
-    counts, logistic, _ = binary_analysis(ds, labs, aes)
+    counts, logistic, _ = run_binary(ds, labs, aes)
     assert list(logistic.columns) == LOGISTIC_COLUMNS
     hep = counts.set_index(["outcome", "group"]).loc[("hepatotox_5xuln", "overall")]
     # amy (LDN ULN 40) and ben (SHF ULN 41): ALT 500 on day 1; cat's only ALT is on day 0 (before the window)
     assert (hep["n"], hep["events"], hep["not_evaluable"]) == (2, 2, 1)
 
-    res = safety_analysis(ds, ana, labs, aes)
+    res = safety(ds, ana, labs, aes)
     r = res["rates"].set_index(["group", "term"])
     # SC days: amy 0-7 (8) + ben 0-2 (3) = 11; ben's SC-day reaction counts though he is in the IV group
     assert r.loc[("SC", "injection_site_reaction"), ["events", "patient_days"]].tolist() == [2, 11]
     assert r.loc[("IV", "bacterial_infection"), "events"] == 1
-    table = trajectories_analysis(labs)[0]
+    table = trajectories_analysis(labs, schema_defaults("trajectories")).tables["table"]
     assert list(table.columns) == TABLE_COLUMNS
 
 
 def test_route_specific_terms_are_configurable(small):
     ds, ana, aes = small
-    cfg = settings({"route_specific_terms": {"viral_infection": "IV"}})
-    res = safety_analysis(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes, cfg)
+    cfg = {"route_specific_terms": {"viral_infection": "IV"}}
+    res = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes, cfg)
     r = res["rates"].set_index(["group", "term"])
     # injection-site reactions are now an ordinary term (by route group); viral infections IV-only
     assert r.loc[("IV", "injection_site_reaction"), ["events", "patient_days"]].tolist() == [1, 16]
     assert r.loc[("IV", "viral_infection"), ["events", "patient_days"]].tolist() == [1, 12]
     assert r.loc[("SC", "viral_infection"), "note"].startswith("not applicable")
-    with pytest.raises(ValueError, match="IV or SC"):
+    with pytest.raises(jsonschema.ValidationError, match="IM"):
         settings({"route_specific_terms": {"other": "IM"}})

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stormcohort.analyses.common import schema_defaults
 from stormcohort.analyses.trajectories import (
     DAILY_COLUMNS,
     TABLE_COLUMNS,
@@ -18,6 +19,13 @@ from stormcohort.analyses.trajectories import (
 from stormcohort.figures import save
 from stormcohort.plots.trajectories import trajectories_figure
 from tests.test_analyses_binary import LABS_COLUMNS, cohort_tables
+
+
+def trajectories(labs: pd.DataFrame, cfg: dict | None = None):
+    """Model table, daily summary, the samples used and the model (schema defaults for settings not in ``cfg``)."""
+    s = schema_defaults("trajectories", **(cfg or {}))
+    r = trajectories_analysis(labs, s, synthetic=True)
+    return r.tables["table"], r.tables["daily"], trajectory_data(labs, s["tests"], s["days"]), r.model
 
 
 def simulated_labs(n_iv=20, n_sc=30, iv_slope_diff=0.1, seed=3) -> pd.DataFrame:
@@ -37,7 +45,7 @@ def simulated_labs(n_iv=20, n_sc=30, iv_slope_diff=0.1, seed=3) -> pd.DataFrame:
 
 def test_table_contract_and_recovered_slopes():
     labs = simulated_labs()
-    table, daily, data, model = trajectories_analysis(labs, {"tests": ["ferritin"]})
+    table, daily, data, model = trajectories(labs, {"tests": ["ferritin"]})
     assert list(table.columns) == TABLE_COLUMNS
     assert table["term"].tolist() == TERMS
     t = table.set_index("term")
@@ -82,7 +90,7 @@ def test_daily_summary_hand_checked():
 def test_empty_group_and_missing_test_give_reasons_not_errors():
     labs = simulated_labs()
     sc_only = labs[labs["route_group"].eq("SC")]
-    table, _, _, model = trajectories_analysis(sc_only, {"tests": ["ferritin", "platelets"]})
+    table, _, _, model = trajectories(sc_only, {"tests": ["ferritin", "platelets"]})
     ferritin = table[table["test"].eq("ferritin")].set_index("term")
     assert np.isfinite(ferritin.loc["day", "coef"])  # the SC trajectory is still estimable
     assert ferritin.loc["route_group[IV]", ["coef", "se", "p"]].isna().all()
@@ -96,21 +104,22 @@ def test_empty_group_and_missing_test_give_reasons_not_errors():
 def test_non_positive_values_dropped_and_counted():
     labs = simulated_labs()
     labs.loc[labs.index[:3], "value"] = 0.0
-    table, _, _, model = trajectories_analysis(labs, {"tests": ["ferritin"]})
+    table, _, _, model = trajectories(labs, {"tests": ["ferritin"]})
     assert model["models"]["ferritin"]["n_dropped_nonpositive"] == 3
     assert "3 non-positive value(s) dropped" in table["note"].iloc[0]
-    offset = trajectories_analysis(labs, {"tests": ["ferritin"], "log_offset": {"ferritin": 1}})[3]
+    offset = trajectories(labs, {"tests": ["ferritin"], "log_offset": {"ferritin": 1}})[3]
     assert offset["models"]["ferritin"]["n_dropped_nonpositive"] == 0
 
 
 def test_unknown_test_is_an_error_naming_it():
     with pytest.raises(KeyError, match="ferriton"):
-        settings({"tests": ["ferriton"]})
+        settings(schema_defaults("trajectories", tests=["ferriton"]))
 
 
 def test_on_a_cohort_and_the_figure_renders(tmp_path):
     t = cohort_tables()
-    table, daily, data, _ = trajectories_analysis(t["labs"])
+    table, daily, data, _ = trajectories(t["labs"])
+    save(trajectories_analysis(t["labs"], schema_defaults("trajectories")).figures["trajectories"](), tmp_path / "r.png")
     assert len(table) == 4 * 4 and set(table["test"]) == {"ferritin", "crp", "platelets", "alt"}
     assert table["coef"].notna().all() and (table["se"] > 0).all()
     for ext in ("png", "svg"):
@@ -123,7 +132,7 @@ def test_on_a_cohort_and_the_figure_renders(tmp_path):
 
 def test_figure_with_no_samples_renders(tmp_path):
     empty = pd.DataFrame(columns=LABS_COLUMNS)
-    table, daily, data, _ = trajectories_analysis(empty, {"tests": ["ferritin", "crp", "alt"]})
+    table, daily, data, _ = trajectories(empty, {"tests": ["ferritin", "crp", "alt"]})
     assert table["coef"].isna().all()
     fig = trajectories_figure(data, daily, ["ferritin", "crp", "alt"], table=table)
     assert not fig.axes[3].axison  # the unused fourth panel is hidden

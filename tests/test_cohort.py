@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stormcohort.cohort import DATASET_COLUMNS, build_episodes, derive_cohort
+from stormcohort.cohort import build_episodes, dataset_columns, derive_cohort
 from stormcohort.link import link_centres
 from tests.canonical_factory import World, key
 
@@ -111,7 +111,7 @@ def test_first_dose_exposure_changes_groups():
 
 
 def test_dataset_columns_and_sorted(result):
-    assert list(result.dataset.columns) == DATASET_COLUMNS
+    assert list(result.dataset.columns) == dataset_columns(90)
     assert result.dataset["patient_key"].is_monotonic_increasing
 
 

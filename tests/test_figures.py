@@ -3,6 +3,7 @@
 import pandas as pd
 
 from stormcohort.figures import flow_diagram, save
+from stormcohort.labels import ROUTE_COLOURS
 
 ATTRITION = pd.DataFrame({
     "step": ["all_admissions", "outside_window", "readmission", "final_cohort", "route_IV", "route_SC"],
@@ -21,3 +22,12 @@ def test_flow_diagram_is_deterministic(tmp_path):
     # The synthetic mark is drawn (matplotlib keeps text as comments in SVG).
     assert "SYNTHETIC DATA" in svg
     assert (tmp_path / "a.png").stat().st_size > 5_000
+
+
+def test_one_palette_for_every_figure():
+    """KM, CIF, trajectories and swimmer plots take the routes' colours from stormcohort.labels."""
+    from stormcohort.plots import km, swimmer, trajectories
+
+    assert km.ROUTE_COLOURS is ROUTE_COLOURS and trajectories.ROUTE_COLOURS is ROUTE_COLOURS
+    assert swimmer.ROUTE_COLOURS is ROUTE_COLOURS
+    assert ROUTE_COLOURS["IV"] != ROUTE_COLOURS["SC"]

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stormcohort.table1 import smd_categorical, smd_continuous, table1, table1_html
+from stormcohort.table1 import COLUMNS, smd_categorical, smd_continuous, table1
 
 
 def test_smd_continuous_hand_worked():
@@ -36,11 +36,17 @@ def test_table1_counts_and_missing():
         data[col] = 1.0
     for col in ["centre", "age_group", "trigger_category", "icu", "oedema", "cns", "mas2016"]:
         data[col] = "a"
-    t = table1(data).set_index(["variable", "level"])
-    assert t.loc[("n", ""), ["overall", "IV", "SC"]].tolist() == ["5", "2", "3"]
-    assert t.loc[("age_years", ""), "missing"] == "1"
-    assert t.loc[("age_years", ""), "IV"] == "15.0 [12.5, 17.5]"
-    # Percentages of non-missing: SC sex has F, F and one missing -> 2 (100.0%).
-    assert t.loc[("sex", "F"), "SC"] == "2 (100.0%)" and t.loc[("sex", "F"), "missing"] == "1"
-    html = table1_html(table1(data), synthetic=True)
-    assert "SYNTHETIC DATA" in html and "IV (N=2)" in html
+    t = table1(data)
+    assert list(t.columns) == COLUMNS
+    assert t.loc[t["variable"].eq("patients"), "count"].tolist() == [5, 2, 3]  # overall, IV, SC
+    t = t.set_index(["variable", "level", "group"])
+    age = t.loc[("age_years", "", "IV")]
+    assert age["kind"] == "continuous" and age["n"] == 2 and age["missing"] == 0
+    assert age[["median", "q1", "q3"]].tolist() == [15.0, 12.5, 17.5]
+    assert t.loc[("age_years", "", "overall"), "missing"] == 1 and t.loc[("age_years", "", "SC"), "missing"] == 1
+    # Percentages of non-missing: SC sex has F, F and one missing -> 2 of 2 (100%).
+    f = t.loc[("sex", "F", "SC")]
+    assert (f["kind"], f["n"], f["count"], f["percent"], f["missing"]) == ("categorical", 2, 2, 100.0, 1)
+    assert t.loc[("sex", "M", "IV"), "percent"] == 50.0
+    # the SMD once per variable, on its overall rows
+    assert np.isfinite(t.loc[("age_years", "", "overall"), "smd"]) and np.isnan(t.loc[("age_years", "", "IV"), "smd"])

@@ -20,9 +20,8 @@ Outcomes (one 0/1 column per patient; missing = not evaluable, counted, never mo
   evaluable otherwise.
 * ``ae_grade3plus``: at least one adverse event of CTCAE grade >= ``ae_min_grade`` on days
   ``ae_window_days`` (every cohort patient is evaluable; AEs with a missing grade do not count).
-* ``hepatotox_<k>xuln`` for each multiple k in ``hepatotoxicity.multiples``: the largest
-  ALT or AST after the index (calendar days ``window_days``) divided by the upper limit of
-  normal of the centre that measured it is above k. Not evaluable without such a sample.
+* ``hepatotox_<k>xuln``: read from the hepatotoxicity rule's patient table
+  (:mod:`stormcohort.analyses.hepatotoxicity`); not evaluable where it is missing.
 
 Models, per outcome: ``unadjusted`` (``route_group``, reference SC, so the route term is
 ``route_group[IV]``) and ``adjusted`` (+ ``adjust_for``; text covariates treatment-coded
@@ -51,33 +50,14 @@ from stormcohort.analyses.common import (
     check_routes,
     join_notes,
     jsonable,
-    merge_settings,
+    outcome_counts,
 )
+from stormcohort.analyses.hepatotoxicity import outcome_names
+from stormcohort.analyses.result import AnalysisResult
 from stormcohort.stats import firth_logistic, ml_logistic
 
 INTERCEPT = "(Intercept)"
 
-DEFAULTS = {
-    "adjust_for": ["age_group", "icu"],
-    "reference_levels": {"age_group": "adult"},
-    "conf_level": 0.95,
-    "ae_min_grade": 3,
-    "ae_window_days": [0, 90],
-    "response": {
-        "afebrile_by_day": 7,
-        "target_day": 7,
-        "window_days": [5, 9],
-        "lab_falls": {"ferritin": 0.5, "crp": 0.5},
-    },
-}
-HEPATOTOXICITY_DEFAULTS = {
-    "tests": ["alt", "ast"],
-    "multiples": [3, 5],
-    "window_days": [1, 90],
-    "uln": {"LDN": {"alt": 40, "ast": 40}, "SHF": {"alt": 41, "ast": 40}, "BHM": {"alt": 45, "ast": 50}},
-}
-
-COUNT_COLUMNS = ["outcome", "group", "n", "events", "not_evaluable", "percent"]
 LOGISTIC_COLUMNS = [
     "outcome", "model", "method", "term", "coef", "se", "or", "or_lcl", "or_ucl", "p", "n", "events", "note",
 ]
@@ -90,19 +70,6 @@ METHOD_TEXT = {
     "ml": "maximum-likelihood logistic regression (statsmodels Logit): Wald se, CIs and p; "
     "not estimable under (quasi-)complete separation or non-convergence",
 }
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def settings(cfg: Mapping | None) -> dict:
-    """``analyses.binary`` with defaults filled in (unknown keys are an error naming them)."""
-    return merge_settings(DEFAULTS, cfg, "analyses.binary")
-
-
-def hepatotoxicity_settings(cfg: Mapping | None) -> dict:
-    """``analyses.hepatotoxicity`` with defaults filled in."""
-    return merge_settings(HEPATOTOXICITY_DEFAULTS, cfg, "analyses.hepatotoxicity")
 
 
 # --------------------------------------------------------------------------- outcome definitions
@@ -147,37 +114,6 @@ def response_components(dataset: pd.DataFrame, labs: pd.DataFrame, cfg: Mapping)
     return comp
 
 
-def hepatotoxicity(dataset: pd.DataFrame, labs: pd.DataFrame, cfg: Mapping) -> pd.DataFrame:
-    """Per patient (dataset order): ``max_uln_ratio`` (largest ALT/AST over its centre's ULN in
-    the window) and ``hepatotox_<k>xuln`` 0/1 (<NA> when no sample)."""
-    tests = list(cfg["tests"])
-    lo, hi = cfg["window_days"]
-    d = labs.loc[labs["test"].isin(tests), ["patient_key", "centre", "test", "day", "value"]].copy()
-    d["value"] = pd.to_numeric(d["value"], errors="coerce")
-    cday = calendar_day(d["day"])
-    d = d[d["value"].notna() & cday.between(lo, hi)]
-    uln = pd.DataFrame(
-        [(str(c), str(t), float(v)) for c, per_test in cfg["uln"].items() for t, v in per_test.items()],
-        columns=["centre", "test", "uln"],
-    )
-    d = d.astype({"centre": str, "test": str}).merge(uln, on=["centre", "test"], how="left", validate="m:1")
-    if d["uln"].isna().any():
-        missing = sorted(set(map(tuple, d.loc[d["uln"].isna(), ["centre", "test"]].to_numpy().tolist())))
-        raise KeyError(f"analyses.hepatotoxicity.uln: no upper limit of normal for (centre, test) {missing}")
-    d["ratio"] = d["value"] / d["uln"]
-    best = d.groupby("patient_key")["ratio"].max()
-    out = pd.DataFrame({"patient_key": dataset["patient_key"].to_numpy()}, index=dataset.index)
-    out["max_uln_ratio"] = dataset["patient_key"].map(best).astype(float)
-    for k in cfg["multiples"]:
-        out[outcome_name_hepatotox(k)] = out["max_uln_ratio"].gt(float(k)).astype("Int64").mask(
-            out["max_uln_ratio"].isna())
-    return out
-
-
-def outcome_name_hepatotox(k) -> str:
-    return f"hepatotox_{float(k):g}xuln"
-
-
 def any_severe_ae(dataset: pd.DataFrame, adverse_events: pd.DataFrame, min_grade: int,
                   window: Sequence[float]) -> pd.Series:
     """0/1 per patient (dataset order): an AE of grade >= ``min_grade`` on calendar days ``window``."""
@@ -189,21 +125,24 @@ def any_severe_ae(dataset: pd.DataFrame, adverse_events: pd.DataFrame, min_grade
 
 
 def binary_outcomes(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_events: pd.DataFrame,
-                    cfg: Mapping, hep_cfg: Mapping) -> tuple[pd.DataFrame, list[str], dict]:
-    """The dataset with one 0/1/<NA> column per outcome; the outcome names; definition details."""
+                    hepatotoxicity: pd.DataFrame, cfg: Mapping) -> tuple[pd.DataFrame, list[str], dict]:
+    """The dataset with one 0/1/<NA> column per outcome; the outcome names; definition details.
+    ``hepatotoxicity``: the patient table ``patient_key, max_uln_ratio, hepatotox_<k>xuln``."""
     check_columns(dataset, ["patient_key", GROUP, "death_30d"], "analysis dataset")
     check_routes(dataset, "analysis dataset")
-    check_columns(labs, ["patient_key", "centre", "test", "value", "day"], "labs table")
+    check_columns(labs, ["patient_key", "test", "value", "day"], "labs table")
     check_columns(adverse_events, ["patient_key", "grade", "day"], "adverse events table")
+    check_columns(hepatotoxicity, ["patient_key", "max_uln_ratio"], "hepatotoxicity table")
     out = dataset.copy()
     out["death_30d"] = pd.to_numeric(out["death_30d"], errors="coerce").astype("Int64")
     comp = response_components(dataset, labs, cfg)
     out["response_day7"] = comp["response_day7"]
     out["ae_grade3plus"] = any_severe_ae(dataset, adverse_events, int(cfg["ae_min_grade"]), cfg["ae_window_days"])
-    hep = hepatotoxicity(dataset, labs, hep_cfg)
-    hep_names = [outcome_name_hepatotox(k) for k in hep_cfg["multiples"]]
+    hep = hepatotoxicity.set_index("patient_key")
+    hep_names = outcome_names(hepatotoxicity)
     for name in hep_names:
-        out[name] = hep[name]
+        out[name] = dataset["patient_key"].map(hep[name]).astype("Int64")
+    ratio = pd.to_numeric(dataset["patient_key"].map(hep["max_uln_ratio"]), errors="coerce")
     outcomes = ["death_30d", "response_day7", "ae_grade3plus", *hep_names]
     comp_cols = [c for c in comp.columns if c not in ("patient_key", "response_day7")]
     details = {
@@ -212,23 +151,9 @@ def binary_outcomes(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_events: p
                 "unknown": int(comp[c].isna().sum())} for c in comp_cols
         },
         "ae_with_missing_grade": int(pd.to_numeric(adverse_events["grade"], errors="coerce").isna().sum()),
-        "hepatotoxicity_max_uln_ratio_median": float(hep["max_uln_ratio"].median())
-        if hep["max_uln_ratio"].notna().any() else None,
+        "hepatotoxicity_max_uln_ratio_median": float(ratio.median()) if ratio.notna().any() else None,
     }
     return out, outcomes, details
-
-
-def outcome_counts(data: pd.DataFrame, outcomes: Sequence[str]) -> pd.DataFrame:
-    """``outcome, group, n, events, not_evaluable, percent`` for IV, SC and overall;
-    ``n`` counts evaluable patients, ``percent`` is 100 * events / n."""
-    rows = []
-    for outcome in outcomes:
-        for group in (*ROUTES, "overall"):
-            d = data if group == "overall" else data[data[GROUP].eq(group)]
-            y = d[outcome]
-            n, events = int(y.notna().sum()), int(y.fillna(0).sum())
-            rows.append((outcome, group, n, events, int(y.isna().sum()), 100 * events / n if n else np.nan))
-    return pd.DataFrame(rows, columns=COUNT_COLUMNS)
 
 
 # --------------------------------------------------------------------------- models
@@ -359,15 +284,14 @@ def logistic_models(data: pd.DataFrame, outcomes: Sequence[str], covariates: Seq
 
 
 def binary_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_events: pd.DataFrame,
-                    cfg: Mapping | None = None, hep_cfg: Mapping | None = None
-                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Everything the ``binary_outcomes`` rule writes: counts, logistic table, json model."""
-    s, h = settings(cfg), hepatotoxicity_settings(hep_cfg)
-    data, outcomes, details = binary_outcomes(dataset, labs, adverse_events, s, h)
+                    hepatotoxicity: pd.DataFrame, cfg: Mapping) -> AnalysisResult:
+    """Everything the ``binary_outcomes`` rule writes: tables ``counts`` and ``logistic``, the model."""
+    s = dict(cfg)
+    data, outcomes, details = binary_outcomes(dataset, labs, adverse_events, hepatotoxicity, s)
     counts = outcome_counts(data, outcomes)
     table, summaries = logistic_models(data, outcomes, s["adjust_for"], s["conf_level"], s["reference_levels"])
     model = {
-        "settings": {"binary": s, "hepatotoxicity": h},
+        "settings": {"binary": s},
         "methods": METHOD_TEXT,
         "reference": {"route_group": REFERENCE, "term": ROUTE_TERM},
         "outcomes": outcomes,
@@ -375,4 +299,6 @@ def binary_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_events: p
         "counts": counts,
         "models": summaries,
     }
-    return counts, table, jsonable(model)
+    route = table.loc[table["term"].eq(ROUTE_TERM) & table["note"].notna(), ["outcome", "model", "method", "note"]]
+    notes = tuple(f"{o} {m} {me}: {n}" for o, m, me, n in route.itertuples(index=False))
+    return AnalysisResult(tables={"counts": counts, "logistic": table}, model=jsonable(model), notes=notes)

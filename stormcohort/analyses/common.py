@@ -1,32 +1,57 @@
-"""Helpers every analysis shares: the route groups, settings with defaults, checks of the
-input tables, and JSON-safe model summaries."""
+"""Helpers every analysis shares: the schema's default settings, checks of the input tables,
+and JSON-safe model summaries. The route groups are defined in :mod:`stormcohort.labels`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-GROUP = "route_group"
-ROUTES = ("IV", "SC")
-REFERENCE = "SC"
-ROUTE_TERM = "route_group[IV]"  # the IV-vs-SC term in every model table
+from stormcohort.labels import GROUP, REFERENCE, ROUTE_TERM, ROUTES  # noqa: F401 - re-exported
 
-# settings whose value is a free-form mapping (replaced whole, not merged key by key)
-FREE_FORM = ("uln", "lab_falls", "log_offset", "reference_levels", "labels", "route_specific_terms")
+SCHEMA = "config.schema.yaml"
 
 
-def merge_settings(defaults: Mapping, cfg: Mapping | None, where: str) -> dict:
-    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in defaults.items()}
-    for k, v in dict(cfg or {}).items():
-        if k not in defaults:
-            raise KeyError(f"unknown {where} setting {k!r}; expected one of {sorted(defaults)}")
-        if isinstance(defaults[k], Mapping) and isinstance(v, Mapping) and k not in FREE_FORM:
-            out[k] = merge_settings(defaults[k], v, f"{where}.{k}")
-        else:
-            out[k] = v
+def schema_defaults(section: str, **given) -> dict:
+    """The complete settings of ``analyses.<section>``: ``given`` plus the config schema's
+    default for every other key (what Snakemake's ``validate(..., set_default=True)`` fills in)."""
+    schema = config_schema()["properties"]["analyses"]["properties"][section]
+    return fill_defaults(given, schema)
+
+
+def config_schema() -> dict:
+    """The study config's JSON schema (``stormcohort/schemas`` when packaged, else ``workflow/schemas``)."""
+    import yaml
+
+    here = Path(__file__).resolve().parents[1]
+    for path in (here / "schemas" / SCHEMA, here.parent / "workflow" / "schemas" / SCHEMA):
+        if path.exists():
+            return yaml.safe_load(path.read_text(encoding="utf-8"))
+    raise FileNotFoundError(f"{SCHEMA} not found under stormcohort/schemas or workflow/schemas")
+
+
+def fill_defaults(instance: dict, schema: Mapping) -> dict:
+    """``instance`` validated against ``schema`` with each missing key's ``default`` set
+    (recursively, as Snakemake's ``validate(..., set_default=True)``)."""
+    import copy
+
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+
+    def set_defaults(validator, properties, inst, sch):
+        if isinstance(inst, dict):
+            for key, sub in properties.items():
+                if "default" in sub:
+                    inst.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from base.VALIDATORS["properties"](validator, properties, inst, sch)
+
+    validator = jsonschema.validators.extend(base, {"properties": set_defaults})
+    out = copy.deepcopy(dict(instance))
+    validator(dict(schema)).validate(out)
     return out
 
 
@@ -76,3 +101,19 @@ def check_routes(frame: pd.DataFrame, what: str) -> None:
 def calendar_day(day: pd.Series) -> pd.Series:
     """Days from the index date (fractional, from the sample time) -> calendar day number."""
     return np.floor(pd.to_numeric(day, errors="coerce"))
+
+
+COUNT_COLUMNS = ["outcome", "group", "n", "events", "not_evaluable", "percent"]
+
+
+def outcome_counts(data: pd.DataFrame, outcomes: Sequence[str]) -> pd.DataFrame:
+    """``outcome, group, n, events, not_evaluable, percent`` for IV, SC and overall;
+    ``n`` counts evaluable patients, ``percent`` is 100 * events / n."""
+    rows = []
+    for outcome in outcomes:
+        for group in (*ROUTES, "overall"):
+            d = data if group == "overall" else data[data[GROUP].eq(group)]
+            y = d[outcome]
+            n, events = int(y.notna().sum()), int(y.fillna(0).sum())
+            rows.append((outcome, group, n, events, int(y.isna().sum()), 100 * events / n if n else np.nan))
+    return pd.DataFrame(rows, columns=COUNT_COLUMNS)

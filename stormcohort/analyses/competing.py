@@ -8,7 +8,9 @@ Analysis dataset in, tidy tables out (no I/O). ``fever_outcome``: 0 censored, 1 
   checked against R ``survfit`` on mgus2). Ties of different event types at one time are one
   step (R's deterministic rule; lifelines' random jitter is not used).
 * ``cif``: CIF of fever resolution at every event time (of either cause) per group.
-* ``summary``: CIF of both causes at the configured days with numbers at risk and events.
+* ``cif_summary``: CIF of both causes at the configured days with numbers at risk and events.
+* ``cif_risk``: per route and day of ``risk_table_days``, patients still febrile and followed
+  (event-free, time >= day): the table under the CIF figure.
 
 No between-group test is reported (Gray's test is not in the statistics layer). An empty
 group, no resolutions or no deaths give zero curves or NA with a reason, never an error.
@@ -17,7 +19,6 @@ group, no resolutions or no deaths give zero curves or NA with a reason, never a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ from stormcohort.analyses.common import (
     check_routes,
     jsonable,
 )
+from stormcohort.analyses.result import AnalysisResult
 from stormcohort.stats import aalen_johansen
 from stormcohort.stats.competing import EVENT_FREE
 
@@ -41,13 +43,7 @@ GROUPS = ("overall", *ROUTES)
 CIF_COLUMNS = ["group", "time", "cif", "cif_lcl", "cif_ucl"]
 SUMMARY_COLUMNS = ["group", "cause", "time", "n_risk", "events", "cif", "cif_lcl", "cif_ucl", "note"]
 CURVE_COLUMNS = ["group", "cause", "time", "n_risk", "n_event", "any_event", "cif", "cif_se", "cif_lcl", "cif_ucl"]
-RISK_COLUMNS = ["group", "time", "n_risk"]
-
-DEFAULTS = {
-    "summary_days": [7, 14, 30],
-    "conf_level": 0.95,
-    "risk_table_days": [0, 5, 10, 15, 20, 25, 30],
-}
+RISK_COLUMNS = ["outcome", "group", "day", "n_risk"]
 
 METHODS = {
     "estimator": "Aalen-Johansen, event-free state + absorbing states fever resolution (1) and death (2); "
@@ -57,14 +53,6 @@ METHODS = {
     "intervals": "log: cif * exp(+/- z se / cif), upper limit truncated at 1, none where cif = 0",
     "group_test": "none (Gray's test not implemented)",
 }
-
-
-def settings(cfg: Mapping | None) -> dict:
-    out = {**DEFAULTS, **dict(cfg or {})}
-    unknown = set(out) - set(DEFAULTS)
-    if unknown:
-        raise KeyError(f"unknown analyses.competing_risks setting(s) {sorted(unknown)}; expected {sorted(DEFAULTS)}")
-    return out
 
 
 def _validate(dataset: pd.DataFrame) -> pd.DataFrame:
@@ -121,13 +109,13 @@ def _groups_of(d: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def risk_table(d: pd.DataFrame, days) -> pd.DataFrame:
-    """Event-free and under observation (time >= t) per route at ``days``."""
+    """``tables/cif_risk.csv``: still febrile and under observation (time >= day) per route at ``days``."""
     tt = np.asarray(days, dtype=float)
     rows = []
     for g in ROUTES:
         ts = np.sort(d.loc[d[GROUP] == g, TIME].to_numpy(dtype=float))
         n = len(ts) - np.searchsorted(ts, tt, side="left")
-        rows.append(pd.DataFrame({"group": g, "time": tt, "n_risk": n.astype(np.int64)}))
+        rows.append(pd.DataFrame({"outcome": CAUSES[INTEREST], "group": g, "day": tt, "n_risk": n.astype(np.int64)}))
     return pd.concat(rows, ignore_index=True)[RISK_COLUMNS]
 
 
@@ -173,18 +161,10 @@ def summary_table(d: pd.DataFrame, curves: pd.DataFrame, days) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[SUMMARY_COLUMNS]
 
 
-@dataclass(frozen=True)
-class CompetingResult:
-    cif: pd.DataFrame  # tables/cif.csv
-    summary: pd.DataFrame  # tables/cif_summary.csv
-    curves: pd.DataFrame  # both causes, every time (for the figure)
-    risk_table: pd.DataFrame  # event-free and under observation, by route (for the figure)
-    model: dict  # models/competing_risks.json (JSON-safe)
-
-
-def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping | None = None) -> CompetingResult:
-    """Aalen-Johansen CIFs of fever resolution and death (competing) by route."""
-    s = settings(cfg)
+def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: bool = False) -> AnalysisResult:
+    """Aalen-Johansen CIFs of fever resolution and death (competing) by route: tables ``cif,
+    cif_summary, cif_risk``, the CIF figure and the model."""
+    s = dict(cfg)
     d = _validate(dataset)
     n_dropped = len(dataset) - len(d)
     curves = aj_curves(d, s["conf_level"])
@@ -218,4 +198,11 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping | None = None) 
         "cif_at_days": summary,
         "warnings": warnings,
     }
-    return CompetingResult(cif, summary, curves, risk, jsonable(model))
+
+    def figure():
+        from stormcohort.plots.cif import cif_figure
+
+        return cif_figure(curves, risk.rename(columns={"day": "time"}), days=s["risk_table_days"], synthetic=synthetic)
+
+    return AnalysisResult(tables={"cif": cif, "cif_summary": summary, "cif_risk": risk}, model=jsonable(model),
+                          figures={"cif": figure}, notes=tuple(warnings))

@@ -1,6 +1,6 @@
 """Every IV-vs-SC estimate in one table: hazard, odds and rate ratios for the forest plot.
 
-Reads the result tables (no I/O here): Cox rows of ``tables/cox.csv`` (HR), the Firth rows of
+Reads the result tables (no I/O here): Cox rows of ``tables/cox.csv`` (HR, its ``outcome``), the Firth rows of
 ``tables/logistic.csv`` (OR), and ``tables/rate_ratios.csv`` (IRR), keeping the term
 ``route_group[IV]`` (reference SC) of the ``unadjusted`` and ``adjusted`` models. A row is
 ``plotted`` when its estimate is finite and positive (CI limits of 0 or infinity are drawn as
@@ -18,45 +18,18 @@ import pandas as pd
 from stormcohort.analyses.common import (
     ROUTE_TERM,
     join_notes,
-    merge_settings,
 )
+from stormcohort.analyses.result import AnalysisResult
+from stormcohort.labels import outcome_label
 
 MODELS = ("unadjusted", "adjusted")
 MEASURES = {"cox": "HR", "logistic": "OR", "rate": "IRR"}
 FOREST_COLUMNS = ["section", "outcome", "label", "measure", "model", "estimate", "lcl", "ucl", "p", "n", "events",
                   "estimable", "plotted", "note"]
 
-DEFAULTS = {
-    # outcome label for cox.csv rows when that table has no `outcome` column
-    "cox_outcome": "death_90d",
-    # rate-ratio outcomes to show (rate_ratios.csv `outcome`); [] = all
-    "rate_outcomes": ["any", "any_grade_3plus", "any_infection"],
-    "labels": {},
-}
-LABELS = {
-    "death_90d": "Death by day 90",
-    "death_30d": "Death by day 30",
-    "response_day7": "Response at day 7",
-    "ae_grade3plus": "Adverse event grade \u22653",
-    "any": "Any adverse event",
-    "any_grade_3plus": "Adverse event grade \u22653",
-    "any_infection": "Infection",
-}
-
-
-def settings(cfg: Mapping | None) -> dict:
-    """``analyses.forest`` with defaults filled in."""
-    s = merge_settings(DEFAULTS, cfg, "analyses.forest")
-    s["labels"] = {**LABELS, **dict(s["labels"] or {})}
-    return s
-
-
-def label_of(outcome: str, labels: Mapping) -> str:
-    if outcome in labels:
-        return labels[outcome]
-    if outcome.startswith("hepatotox_") and outcome.endswith("xuln"):
-        return f"ALT or AST >{outcome[len('hepatotox_'):-len('xuln')]}\u00d7ULN"
-    return outcome.replace("_", " ").capitalize()
+def label_of(outcome: str, labels: Mapping | None = None) -> str:
+    """The outcome's label (:func:`stormcohort.labels.outcome_label`, config ``labels:`` first)."""
+    return outcome_label(outcome, labels)
 
 
 def _need(table: pd.DataFrame, columns, name: str) -> None:
@@ -76,16 +49,16 @@ def _frame(section, outcome, model, estimate, lcl, ucl, p, n, events, note) -> p
 
 
 def forest_rows(cox: pd.DataFrame | None, logistic: pd.DataFrame | None, rate_ratios: pd.DataFrame | None,
-                cfg: Mapping | None = None) -> pd.DataFrame:
+                cfg: Mapping, labels: Mapping | None = None) -> pd.DataFrame:
     """The rows of the forest plot: ``section (cox|logistic|rate), outcome, label, measure
-    (HR|OR|IRR), model, estimate, lcl, ucl, p, n, events, estimable, plotted, note``."""
-    s = settings(cfg)
+    (HR|OR|IRR), model, estimate, lcl, ucl, p, n, events, estimable, plotted, note``;
+    ``labels``: the config's label overrides."""
+    s = dict(cfg)
     parts = []
     if cox is not None:
-        _need(cox, ["model", "term", "hr", "hr_lcl", "hr_ucl", "p", "n", "events"], "tables/cox.csv")
+        _need(cox, ["outcome", "model", "term", "hr", "hr_lcl", "hr_ucl", "p", "n", "events"], "tables/cox.csv")
         c = _route_rows(cox)
-        outcome = c["outcome"] if "outcome" in c else s["cox_outcome"]
-        parts.append(_frame("cox", outcome, c["model"], c["hr"], c["hr_lcl"], c["hr_ucl"], c["p"], c["n"],
+        parts.append(_frame("cox", c["outcome"], c["model"], c["hr"], c["hr_lcl"], c["hr_ucl"], c["p"], c["n"],
                             c["events"], c["note"] if "note" in c else None))
     if logistic is not None:
         _need(logistic, ["outcome", "model", "method", "term", "or", "or_lcl", "or_ucl", "p", "n", "events",
@@ -110,7 +83,7 @@ def forest_rows(cox: pd.DataFrame | None, logistic: pd.DataFrame | None, rate_ra
     for c in ("estimate", "lcl", "ucl", "p", "n", "events"):
         out[c] = pd.to_numeric(out[c], errors="coerce")
     out["note"] = out["note"].where(out["note"].notna(), None)
-    out["label"] = [label_of(str(o), s["labels"]) for o in out["outcome"]]
+    out["label"] = [label_of(str(o), labels) for o in out["outcome"]]
     est = out["estimate"].to_numpy(dtype=float)
     out["estimable"] = np.isfinite(est)
     out["plotted"] = np.isfinite(est) & (est > 0)
@@ -125,3 +98,18 @@ def forest_rows(cox: pd.DataFrame | None, logistic: pd.DataFrame | None, rate_ra
     out["_mod"] = out["model"].map({m: i for i, m in enumerate(MODELS)})
     out = out.sort_values(["_sec", "_out", "_mod"], kind="mergesort").reset_index(drop=True)
     return out[FOREST_COLUMNS]
+
+
+def forest_analysis(cox: pd.DataFrame, logistic: pd.DataFrame, rate_ratios: pd.DataFrame, cfg: Mapping,
+                    labels: Mapping | None = None, *, synthetic: bool = False) -> AnalysisResult:
+    """Table ``table`` (``tables/forest.csv``) and the forest plot."""
+    rows = forest_rows(cox, logistic, rate_ratios, cfg, labels)
+    notes = tuple(f"not plotted: {m} {o} {mo}: {n}" for m, o, mo, n in
+                  rows.loc[~rows["plotted"], ["measure", "outcome", "model", "note"]].itertuples(index=False))
+
+    def figure():
+        from stormcohort.plots.forest import forest_figure
+
+        return forest_figure(rows, synthetic=synthetic)
+
+    return AnalysisResult(tables={"table": rows}, figures={"forest": figure}, notes=notes)

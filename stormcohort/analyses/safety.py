@@ -34,12 +34,6 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.binary import (
-    hepatotoxicity,
-    hepatotoxicity_settings,
-    outcome_counts,
-    outcome_name_hepatotox,
-)
 from stormcohort.analyses.common import (
     GROUP,
     ROUTE_TERM,
@@ -49,21 +43,14 @@ from stormcohort.analyses.common import (
     check_routes,
     join_notes,
     jsonable,
-    merge_settings,
+    outcome_counts,
 )
+from stormcohort.analyses.hepatotoxicity import outcome_names
+from stormcohort.analyses.result import AnalysisResult
 from stormcohort.canonical import AE_TERMS, INFECTION_TERMS
+from stormcohort.labels import death_outcome
 from stormcohort.stats import poisson_rate_ci, rate_ratio
 
-DEFAULTS = {
-    "window_days": [0, 90],
-    "per": 100,
-    "conf_level": 0.95,
-    "event_lag_days": 0,
-    "severe_grade": 3,
-    "route_specific_terms": {"injection_site_reaction": "SC", "infusion_reaction": "IV"},
-    # the swimmer plot shows at most this many patients (a fixed subset by key beyond that)
-    "swimmer_max_patients": 120,
-}
 EVENT_COLUMNS = ["group", "term", "grade", "patients", "events", "n", "percent"]
 RATE_COLUMNS = ["group", "term", "patients", "events", "patient_days", "rate_per_100pd", "rate_lcl", "rate_ucl",
                 "note"]
@@ -71,16 +58,6 @@ RATIO_COLUMNS = ["outcome", "model", "term", "irr", "irr_lcl", "irr_ucl", "p", "
                  "events_sc", "patient_days_sc", "note"]
 GROUPS = (*ROUTES, "overall")
 SEVERE = "any_grade_3plus"
-
-
-def settings(cfg: Mapping | None) -> dict:
-    """``analyses.safety`` with defaults filled in."""
-    s = merge_settings(DEFAULTS, cfg, "analyses.safety")
-    s["route_specific_terms"] = dict(s["route_specific_terms"])
-    bad = {t: r for t, r in s["route_specific_terms"].items() if r not in ROUTES}
-    if bad:
-        raise ValueError(f"analyses.safety.route_specific_terms: route must be IV or SC, got {bad}")
-    return s
 
 
 def _terms(adverse_events: pd.DataFrame) -> list[str]:
@@ -286,15 +263,15 @@ def _ratio_row(term, rr, counts, conf, reason):
 # --------------------------------------------------------------------------- swimmer data
 
 
-def swimmer_data(dataset: pd.DataFrame, adverse_events: pd.DataFrame, expo: dict) -> dict:
-    """What the swimmer plot draws: per patient ``follow_up`` end, ``died``, ``discharge`` day and
+def swimmer_data(dataset: pd.DataFrame, adverse_events: pd.DataFrame, expo: dict, event: str) -> dict:
+    """What the swimmer plot draws: per patient ``follow_up`` end, ``died`` (``event``), ``discharge`` day and
     ``days_on`` (sort key); route segments (``patient_key, route, s, e``); adverse events
     (``patient_key, day, grade``)."""
     p = pd.DataFrame({
         "patient_key": dataset["patient_key"].to_numpy(),
         GROUP: dataset[GROUP].to_numpy(),
         "follow_up": pd.to_numeric(dataset["time_to_death_days"], errors="coerce").to_numpy(),
-        "died": pd.to_numeric(dataset["death_90d"], errors="coerce").fillna(0).astype(int).to_numpy(),
+        "died": pd.to_numeric(dataset[event], errors="coerce").fillna(0).astype(int).to_numpy(),
         "discharge": (pd.to_numeric(dataset["length_of_stay_days"], errors="coerce")
                       - pd.to_numeric(dataset["days_admission_to_anakinra"], errors="coerce")).to_numpy(),
     })
@@ -311,19 +288,23 @@ def swimmer_data(dataset: pd.DataFrame, adverse_events: pd.DataFrame, expo: dict
 # --------------------------------------------------------------------------- entry point
 
 
-def safety_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, labs: pd.DataFrame,
-                    adverse_events: pd.DataFrame, cfg: Mapping | None = None, hep_cfg: Mapping | None = None) -> dict:
-    """Every table of the ``safety`` rule, the swimmer data and the json summary."""
-    s, h = settings(cfg), hepatotoxicity_settings(hep_cfg)
-    check_columns(dataset, ["patient_key", GROUP, "time_to_death_days", "death_90d"], "analysis dataset")
+def safety_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, adverse_events: pd.DataFrame,
+                    hepatotoxicity: pd.DataFrame, cfg: Mapping, follow_up_days: int, *,
+                    synthetic: bool = False) -> AnalysisResult:
+    """Tables ``events, rates, ratios`` of the ``safety`` rule, the swimmer plot and the model.
+    ``hepatotoxicity``: the hepatotoxicity rule's patient table (its counts go in the model)."""
+    s = dict(cfg)
+    event = death_outcome(follow_up_days)
+    check_columns(dataset, ["patient_key", GROUP, "time_to_death_days", event], "analysis dataset")
     check_routes(dataset, "analysis dataset")
     check_columns(adverse_events, ["patient_key", "term", "grade", "day"], "adverse events table")
     events = safety_events(dataset, adverse_events, s)
     expo = exposure(anakinra, dataset, int(s["event_lag_days"]))
     rates, ratios = safety_rates(dataset, adverse_events, expo, s)
-    hep = hepatotoxicity(dataset, labs, h)
-    hep_names = [outcome_name_hepatotox(k) for k in h["multiples"]]
-    hep_counts = outcome_counts(dataset[["patient_key", GROUP]].join(hep[hep_names]), hep_names)
+    hep_names = outcome_names(hepatotoxicity)
+    hep = dataset[["patient_key", GROUP]].merge(hepatotoxicity[["patient_key", *hep_names]], on="patient_key",
+                                                how="left", validate="1:1")
+    hep_counts = outcome_counts(hep, hep_names)
     route_days = _days(expo["route"]).groupby(expo["route"]["route"]).sum() if len(expo["route"]) else {}
     group_of = dataset.set_index("patient_key")[GROUP]
     any_days = _days(expo["any"]).groupby(expo["any"]["patient_key"].map(group_of)).sum() \
@@ -331,7 +312,7 @@ def safety_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, labs: pd.Data
     lo, hi = s["window_days"]
     day = calendar_day(adverse_events["day"])
     model = {
-        "settings": {"safety": s, "hepatotoxicity": h},
+        "settings": {"safety": s},
         "exposure_rules": {
             "route_specific_terms": {t: f"events on {r} days / {r} patient-days of any patient"
                                      for t, r in s["route_specific_terms"].items()},
@@ -351,5 +332,13 @@ def safety_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, labs: pd.Data
         "rate_ratios": ratios,
         "hepatotoxicity": hep_counts,
     }
-    return {"events": events, "rates": rates, "ratios": ratios, "hepatotoxicity": hep_counts,
-            "swimmer": swimmer_data(dataset, adverse_events, expo), "model": jsonable(model)}
+    swimmer = swimmer_data(dataset, adverse_events, expo, event)
+
+    def figure():
+        from stormcohort.plots.swimmer import swimmer_figure
+
+        return swimmer_figure(swimmer, synthetic=synthetic, max_patients=s["swimmer_max_patients"],
+                              severe_grade=s["severe_grade"], horizon=s["window_days"][1])
+
+    return AnalysisResult(tables={"events": events, "rates": rates, "ratios": ratios}, model=jsonable(model),
+                          figures={"swimmer": figure})

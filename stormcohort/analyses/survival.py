@@ -1,12 +1,13 @@
-"""Survival to day 90 after the first anakinra dose, IV vs SC.
+"""Survival to day H (``cohort.follow_up_days``) after the first anakinra dose, IV vs SC.
 
 Analysis dataset in, tidy tables out (no I/O). Every estimate comes from
 :mod:`stormcohort.stats` (checked against R there):
 
 * Kaplan-Meier overall and by route: n, deaths, median with 95% CI (R ``print.survfit`` rule),
-  survival at days 30 and 90 with R's default "log" Greenwood intervals -> ``km``.
+  survival at the landmark days (``landmark_days`` and H; columns ``surv_<day>``) with R's
+  default "log" Greenwood intervals -> ``km``; numbers at risk by day -> ``km_risk``.
 * Log-rank test IV vs SC (R ``survdiff``) -> ``logrank``.
-* Cox PH with Efron ties (R ``coxph``): ``unadjusted`` (route_group, reference SC) and
+* Cox PH with Efron ties (R ``coxph``) of ``death_<H>d``: ``unadjusted`` (route_group, reference SC) and
   ``adjusted`` for the configured covariates, with events per variable (EPV) -> ``cox``.
 * Schoenfeld test of proportional hazards per term and global for each estimable model, as R
   survival >= 3.0 ``cox.zph`` (score test, ``transform = "km"``, ``terms = TRUE``) -> ``ph_test``.
@@ -34,8 +35,9 @@ from stormcohort.analyses.common import (
     check_routes,
     join_notes,
     jsonable,
-    merge_settings,
 )
+from stormcohort.analyses.result import AnalysisResult
+from stormcohort.labels import death_outcome, landmark_days
 from stormcohort.stats import (
     cox_ph,
     cox_zph,
@@ -46,28 +48,14 @@ from stormcohort.stats import (
 )
 
 TIME = "time_to_death_days"
-EVENT = "death_90d"
 GROUPS = ("overall", *ROUTES)
-LANDMARK_DAYS = (30, 90)
 
-KM_COLUMNS = [
-    "group", "n", "events", "median", "median_lcl", "median_ucl",
-    "surv_30", "surv_30_lcl", "surv_30_ucl", "surv_90", "surv_90_lcl", "surv_90_ucl", "note",
-]
 LOGRANK_COLUMNS = ["statistic", "df", "p", "note"]
-COX_COLUMNS = ["model", "term", "coef", "se", "hr", "hr_lcl", "hr_ucl", "p", "n", "events", "epv", "note"]
+COX_COLUMNS = ["outcome", "model", "term", "coef", "se", "hr", "hr_lcl", "hr_ucl", "p", "n", "events", "epv", "note"]
 PH_COLUMNS = ["model", "term", "statistic", "df", "p", "note"]
 CURVE_COLUMNS = ["group", "time", "n_risk", "n_event", "n_censor", "surv", "surv_lcl", "surv_ucl"]
 RISK_COLUMNS = ["group", "time", "n_risk", "n_event_cum", "n_censor_cum"]
-
-DEFAULTS = {
-    "adjust_for": ["age_group", "icu", "trigger_category"],
-    "reference_levels": {"age_group": "adult", "trigger_category": "infection"},
-    "epv_warn_below": 10,
-    "conf_level": 0.95,
-    "ph_alpha": 0.05,
-    "risk_table_days": [0, 15, 30, 45, 60, 75, 90],
-}
+KM_RISK_COLUMNS = ["outcome", "group", "day", "n_risk", "n_event_cum", "n_censor_cum"]
 
 METHODS = {
     "kaplan_meier": "Kaplan-Meier product-limit estimator, Greenwood variance, R survfit default "
@@ -81,11 +69,6 @@ METHODS = {
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def settings(cfg: Mapping | None) -> dict:
-    """Config sub-dict ``analyses.survival`` with defaults filled in."""
-    return merge_settings(DEFAULTS, cfg, "analyses.survival")
 
 
 def with_reference(d: pd.DataFrame, covariates: Sequence[str], reference_levels: Mapping) -> pd.DataFrame:
@@ -126,14 +109,21 @@ def _route_problem(d: pd.DataFrame, event: str, what: str) -> str | None:
 # --------------------------------------------------------------------------- Kaplan-Meier
 
 
-def km_table(d: pd.DataFrame, conf_level: float = 0.95) -> pd.DataFrame:
-    """``group, n, events, median (+CI), surv_30 (+CI), surv_90 (+CI), note`` for overall, IV, SC."""
+def km_columns(days: Sequence[int]) -> list[str]:
+    """``tables/km.csv`` columns for the landmark ``days``."""
+    surv = [f"surv_{t}{x}" for t in days for x in ("", "_lcl", "_ucl")]
+    return ["group", "n", "events", "median", "median_lcl", "median_ucl", *surv, "note"]
+
+
+def km_table(d: pd.DataFrame, event: str, days: Sequence[int], conf_level: float = 0.95) -> pd.DataFrame:
+    """``group, n, events, median (+CI), surv_<day> (+CI) per landmark day, note`` for overall, IV, SC."""
     parts = []
     if len(d):
-        overall = km_summary(d, TIME, EVENT, None, times=LANDMARK_DAYS, conf_level=conf_level)
+        overall = km_summary(d, TIME, event, None, times=tuple(days), conf_level=conf_level)
         parts += [overall.assign(group="overall"),
-                  km_summary(d, TIME, EVENT, GROUP, times=LANDMARK_DAYS, conf_level=conf_level)]
-    cols = [c for c in KM_COLUMNS if c != "note"]
+                  km_summary(d, TIME, event, GROUP, times=tuple(days), conf_level=conf_level)]
+    columns = km_columns(days)
+    cols = [c for c in columns if c != "note"]
     if parts:
         tab = pd.concat(parts, ignore_index=True)
         tab["group"] = tab["group"].astype(str)
@@ -155,31 +145,31 @@ def km_table(d: pd.DataFrame, conf_level: float = 0.95) -> pd.DataFrame:
                 n.append("median not reached")
             elif pd.isna(r["median_ucl"]):
                 n.append("upper limit of the median's CI not reached")
-            for t in LANDMARK_DAYS:
+            for t in days:
                 if pd.isna(r[f"surv_{t}"]):
                     n.append(f"no follow-up to day {t}")
         notes.append(join_notes(n))
     tab["note"] = notes
-    return tab[KM_COLUMNS]
+    return tab[columns]
 
 
-def logrank_table(d: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def logrank_table(d: pd.DataFrame, event: str) -> tuple[pd.DataFrame, dict]:
     """One row ``statistic, df, p, note`` and the per-group observed/expected table for the json."""
     reason = None
     counts = d[GROUP].value_counts()
     empty = [g for g in ROUTES if counts.get(g, 0) == 0]
     if empty:
         reason = f"not estimable: no patients in the {' and '.join(empty)} group"
-    elif d[EVENT].sum() == 0:
+    elif d[event].sum() == 0:
         reason = "not estimable: no deaths in either group"
     detail: dict = {}
     if reason is None:
-        lr = logrank_test(d, TIME, EVENT, GROUP)
+        lr = logrank_test(d, TIME, event, GROUP)
         detail = {"chisq": lr.chisq, "df": lr.df, "p": lr.p, "groups": lr.table}
         if lr.df == 0:
             reason = "not estimable: fewer than two groups have patients at risk at a death time"
         else:
-            deaths = d.groupby(GROUP)[EVENT].sum()
+            deaths = d.groupby(GROUP)[event].sum()
             zero = [g for g in ROUTES if deaths.get(g, 0) == 0]
             note = f"no deaths in the {zero[0]} group" if zero else np.nan
             row = {"statistic": lr.chisq, "df": lr.df, "p": lr.p, "note": note}
@@ -201,11 +191,11 @@ class CoxFit:
     warnings: list[str] = field(default_factory=list)
 
 
-def fit_cox(d: pd.DataFrame, model: str, adjust_for: Sequence[str], s: dict) -> CoxFit:
-    """Cox PH of death on route (+ ``adjust_for``); never raises for data problems."""
+def fit_cox(d: pd.DataFrame, event: str, model: str, adjust_for: Sequence[str], s: dict) -> CoxFit:
+    """Cox PH of ``event`` on route (+ ``adjust_for``); never raises for data problems."""
     wanted = [GROUP, *[c for c in adjust_for if c != GROUP]]
     prepared = with_reference(d, wanted, s["reference_levels"])
-    cc = prepared.dropna(subset=[TIME, EVENT, *wanted])
+    cc = prepared.dropna(subset=[TIME, event, *wanted])
     n_missing = len(prepared) - len(cc)
     notes, warns = [], []
     dropped = [c for c in wanted[1:] if cc[c].nunique(dropna=True) < 2]
@@ -215,8 +205,8 @@ def fit_cox(d: pd.DataFrame, model: str, adjust_for: Sequence[str], s: dict) -> 
     if n_missing:
         notes.append(f"{n_missing} patient(s) without complete data excluded")
 
-    fit = cox_ph(cc, TIME, EVENT, covariates, conf_level=s["conf_level"])
-    reason = _route_problem(cc, EVENT, "deaths") or (None if fit.estimable else fit.reason)
+    fit = cox_ph(cc, TIME, event, covariates, conf_level=s["conf_level"])
+    reason = _route_problem(cc, event, "deaths") or (None if fit.estimable else fit.reason)
     estimable = fit.estimable and reason is None
 
     table = fit.table.copy()
@@ -229,6 +219,7 @@ def fit_cox(d: pd.DataFrame, model: str, adjust_for: Sequence[str], s: dict) -> 
     epv = fit.events_per_variable
     table["epv"] = epv
     table.insert(0, "model", model)
+    table.insert(0, "outcome", event)
     if estimable and np.isfinite(epv) and epv < s["epv_warn_below"]:
         msg = (f"EPV {epv:.1f} < {s['epv_warn_below']:g} ({fit.events} deaths, {fit.n_parameters} "
                "parameters): estimates may be unstable")
@@ -264,7 +255,7 @@ def fit_cox(d: pd.DataFrame, model: str, adjust_for: Sequence[str], s: dict) -> 
         "loglik_null": fit.loglik_null,
         "concordance": fit.concordance if estimable else None,
         "tests": fit.tests if estimable else [],
-        "coefficients": table.drop(columns=["model", "note", "n", "events", "epv"]),
+        "coefficients": table.drop(columns=["outcome", "model", "note", "n", "events", "epv"]),
         "fit_warnings": list(fit.warnings),
     }
     return CoxFit(table[COX_COLUMNS], ph, summary, warns)
@@ -301,65 +292,60 @@ def _ph_rows(fit, model: str, estimable: bool, reason: str | None) -> pd.DataFra
 # --------------------------------------------------------------------------- analysis
 
 
-@dataclass(frozen=True)
-class SurvivalResult:
-    km: pd.DataFrame  # tables/km.csv
-    logrank: pd.DataFrame  # tables/logrank.csv
-    cox: pd.DataFrame  # tables/cox.csv
-    ph_test: pd.DataFrame  # tables/ph_test.csv
-    curves: pd.DataFrame  # KM curves by route (for the figure)
-    risk_table: pd.DataFrame  # numbers at risk by route at the configured days (for the figure)
-    model: dict  # models/survival.json (already JSON-safe)
+def km_risk_table(d: pd.DataFrame, event: str, days: Sequence[float]) -> pd.DataFrame:
+    """``tables/km_risk.csv``: per route and day of ``days``, patients alive and followed
+    (time >= day), with cumulative deaths and censorings before the day (0 for an empty group)."""
+    if len(d):
+        risk = numbers_at_risk(d, TIME, event, days, GROUP)
+    else:
+        risk = pd.DataFrame(columns=RISK_COLUMNS)
+    full = pd.MultiIndex.from_product([list(ROUTES), [float(t) for t in days]], names=["group", "time"])
+    risk = (risk.astype({"group": str, "time": float}).set_index(["group", "time"])
+            .reindex(full, fill_value=0).reset_index())
+    risk = risk.rename(columns={"time": "day"}).assign(outcome=event)
+    return risk[KM_RISK_COLUMNS]
 
-    @property
-    def logrank_p(self) -> float:
-        return float(self.logrank["p"].iloc[0])
 
-
-def survival_analysis(dataset: pd.DataFrame, cfg: Mapping | None = None) -> SurvivalResult:
-    """Kaplan-Meier, log-rank, Cox (unadjusted, adjusted) and cox.zph of death to day 90."""
-    s = settings(cfg)
-    check_columns(dataset, [TIME, EVENT, GROUP, *s["adjust_for"]], "survival")
+def survival_analysis(dataset: pd.DataFrame, cfg: Mapping, follow_up_days: int, *, synthetic: bool = False) -> AnalysisResult:
+    """Kaplan-Meier, log-rank, Cox (unadjusted, adjusted) and cox.zph of death by day H
+    (``follow_up_days``): tables ``km, km_risk, logrank, cox, ph_test``, the KM figure, the model."""
+    s = dict(cfg)
+    event = death_outcome(follow_up_days)
+    days = landmark_days(s["landmark_days"], follow_up_days)
+    check_columns(dataset, [TIME, event, GROUP, *s["adjust_for"]], "survival")
     check_routes(dataset, "analysis dataset")
-    d = dataset.dropna(subset=[TIME, EVENT, GROUP]).copy()
+    d = dataset.dropna(subset=[TIME, event, GROUP]).copy()
     n_dropped = len(dataset) - len(d)
     d[GROUP] = d[GROUP].astype(str)
-    d[EVENT] = pd.to_numeric(d[EVENT]).astype(np.int64)
+    d[event] = pd.to_numeric(d[event]).astype(np.int64)
 
-    km = km_table(d, s["conf_level"])
-    logrank, lr_detail = logrank_table(d)
-    fits = [fit_cox(d, "unadjusted", [], s), fit_cox(d, "adjusted", s["adjust_for"], s)]
+    km = km_table(d, event, days, s["conf_level"])
+    logrank, lr_detail = logrank_table(d, event)
+    fits = [fit_cox(d, event, "unadjusted", [], s), fit_cox(d, event, "adjusted", s["adjust_for"], s)]
     cox = pd.concat([f.table for f in fits], ignore_index=True)
     ph = pd.concat([f.ph for f in fits], ignore_index=True)
-
-    if len(d):
-        curves = kaplan_meier(d, TIME, EVENT, GROUP, conf_level=s["conf_level"])[CURVE_COLUMNS]
-        risk = numbers_at_risk(d, TIME, EVENT, s["risk_table_days"], GROUP)
-    else:
-        curves, risk = pd.DataFrame(columns=CURVE_COLUMNS), pd.DataFrame(columns=RISK_COLUMNS)
-    full = pd.MultiIndex.from_product([list(ROUTES), [float(t) for t in s["risk_table_days"]]],
-                                      names=["group", "time"])
-    risk = (risk.astype({"group": str, "time": float}).set_index(["group", "time"])
-            .reindex(full, fill_value=0).reset_index()[RISK_COLUMNS])
+    curves = (kaplan_meier(d, TIME, event, GROUP, conf_level=s["conf_level"])[CURVE_COLUMNS] if len(d)
+              else pd.DataFrame(columns=CURVE_COLUMNS)).reset_index(drop=True)
+    risk = km_risk_table(d, event, s["risk_table_days"])
 
     warnings = []
     if n_dropped:
         warnings.append(f"{n_dropped} patient(s) without time, death or route excluded")
-    warnings += [f"Kaplan-Meier {r['group']}: {r['note']}" for _, r in km.iterrows()
-                 if r["group"] != "overall" and r["n"] == 0]
+    warnings += [f"Kaplan-Meier {g}: {note}" for g, n, note in km[["group", "n", "note"]].itertuples(index=False)
+                 if g != "overall" and n == 0]
     if pd.notna(logrank["note"].iloc[0]):
         warnings.append(f"log-rank: {logrank['note'].iloc[0]}")
     for f in fits:
         warnings += f.warnings
     model = {
         "analysis": "survival",
-        "outcome": {"time": TIME, "event": EVENT,
+        "outcome": {"time": TIME, "event": event, "follow_up_days": int(follow_up_days), "landmark_days": days,
                     "definition": "death within follow-up (cohort.follow_up_days) of the first anakinra dose"},
         "exposure": {"column": GROUP, "reference": REFERENCE, "term": ROUTE_TERM},
         "settings": s,
         "methods": METHODS,
-        "data": {"n": len(d), "deaths": int(d[EVENT].sum()), "n_excluded_missing": n_dropped,
-                 "by_group": {g: {"n": int((d[GROUP] == g).sum()), "deaths": int(d.loc[d[GROUP] == g, EVENT].sum())}
+        "data": {"n": len(d), "deaths": int(d[event].sum()), "n_excluded_missing": n_dropped,
+                 "by_group": {g: {"n": int((d[GROUP] == g).sum()), "deaths": int(d.loc[d[GROUP] == g, event].sum())}
                               for g in ROUTES}},
         "kaplan_meier": km,
         "logrank": {"statistic": logrank["statistic"].iloc[0], "df": logrank["df"].iloc[0],
@@ -368,4 +354,12 @@ def survival_analysis(dataset: pd.DataFrame, cfg: Mapping | None = None) -> Surv
         "ph_test": {"method": METHODS["ph_test"], "results": ph},
         "warnings": warnings,
     }
-    return SurvivalResult(km, logrank, cox, ph, curves.reset_index(drop=True), risk, jsonable(model))
+
+    def figure():
+        from stormcohort.plots.km import km_figure
+
+        return km_figure(curves, risk.rename(columns={"day": "time"}), km, logrank, days=s["risk_table_days"],
+                         horizon=follow_up_days, synthetic=synthetic)
+
+    return AnalysisResult(tables={"km": km, "km_risk": risk, "logrank": logrank, "cox": cox, "ph_test": ph},
+                          model=jsonable(model), figures={"km": figure}, notes=tuple(warnings))

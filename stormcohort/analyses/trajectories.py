@@ -33,20 +33,11 @@ from stormcohort.analyses.common import (
     check_routes,
     join_notes,
     jsonable,
-    merge_settings,
 )
+from stormcohort.analyses.result import AnalysisResult
 from stormcohort.canonical import LAB_UNITS
 from stormcohort.stats import lab_trajectory_lmm
 
-DEFAULTS = {
-    "tests": ["ferritin", "crp", "platelets", "alt"],
-    "days": [0, 14],
-    # added before taking logs (canonical units); 0 drops non-positive values, counted in `note`
-    "log_offset": {"ferritin": 0, "crp": 0, "platelets": 0, "alt": 0},
-    "conf_level": 0.95,
-    # the figure draws individual lines for at most this many patients per group and test
-    "max_lines_per_group": 200,
-}
 TERMS = ["Intercept", "day", ROUTE_TERM, f"{ROUTE_TERM}:day"]
 TABLE_COLUMNS = ["test", "term", "coef", "se", "lcl", "ucl", "p", "n_patients", "n_obs", "random_effects", "note"]
 DAILY_COLUMNS = ["test", "group", "day", "n", "median", "q1", "q3"]
@@ -55,9 +46,9 @@ METHOD = ("linear mixed model of log(value + offset) on route_group * day with a
           "normal CIs on the log scale; random-intercept fallback when the slope variance is not estimable")
 
 
-def settings(cfg: Mapping | None) -> dict:
-    """``analyses.trajectories`` with defaults filled in."""
-    s = merge_settings(DEFAULTS, cfg, "analyses.trajectories")
+def settings(cfg: Mapping) -> dict:
+    """``analyses.trajectories`` with an offset for each test (0 when not configured)."""
+    s = dict(cfg)
     s["log_offset"] = {t: float(dict(s["log_offset"]).get(t, 0.0)) for t in s["tests"]}
     unknown = [t for t in s["tests"] if t not in LAB_UNITS]
     if unknown:
@@ -131,10 +122,8 @@ def fit_test(data: pd.DataFrame, test: str, offset: float, conf_level: float) ->
     return rows, summary
 
 
-def trajectories_analysis(labs: pd.DataFrame, cfg: Mapping | None = None
-                          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Model table (``tables/trajectories.csv``), daily summary, the samples used (for the
-    figure) and the json model."""
+def trajectories_analysis(labs: pd.DataFrame, cfg: Mapping, *, synthetic: bool = False) -> AnalysisResult:
+    """Tables ``table`` (``tables/trajectories.csv``) and ``daily``, the figure and the model."""
     s = settings(cfg)
     data = trajectory_data(labs, s["tests"], s["days"])
     tables, summaries = [], {}
@@ -146,5 +135,14 @@ def trajectories_analysis(labs: pd.DataFrame, cfg: Mapping | None = None
     daily = daily_summary(data, s["tests"])
     model = {"settings": s, "method": METHOD, "reference": {"route_group": REFERENCE, "term": ROUTE_TERM},
              "models": summaries}
-    return table, daily, data, jsonable(model)
+    notes = tuple(f"{test}: {note}" for test, m in summaries.items()
+                  for note in filter(None, [m["reason"], m["fallback_reason"], *m["warnings"]]))
 
+    def figure():
+        from stormcohort.plots.trajectories import trajectories_figure
+
+        return trajectories_figure(data, daily, tests=s["tests"], days=s["days"], synthetic=synthetic,
+                                   max_patients=s["max_lines_per_group"], table=table)
+
+    return AnalysisResult(tables={"table": table, "daily": daily}, model=jsonable(model),
+                          figures={"trajectories": figure}, notes=notes)

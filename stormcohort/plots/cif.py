@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from stormcohort.figures import synthetic_mark
+from stormcohort.labels import ROUTES
 from stormcohort.plots.km import (
     ROUTE_COLOURS,
     ROUTE_LABELS,
@@ -19,8 +20,8 @@ from stormcohort.plots.km import (
 )
 
 
-def cif_figure(curves: pd.DataFrame, risk_table: pd.DataFrame, *, days: Sequence[float] = (0, 5, 10, 15, 20, 25, 30),
-               synthetic: bool = False, groups: Sequence[str] = ("IV", "SC"),
+def cif_figure(curves: pd.DataFrame, risk_table: pd.DataFrame, *, days: Sequence[float],
+               synthetic: bool = False, groups: Sequence[str] = ROUTES,
                interest: str = "fever_resolution", competing: str = "death"):
     """``curves``: :func:`stormcohort.analyses.competing.aj_curves`; ``risk_table``:
     :func:`stormcohort.analyses.competing.risk_table`. Groups without patients are named in the

@@ -12,11 +12,9 @@ import numpy as np
 import pandas as pd
 
 from stormcohort.figures import plt, synthetic_mark
-
-# Okabe-Ito colours (colour-blind safe), fixed per route so every figure agrees.
-ROUTE_COLOURS = {"IV": "#0072B2", "SC": "#D55E00", "overall": "#4D4D4D"}
-ROUTE_LABELS = {"IV": "IV", "SC": "SC"}
-X_LABEL = "Days since first anakinra dose"
+from stormcohort.labels import GROUP_LABELS as ROUTE_LABELS
+from stormcohort.labels import DAY_AXIS as X_LABEL
+from stormcohort.labels import ROUTE_COLOURS, ROUTES
 
 
 def format_p(p: float) -> str:
@@ -64,13 +62,13 @@ def step_from_zero(times: np.ndarray, values: np.ndarray, start: float) -> tuple
 
 
 def km_figure(curves: pd.DataFrame, risk_table: pd.DataFrame, km: pd.DataFrame, logrank: pd.DataFrame,
-              *, days: Sequence[float] = (0, 15, 30, 45, 60, 75, 90), synthetic: bool = False,
-              groups: Sequence[str] = ("IV", "SC")):
+              *, days: Sequence[float], horizon: int, synthetic: bool = False, groups: Sequence[str] = ROUTES):
     """KM curves by route with 95% CI bands and censor marks, risk table and log-rank p.
 
     ``curves``: stats.kaplan_meier output; ``risk_table``: stats.numbers_at_risk output;
     ``km``/``logrank``: the tables of :func:`stormcohort.analyses.survival.survival_analysis`
-    (for n, deaths and p in the legend). Empty groups are listed in the legend as such.
+    (for n, deaths and p in the legend); ``horizon``: H, the follow-up in days. Empty groups are
+    listed in the legend as such.
     """
     fig, ax, ax_risk = time_event_axes(len(groups))
     counts = km.set_index("group")
@@ -106,7 +104,7 @@ def km_figure(curves: pd.DataFrame, risk_table: pd.DataFrame, km: pd.DataFrame, 
     ax.set_xticks(list(days))
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel("Survival probability")
-    ax.set_title("Survival to day 90 by anakinra route (Kaplan-Meier)", fontsize=11)
+    ax.set_title(f"Survival to day {int(horizon)} by anakinra route (Kaplan-Meier)", fontsize=11)
     ax.grid(True, color="0.9", lw=0.6)
     ax.legend(loc="lower right", fontsize=9, frameon=True)
     add_risk_table(ax_risk, risk_table, groups, days)

@@ -13,9 +13,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from stormcohort.figures import synthetic_mark  # noqa: E402
-from stormcohort.plots.trajectories import ROUTE_COLOURS  # noqa: E402
-
-GROUP_ORDER = ("IV", "SC")
+from stormcohort.labels import DAY_AXIS, DISCHARGE_COLOUR, GROUP, ROUTE_COLOURS, SEVERE_COLOUR  # noqa: E402
+from stormcohort.labels import ROUTES as GROUP_ORDER  # noqa: E402
 
 
 def lanes(patients: pd.DataFrame, max_patients: int) -> pd.DataFrame:
@@ -26,11 +25,11 @@ def lanes(patients: pd.DataFrame, max_patients: int) -> pd.DataFrame:
     total = len(p)
     if total > max_patients:
         keep = []
-        for g, d in p.groupby("route_group", sort=True):
+        for g, d in p.groupby(GROUP, sort=True):
             k = max(1, int(round(max_patients * len(d) / total)))
             keep.append(d.sort_values("patient_key").head(k))
         p = pd.concat(keep)
-    p["_g"] = p["route_group"].map({g: i for i, g in enumerate(GROUP_ORDER)}).fillna(len(GROUP_ORDER))
+    p["_g"] = p[GROUP].map({g: i for i, g in enumerate(GROUP_ORDER)}).fillna(len(GROUP_ORDER))
     p = p.sort_values(["_g", "days_on", "follow_up", "patient_key"], ascending=[True, False, False, True],
                       kind="mergesort").reset_index(drop=True)
     gap = p["_g"].ne(p["_g"].shift()).cumsum() - 1  # one empty lane between groups
@@ -65,20 +64,20 @@ def swimmer_figure(data: dict, synthetic: bool = False, max_patients: int = 120,
     y_ev = ev["patient_key"].map(lane)
     ax.scatter(ev.loc[~severe, "day"], y_ev[~severe], marker="o", s=16, facecolor="white", edgecolor="0.15",
                linewidth=0.9, zorder=4)
-    ax.scatter(ev.loc[severe, "day"], y_ev[severe], marker="D", s=26, color="#e67e22", edgecolor="0.1",
+    ax.scatter(ev.loc[severe, "day"], y_ev[severe], marker="D", s=26, color=SEVERE_COLOUR, edgecolor="0.1",
                linewidth=0.6, zorder=5)
     died = p["died"].eq(1)
     ax.scatter(p.loc[died, "follow_up"], p.loc[died, "lane"], marker="X", s=55, color="black", zorder=6)
     alive = ~died
     ax.scatter(p.loc[alive, "follow_up"], p.loc[alive, "lane"], marker=">", s=22, color="0.45", zorder=3)
     disc = p["discharge"].notna() & ~(died & (p["discharge"] >= p["follow_up"]))
-    ax.scatter(p.loc[disc, "discharge"], p.loc[disc, "lane"], marker="|", s=70, color="#27ae60", linewidth=1.8,
+    ax.scatter(p.loc[disc, "discharge"], p.loc[disc, "lane"], marker="|", s=70, color=DISCHARGE_COLOUR, linewidth=1.8,
                zorder=3)
     # group labels
     for g in GROUP_ORDER:
-        ys = p.loc[p["route_group"].eq(g), "lane"]
+        ys = p.loc[p[GROUP].eq(g), "lane"]
         if len(ys):
-            n_all = int(all_patients["route_group"].eq(g).sum())
+            n_all = int(all_patients[GROUP].eq(g).sum())
             shown = f"{len(ys)} of {n_all}" if len(ys) < n_all else f"n={n_all}"
             ax.text(-0.012, ys.mean(), f"{g} group\n({shown})", transform=ax.get_yaxis_transform(),
                     ha="right", va="center", fontsize=9, fontweight="bold", color=ROUTE_COLOURS[g])
@@ -88,7 +87,7 @@ def swimmer_figure(data: dict, synthetic: bool = False, max_patients: int = 120,
     if horizon:
         x_max = min(max(x_max, 1.0), float(horizon))
     ax.set_xlim(-0.5, x_max + 1.5)
-    ax.set_xlabel("Days from first anakinra dose")
+    ax.set_xlabel(DAY_AXIS)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     ax.grid(True, axis="x", color="0.92", linewidth=0.6)
@@ -99,9 +98,9 @@ def swimmer_figure(data: dict, synthetic: bool = False, max_patients: int = 120,
         Line2D([], [], color="0.75", linewidth=1.0, label="follow-up"),
         Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="0.15",
                label=f"adverse event grade <{severe_grade}"),
-        Line2D([], [], marker="D", linestyle="", color="#e67e22", markeredgecolor="0.1",
+        Line2D([], [], marker="D", linestyle="", color=SEVERE_COLOUR, markeredgecolor="0.1",
                label=f"adverse event grade \u2265{severe_grade}"),
-        Line2D([], [], marker="|", linestyle="", color="#27ae60", markersize=10, markeredgewidth=1.8,
+        Line2D([], [], marker="|", linestyle="", color=DISCHARGE_COLOUR, markersize=10, markeredgewidth=1.8,
                label="discharge"),
         Line2D([], [], marker="X", linestyle="", color="black", markersize=8, label="death"),
         Line2D([], [], marker=">", linestyle="", color="0.45", label="censored alive (end of follow-up)"),

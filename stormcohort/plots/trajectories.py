@@ -16,11 +16,9 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 
 from stormcohort.canonical import LAB_UNITS  # noqa: E402
 from stormcohort.figures import synthetic_mark  # noqa: E402
+from stormcohort.labels import DAY_AXIS, GROUP, ROUTE_COLOURS, ROUTE_TERM, ROUTES  # noqa: E402
+from stormcohort.labels import TEST_LABELS as NAMES  # noqa: E402
 
-ROUTE_COLOURS = {"IV": "#c0392b", "SC": "#1f5fa8"}
-NAMES = {"ferritin": "Ferritin", "crp": "CRP", "platelets": "Platelets", "alt": "ALT", "ast": "AST",
-         "hb": "Haemoglobin", "wbc": "White cells", "neutrophils": "Neutrophils", "fibrinogen": "Fibrinogen",
-         "triglycerides": "Triglycerides", "bilirubin": "Bilirubin", "creatinine": "Creatinine", "scd25": "sCD25"}
 LOG_TESTS = {"ferritin", "crp", "alt", "ast", "triglycerides", "bilirubin", "scd25"}
 
 
@@ -52,7 +50,7 @@ def trajectories_figure(data: pd.DataFrame, daily: pd.DataFrame, tests, days=(0,
         log = test in LOG_TESTS
         for group in ("SC", "IV"):
             colour = ROUTE_COLOURS[group]
-            g = d[d["route_group"].eq(group)]
+            g = d[d[GROUP].eq(group)]
             if log:
                 g = g[g["value"] > 0]
             lines, n = _lines(g, max_patients)
@@ -76,11 +74,11 @@ def trajectories_figure(data: pd.DataFrame, daily: pd.DataFrame, tests, days=(0,
         ax.set_xticks(range(int(days[0]), int(days[1]) + 1, 2))
         unit = LAB_UNITS.get(test, "").replace("10^9", "10\u2079")
         ax.set_ylabel(f"{NAMES.get(test, test)} ({unit})" + (", log scale" if log else ""))
-        ax.set_xlabel("Days from first anakinra dose")
+        ax.set_xlabel(DAY_AXIS)
         ax.set_title(f"{NAMES.get(test, test)}  (IV n={counts[(test, 'IV')]}, SC n={counts[(test, 'SC')]})",
                      fontsize=10)
         if table is not None:
-            row = table[table["test"].eq(test) & table["term"].eq("route_group[IV]:day")]
+            row = table[table["test"].eq(test) & table["term"].eq(f"{ROUTE_TERM}:day")]
             if len(row) and np.isfinite(row["coef"].iloc[0]):
                 r = row.iloc[0]
                 text = (f"IV vs SC slope ratio/day {math.exp(r['coef']):.3f} "
@@ -93,7 +91,7 @@ def trajectories_figure(data: pd.DataFrame, daily: pd.DataFrame, tests, days=(0,
     for ax in list(axes.flat)[len(tests):]:
         ax.set_axis_off()
     handles = [Line2D([], [], color=ROUTE_COLOURS[g], linewidth=2.4, marker="o", markersize=3.5,
-                      label=f"{g}: daily median (IQR band)") for g in ("IV", "SC")]
+                      label=f"{g}: daily median (IQR band)") for g in ROUTES]
     handles += [Line2D([], [], color="0.4", linewidth=0.6, alpha=0.5, label="individual patients")]
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, bbox_to_anchor=(0.5, -0.01))
     fig.suptitle("Laboratory trajectories after the first anakinra dose, by route", fontsize=12)

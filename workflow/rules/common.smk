@@ -48,6 +48,8 @@ CAPTIONS = {
     ("flow_diagram", "png"): ("flow.rst", "1. Participants", None),
     ("describe", "table1"): ("table1.rst", "2. Baseline", None),
     ("describe", "exposure"): ("exposure.rst", "2. Baseline", None),
+    ("describe", "follow_up"): ("follow_up.rst", "2. Baseline", None),
+    ("describe", "dictionary"): ("data_dictionary.rst", "6. Data dictionary", None),
     ("survival", "km"): ("km.rst", "3. Outcomes", "Survival"),
     ("survival", "cox"): ("cox.rst", "3. Outcomes", "Survival"),
     ("survival", "ph_test"): ("ph_test.rst", "3. Outcomes", "Survival"),

@@ -1,9 +1,9 @@
 rule flow_diagram:
     """STROBE-style flow diagram of the attrition."""
     input:
-        f"{OUT}/cohort/attrition.csv",
+        attrition=out("cohort", "attrition"),
     output:
-        report(f"{OUT}/figures/flow.png", caption="../report/flow.rst", category="1. Participants"),
+        **declared("flow_diagram"),
     params:
         synthetic=DELIVERY_META.synthetic,
     log:
@@ -14,18 +14,16 @@ rule flow_diagram:
         "../../scripts/flow_diagram.py"
 
 
-rule table1:
-    """Baseline characteristics by route and overall, with missing counts and SMDs."""
+rule describe:
+    """Table 1 (numeric, by route and overall, with missing counts and SMDs), anakinra exposure, follow-up, and the data dictionary of every result table."""
     input:
-        f"{OUT}/cohort/analysis_dataset.csv",
+        dataset=out("cohort", "dataset"),
+        anakinra=out("cohort", "anakinra"),
     output:
-        csv=report(f"{OUT}/tables/table1.csv", caption="../report/table1.rst", category="2. Baseline"),
-        html=f"{OUT}/tables/table1.html",
-    params:
-        synthetic=DELIVERY_META.synthetic,
+        **declared("describe"),
     log:
-        f"{OUT}/logs/table1.log",
+        f"{OUT}/logs/describe.log",
     benchmark:
-        f"{OUT}/benchmarks/table1.tsv"
+        f"{OUT}/benchmarks/describe.tsv"
     script:
-        "../../scripts/table1.py"
+        "../../scripts/describe.py"

@@ -1,16 +1,31 @@
+rule hepatotoxicity:
+    """ALT or AST above k x the centre's ULN after the index: per patient (read by binary_outcomes and safety) and by route."""
+    input:
+        dataset=out("cohort", "dataset"),
+        labs=out("cohort", "labs"),
+    output:
+        **declared("hepatotoxicity"),
+    params:
+        cfg=config["analyses"]["hepatotoxicity"],
+    log:
+        f"{OUT}/logs/hepatotoxicity.log",
+    benchmark:
+        f"{OUT}/benchmarks/hepatotoxicity.tsv"
+    script:
+        "../../scripts/hepatotoxicity.py"
+
+
 rule binary_outcomes:
     """Death by day 30, response at day 7, grade >= 3 AE, hepatotoxicity: counts and Firth/ML logistic."""
     input:
-        dataset=f"{OUT}/cohort/analysis_dataset.csv",
-        labs=f"{OUT}/cohort/labs.parquet",
-        adverse_events=f"{OUT}/cohort/adverse_events.csv",
+        dataset=out("cohort", "dataset"),
+        labs=out("cohort", "labs"),
+        adverse_events=out("cohort", "adverse_events"),
+        hepatotoxicity=out("hepatotoxicity", "patients"),
     output:
-        counts=report(f"{OUT}/tables/binary_outcomes.csv", caption="../report/binary.rst", category="3. Outcomes", subcategory="Binary outcomes"),
-        logistic=report(f"{OUT}/tables/logistic.csv", caption="../report/binary.rst", category="3. Outcomes", subcategory="Binary outcomes"),
-        model=f"{OUT}/models/binary_outcomes.json",
+        **declared("binary_outcomes"),
     params:
         cfg=config["analyses"]["binary"],
-        hepatotoxicity=config["analyses"]["hepatotoxicity"],
     log:
         f"{OUT}/logs/binary_outcomes.log",
     benchmark:
@@ -22,13 +37,9 @@ rule binary_outcomes:
 rule trajectories:
     """Log ferritin, CRP, platelets and ALT over days 0-14 by route: mixed models and figure."""
     input:
-        labs=f"{OUT}/cohort/labs.parquet",
+        labs=out("cohort", "labs"),
     output:
-        table=report(f"{OUT}/tables/trajectories.csv", caption="../report/trajectories.rst", category="3. Outcomes", subcategory="Trajectories"),
-        daily=f"{OUT}/tables/trajectories_daily.csv",
-        png=report(f"{OUT}/figures/trajectories.png", caption="../report/trajectories.rst", category="3. Outcomes", subcategory="Trajectories"),
-        svg=f"{OUT}/figures/trajectories.svg",
-        model=f"{OUT}/models/trajectories.json",
+        **declared("trajectories"),
     params:
         cfg=config["analyses"]["trajectories"],
         synthetic=DELIVERY_META.synthetic,
@@ -43,21 +54,15 @@ rule trajectories:
 rule safety:
     """Adverse events by route, term and grade; exposure-adjusted rates, IV/SC rate ratios; swimmer plot."""
     input:
-        dataset=f"{OUT}/cohort/analysis_dataset.csv",
-        anakinra=f"{OUT}/cohort/anakinra.csv",
-        labs=f"{OUT}/cohort/labs.parquet",
-        adverse_events=f"{OUT}/cohort/adverse_events.csv",
+        dataset=out("cohort", "dataset"),
+        anakinra=out("cohort", "anakinra"),
+        adverse_events=out("cohort", "adverse_events"),
+        hepatotoxicity=out("hepatotoxicity", "patients"),
     output:
-        events=report(f"{OUT}/tables/safety_events.csv", caption="../report/safety.rst", category="4. Safety"),
-        rates=report(f"{OUT}/tables/safety_rates.csv", caption="../report/safety.rst", category="4. Safety"),
-        ratios=report(f"{OUT}/tables/rate_ratios.csv", caption="../report/safety.rst", category="4. Safety"),
-        hepatotoxicity=report(f"{OUT}/tables/hepatotoxicity.csv", caption="../report/safety.rst", category="4. Safety"),
-        png=report(f"{OUT}/figures/swimmer.png", caption="../report/swimmer.rst", category="4. Safety"),
-        svg=f"{OUT}/figures/swimmer.svg",
-        model=f"{OUT}/models/safety.json",
+        **declared("safety"),
     params:
         cfg=config["analyses"]["safety"],
-        hepatotoxicity=config["analyses"]["hepatotoxicity"],
+        follow_up_days=config["cohort"]["follow_up_days"],
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/safety.log",
@@ -70,15 +75,14 @@ rule safety:
 rule forest:
     """Every IV-vs-SC estimate (HR, Firth OR, IRR), unadjusted and adjusted, on one log axis."""
     input:
-        cox=f"{OUT}/tables/cox.csv",
-        logistic=f"{OUT}/tables/logistic.csv",
-        rate_ratios=f"{OUT}/tables/rate_ratios.csv",
+        cox=out("survival", "cox"),
+        logistic=out("binary_outcomes", "logistic"),
+        rate_ratios=out("safety", "ratios"),
     output:
-        table=report(f"{OUT}/tables/forest.csv", caption="../report/forest.rst", category="5. All estimates"),
-        png=report(f"{OUT}/figures/forest.png", caption="../report/forest.rst", category="5. All estimates"),
-        svg=f"{OUT}/figures/forest.svg",
+        **declared("forest"),
     params:
         cfg=config["analyses"]["forest"],
+        labels=config["labels"],
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/forest.log",
@@ -86,8 +90,3 @@ rule forest:
         f"{OUT}/benchmarks/forest.tsv"
     script:
         "../../scripts/forest.py"
-
-
-ANALYSIS_TARGETS.extend(
-    [*rules.binary_outcomes.output, *rules.trajectories.output, *rules.safety.output, *rules.forest.output]
-)

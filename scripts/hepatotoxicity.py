@@ -1,0 +1,12 @@
+"""Rule hepatotoxicity: analysis dataset + labs -> cohort/hepatotoxicity.csv (per patient), tables/hepatotoxicity.csv."""
+import pandas as pd
+
+from stormcohort.analyses.hepatotoxicity import hepatotoxicity_analysis
+from stormcohort.analyses.result import write_outputs
+from stormcohort.io import rule_logger
+
+sm = snakemake  # noqa: F821 - provided by Snakemake
+log = rule_logger(sm)
+dataset, labs = pd.read_csv(sm.input.dataset), pd.read_parquet(sm.input.labs)
+log.info("hepatotoxicity: %d patients, %d lab results", len(dataset), len(labs))
+write_outputs(hepatotoxicity_analysis(dataset, labs, sm.params.cfg), sm.output, log)

@@ -1,0 +1,170 @@
+"""Every result table's columns, declared once: description and unit (``tables/data_dictionary.csv``).
+
+Keys are the table names under ``tables/`` (``km`` is ``tables/km.csv``). A column written
+``surv_<day>`` stands for one column per landmark day (``surv_30``, ``surv_90``, ...).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+DICTIONARY_COLUMNS = ["table", "column", "description", "unit"]
+
+_GROUP = ("route group: IV, SC or overall", "")
+_ROUTE = ("route group: IV or SC", "")
+_OUTCOME = ("outcome name (labels: stormcohort.labels.outcome_label)", "")
+_NOTE = ("why a value is missing or needs care", "")
+_P = ("p value", "")
+_MODEL = ("model: unadjusted (route only) or adjusted", "")
+_TERM = ("model term; route_group[IV] is IV vs SC (reference SC)", "")
+_DAY = ("day from the first anakinra dose", "days")
+_N_RISK = ("patients still at risk: event-free and under observation on the day", "patients")
+
+
+def _ci(what: str, unit: str = "") -> dict[str, tuple[str, str]]:
+    return {"lcl": (f"lower confidence limit of the {what}", unit), "ucl": (f"upper confidence limit of the {what}", unit)}
+
+
+TABLES: dict[str, dict[str, tuple[str, str]]] = {
+    "table1": {
+        "variable": ("dataset variable (patients: the group sizes)", ""),
+        "kind": ("count, continuous or categorical", ""),
+        "level": ("level of a categorical variable", ""),
+        "group": _GROUP,
+        "n": ("patients with a value (the denominator)", "patients"),
+        "count": ("patients at the level (patients row: patients in the group)", "patients"),
+        "percent": ("100 * count / n", "%"),
+        "median": ("median (numpy linear percentile)", "variable's unit"),
+        "q1": ("first quartile", "variable's unit"),
+        "q3": ("third quartile", "variable's unit"),
+        "missing": ("patients without a value", "patients"),
+        "smd": ("standardised mean difference IV vs SC (categorical: Yang & Dalton 2012), on overall rows", ""),
+    },
+    "exposure": {
+        "variable": ("exposure variable", ""), "group": _GROUP,
+        "n": ("patients with a value", "patients"), "count": ("patients with the feature (0/1 variables)", "patients"),
+        "median": ("median (continuous variables)", "variable's unit"), "q1": ("first quartile", "variable's unit"),
+        "q3": ("third quartile", "variable's unit"), "missing": ("patients without a value", "patients"),
+    },
+    "follow_up": {
+        "group": _GROUP, "patients": ("patients in the group", "patients"),
+        "median": ("median follow-up, index to death or censoring (capped at cohort.follow_up_days)", "days"),
+        "q1": ("first quartile of follow-up", "days"), "q3": ("third quartile of follow-up", "days"),
+        "person_days": ("sum of follow-up", "patient-days"),
+    },
+    "km": {
+        "group": _GROUP, "n": ("patients", "patients"), "events": ("deaths within follow-up", "patients"),
+        "median": ("median survival (missing: not reached)", "days"),
+        "median_lcl": ("lower confidence limit of the median", "days"),
+        "median_ucl": ("upper confidence limit of the median (missing: not reached)", "days"),
+        "surv_<day>": ("Kaplan-Meier survival at the landmark day (analyses.survival.landmark_days and "
+                       "cohort.follow_up_days)", "probability"),
+        "surv_<day>_lcl": ("lower confidence limit of surv_<day> (log Greenwood)", "probability"),
+        "surv_<day>_ucl": ("upper confidence limit of surv_<day> (log Greenwood)", "probability"),
+        "note": _NOTE,
+    },
+    "km_risk": {
+        "outcome": _OUTCOME, "group": _ROUTE, "day": _DAY,
+        "n_risk": ("patients alive and followed on the day (time >= day)", "patients"),
+        "n_event_cum": ("deaths before the day", "patients"), "n_censor_cum": ("censored before the day", "patients"),
+    },
+    "logrank": {"statistic": ("log-rank chi-square", ""), "df": ("degrees of freedom", ""), "p": _P, "note": _NOTE},
+    "cox": {
+        "outcome": _OUTCOME, "model": _MODEL, "term": _TERM, "coef": ("log hazard ratio", ""),
+        "se": ("standard error of coef", ""), "hr": ("hazard ratio", "ratio"), "hr_lcl": ("lower limit of hr", "ratio"),
+        "hr_ucl": ("upper limit of hr", "ratio"), "p": _P, "n": ("patients in the model", "patients"),
+        "events": ("deaths in the model", "patients"), "epv": ("events per model parameter", ""), "note": _NOTE,
+    },
+    "ph_test": {
+        "model": _MODEL, "term": ("model term or GLOBAL", ""), "statistic": ("cox.zph chi-square", ""),
+        "df": ("degrees of freedom", ""), "p": _P, "note": _NOTE,
+    },
+    "cif": {
+        "group": _GROUP, "time": _DAY, "cif": ("cumulative incidence of fever resolution (Aalen-Johansen)", "probability"),
+        "cif_lcl": ("lower confidence limit of cif", "probability"), "cif_ucl": ("upper confidence limit of cif", "probability"),
+    },
+    "cif_summary": {
+        "group": _GROUP, "cause": ("fever_resolution or death (competing)", ""), "time": _DAY,
+        "n_risk": _N_RISK, "events": ("events of the cause by the day", "patients"),
+        "cif": ("cumulative incidence of the cause by the day", "probability"),
+        "cif_lcl": ("lower confidence limit of cif", "probability"), "cif_ucl": ("upper confidence limit of cif", "probability"),
+        "note": _NOTE,
+    },
+    "cif_risk": {"outcome": _OUTCOME, "group": _ROUTE, "day": _DAY,
+                 "n_risk": ("patients still febrile and followed on the day (time >= day)", "patients")},
+    "binary_outcomes": {
+        "outcome": _OUTCOME, "group": _GROUP, "n": ("evaluable patients", "patients"),
+        "events": ("patients with the outcome", "patients"), "not_evaluable": ("patients not evaluable", "patients"),
+        "percent": ("100 * events / n", "%"),
+    },
+    "logistic": {
+        "outcome": _OUTCOME, "model": _MODEL, "method": ("firth (penalised) or ml (maximum likelihood)", ""),
+        "term": _TERM, "coef": ("log odds ratio", ""), "se": ("standard error of coef", ""), "or": ("odds ratio", "ratio"),
+        "or_lcl": ("lower limit of or", "ratio"), "or_ucl": ("upper limit of or", "ratio"), "p": _P,
+        "n": ("patients in the model", "patients"), "events": ("patients with the outcome in the model", "patients"),
+        "note": _NOTE,
+    },
+    "hepatotoxicity": {
+        "outcome": ("hepatotox_<k>xuln: ALT or AST above k x the centre's ULN", ""), "group": _GROUP,
+        "n": ("evaluable patients (an ALT/AST in the window)", "patients"),
+        "events": ("patients above the threshold", "patients"), "not_evaluable": ("patients not evaluable", "patients"),
+        "percent": ("100 * events / n", "%"),
+    },
+    "trajectories": {
+        "test": ("laboratory test", ""), "term": ("Intercept, day, route_group[IV] or route_group[IV]:day", ""),
+        "coef": ("fixed effect on the log scale", "log(unit)"), "se": ("standard error of coef", "log(unit)"),
+        **{k: (v[0].replace("the ", "coef's "), "log(unit)") for k, v in _ci("coef").items()}, "p": _P,
+        "n_patients": ("patients with a sample", "patients"), "n_obs": ("samples", "samples"),
+        "random_effects": ("random effects fitted", ""), "note": _NOTE,
+    },
+    "trajectories_daily": {
+        "test": ("laboratory test", ""), "group": _ROUTE, "day": _DAY, "n": ("patients sampled on the day", "patients"),
+        "median": ("median of the patients' first value of the day", "test's unit"),
+        "q1": ("first quartile", "test's unit"), "q3": ("third quartile", "test's unit"),
+    },
+    "safety_events": {
+        "group": _GROUP, "term": ("adverse event term (any, any_infection: groups of terms)", ""),
+        "grade": ("CTCAE grade: any, 1-5 or >=<severe_grade>", ""),
+        "patients": ("patients with at least one event", "patients"), "events": ("events", "events"),
+        "n": ("patients in the group", "patients"), "percent": ("100 * patients / n", "%"),
+    },
+    "safety_rates": {
+        "group": _ROUTE, "term": ("adverse event term", ""), "patients": ("patients with an event on exposure", "patients"),
+        "events": ("events on exposure days", "events"), "patient_days": ("days on anakinra", "patient-days"),
+        "rate_per_100pd": ("events per analyses.safety.per patient-days", "events per `per` patient-days"),
+        "rate_lcl": ("lower limit of the rate (exact Poisson)", "events per `per` patient-days"),
+        "rate_ucl": ("upper limit of the rate (exact Poisson)", "events per `per` patient-days"), "note": _NOTE,
+    },
+    "rate_ratios": {
+        "outcome": ("adverse event term", ""), "model": _MODEL, "term": _TERM, "irr": ("incidence rate ratio IV/SC", "ratio"),
+        "irr_lcl": ("lower limit of irr (exact conditional)", "ratio"), "irr_ucl": ("upper limit of irr", "ratio"),
+        "p": _P, "events_iv": ("IV events", "events"), "patient_days_iv": ("IV exposure", "patient-days"),
+        "events_sc": ("SC events", "events"), "patient_days_sc": ("SC exposure", "patient-days"), "note": _NOTE,
+    },
+    "forest": {
+        "section": ("cox, logistic or rate", ""), "outcome": _OUTCOME, "label": ("outcome label", ""),
+        "measure": ("HR, OR or IRR", ""), "model": _MODEL, "estimate": ("IV vs SC ratio", "ratio"),
+        "lcl": ("lower confidence limit", "ratio"), "ucl": ("upper confidence limit", "ratio"), "p": _P,
+        "n": ("patients in the model", "patients"), "events": ("events", "events"),
+        "estimable": ("a finite estimate exists", ""), "plotted": ("on the log axis", ""), "note": _NOTE,
+    },
+    "data_dictionary": {
+        "table": ("result table (tables/<table>.csv)", ""), "column": ("column name (<day>: one per day)", ""),
+        "description": ("what the column holds", ""), "unit": ("unit", ""),
+    },
+}
+
+
+def dictionary_table() -> pd.DataFrame:
+    """``table, column, description, unit`` for every column of every result table."""
+    rows = [(t, c, d, u) for t, cols in TABLES.items() for c, (d, u) in cols.items()]
+    return pd.DataFrame(rows, columns=DICTIONARY_COLUMNS)
+
+
+def undocumented(table: str, columns) -> list[str]:
+    """The ``columns`` of ``tables/<table>.csv`` the dictionary does not describe."""
+    declared = TABLES.get(table, {})
+    patterns = [re.compile("^" + re.escape(c).replace(re.escape("<day>"), r"\d+") + "$") for c in declared]
+    return [c for c in columns if not any(p.match(str(c)) for p in patterns)]
