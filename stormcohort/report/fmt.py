@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 
 from stormcohort.disclosure import SUPPRESSED, Policy
 
@@ -25,8 +26,11 @@ def _finite(x) -> bool:
 
 
 class Formatter:
-    def __init__(self, policy: Policy | None = None):
+    """Numbers through the disclosure ``policy``; ``labels``: the config's label overrides."""
+
+    def __init__(self, policy: Policy | None = None, labels: Mapping | None = None):
         self.policy = policy or Policy()
+        self.labels = dict(labels or {})
 
     # ---------------------------------------------------------------- counts
     def n(self, value):

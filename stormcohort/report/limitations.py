@@ -16,7 +16,8 @@ import pandas as pd
 
 from stormcohort.report.fmt import Formatter
 from stormcohort.report.methods import join_and
-from stormcohort.report.sections import lower_first, outcome_label, term_label, var_label
+from stormcohort.labels import outcome_label, term_label, var_label
+from stormcohort.report.sections import lower_first
 
 IMBALANCE_SMD = 0.1   # conventional threshold of a meaningful baseline difference
 WIDE_CI_RATIO = 10    # an interval whose upper limit is more than 10 times its lower
@@ -45,7 +46,11 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
     items = []
 
     # confounding by indication
-    smd = table1.dropna(subset=["smd"]).drop_duplicates("variable")
+    labels = config.get("labels")
+    # one row per baseline variable, over all patients
+    t1 = table1[table1["group"].eq("overall") & table1["kind"].ne("count")].drop_duplicates("variable")
+    t1 = t1.assign(label=t1["variable"].map(lambda v: var_label(v, labels)))
+    smd = t1.dropna(subset=["smd"])
     smd = smd[~smd["variable"].isin(EXPOSURE_VARS)]
     imbalanced = smd[smd["smd"] > IMBALANCE_SMD].sort_values("smd", ascending=False)
     adjusted = set(a["survival"]["adjust_for"])
@@ -56,7 +61,7 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
         f"The route was chosen by the treating teams, not at random, and no extract records why. Patients given "
         f"IV differed at baseline: {sev or 'no severity feature available'}. {len(imbalanced)} of {len(smd)} "
         f"baseline characteristics have an SMD above {IMBALANCE_SMD:g}. The adjusted Cox model includes "
-        f"{join_and([lower_first(var_label(v)) for v in a['survival']['adjust_for']]) or 'no covariate'}; "
+        f"{join_and([lower_first(var_label(v, labels)) for v in a['survival']['adjust_for']]) or 'no covariate'}; "
         f"SMD above {LARGE_SMD:g} but not adjusted for: {join_and(not_adjusted) or 'none'}. The IV-vs-SC "
         f"estimates are associations and are likely confounded by severity.")})
 
@@ -73,7 +78,7 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
         n, events = counts.loc[outcome, "n"], counts.loc[outcome, "events"]
         limiting = min(events, n - events)
         if k and limiting / k < threshold:
-            low.append(f"logistic model of {lower_first(outcome_label(outcome))}: {_epv(f, limiting, k)}")
+            low.append(f"logistic model of {lower_first(outcome_label(outcome, labels))}: {_epv(f, limiting, k)}")
     items.append({"title": "Events per variable", "level": "warn" if low else "info", "text": (
         f"Adjusted models with fewer than {threshold:g} events per parameter (the rarer outcome class counts for "
         f"logistic models) may be unstable and overfitted: {'; '.join(low)}." if low else
@@ -84,7 +89,7 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
     ratio = fr["ucl"].astype(float) / fr["lcl"].astype(float)
     wide = fr[fr["plotted"].astype(bool) & ~(ratio <= WIDE_CI_RATIO)]
     not_est = fr[~fr["plotted"].astype(bool)]
-    ne = join_and([f"{lower_first(outcome_label(r.outcome))} ({r.measure}, {r.model})" for r in not_est.itertuples()])
+    ne = join_and([f"{lower_first(outcome_label(r.outcome, labels))} ({r.measure}, {r.model})" for r in not_est.itertuples()])
     items.append({"title": "Small numbers", "level": "warn" if len(wide) or len(not_est) else "info", "text": (
         f"{cohort['n']} patients, {cohort['iv']} IV and {cohort['sc']} SC. Of {len(fr)} IV-vs-SC estimates, "
         f"{len(wide)} have a confidence interval spanning more than a {WIDE_CI_RATIO}-fold range"
@@ -96,19 +101,19 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
     bad = ph[ph["p"].astype(float) < alpha]
     items.append({"title": "Proportional hazards", "level": "warn" if len(bad) else "info", "text": (
         "The proportional-hazards test rejects at p < {0:g} for: {1}; the hazard ratio averages a hazard ratio "
-        "that changes over time.".format(alpha, join_and([f"{term_label(r.term) if r.term != 'GLOBAL' else 'global'}"
+        "that changes over time.".format(alpha, join_and([f"{term_label(r.term, labels) if r.term != 'GLOBAL' else 'global'}"
                                                           f" ({r.model})" for r in bad.itertuples()]))
         if len(bad) else
         f"No proportional-hazards test rejects at p < {alpha:g}; with few deaths these tests have little power.")})
 
     # missing data and not evaluable outcomes
-    miss = table1[pd.to_numeric(table1["missing"], errors="coerce").fillna(0) > 0].drop_duplicates("variable")
+    miss = t1[pd.to_numeric(t1["missing"], errors="coerce").fillna(0) > 0]
     ne_out = counts[counts["not_evaluable"] > 0]
     items.append({"title": "Missing data", "level": "warn" if len(miss) or len(ne_out) else "info", "text": (
         "Complete-case analyses, no imputation. Missing at baseline: "
         + (join_and([f"{lower_first(r.label)}: {f.count(r.missing)}" for r in miss.itertuples()]) or "none")
         + ". Outcomes not evaluable: "
-        + (join_and([f"{lower_first(outcome_label(o))}: {f.count(r['not_evaluable'])}" for o, r in ne_out.iterrows()])
+        + (join_and([f"{lower_first(outcome_label(o, labels))}: {f.count(r['not_evaluable'])}" for o, r in ne_out.iterrows()])
            or "none") + ".")})
 
     # multiplicity

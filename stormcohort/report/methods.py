@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from stormcohort.report.sections import TEST_LABELS, lower_first, outcome_label, var_label
+from stormcohort.labels import death_outcome, lab_label, outcome_label, var_label
+from stormcohort.report.sections import lower_first
 
 DIAGNOSES = {"fhlh": "familial HLH", "shlh": "secondary HLH", "mas": "MAS", "other": "other diagnoses"}
 
@@ -79,7 +80,7 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
         f"runs from the index date to death, last contact, day {c['follow_up_days']} or the extract date, "
         f"whichever comes first.")})
     resp = bi["response"]
-    falls = join_and([f"{TEST_LABELS.get(t, t)} by at least {pct(v)}" for t, v in resp["lab_falls"].items()])
+    falls = join_and([f"{lab_label(t)} by at least {pct(v)}" for t, v in resp["lab_falls"].items()])
     uln = "; ".join(f"{centre}: " + ", ".join(f"{t.upper()} {v:g} U/L" for t, v in tests.items())
                     for centre, tests in hp["uln"].items())
     multiples = join_and([f"{m:g}\u00d7" for m in hp["multiples"]])
@@ -92,7 +93,7 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
         f"\u2265{bi['ae_min_grade']} on {days_range(bi['ae_window_days'])}. Hepatotoxicity: the largest "
         f"{join_and([t.upper() for t in hp['tests']])} on {days_range(hp['window_days'])} above {multiples} the "
         f"upper limit of normal (ULN) of the centre that measured it ({uln}). Laboratory trajectories of "
-        f"{join_and([TEST_LABELS.get(t, t) for t in tr['tests']])} on {days_range(tr['days'])}. Adverse events "
+        f"{join_and([lab_label(t) for t in tr['tests']])} on {days_range(tr['days'])}. Adverse events "
         f"by term and grade on {days_range(sa['window_days'])}.")})
     m_sv = models.get("survival", {}).get("methods", {})
     m_cr = models.get("competing_risks", {}).get("methods", {})
@@ -122,7 +123,7 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
             f"{m_bi.get('ml', 'ML logistic regression')}.")},
         {"title": "Trajectories", "text": (
             f"{m_tr}; offsets added before the log: "
-            f"{', '.join(f'{TEST_LABELS.get(t, t)} {v:g}' for t, v in tr['log_offset'].items())}; "
+            f"{', '.join(f'{lab_label(t)} {v:g}' for t, v in tr['log_offset'].items())}; "
             f"{conf(tr['conf_level'])} intervals.")},
         {"title": "Safety", "text": (
             f"Exposure is patient-days on anakinra (each regimen's calendar days, extended by "
@@ -133,9 +134,10 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
             f"randomness: {config['seed']} (these estimators use none).")},
     ]
     forest = a["forest"]
-    rate_outcomes = join_and([outcome_label(o) for o in forest["rate_outcomes"]]) or "every term"
+    labels = config.get("labels")
+    rate_outcomes = join_and([outcome_label(o, labels) for o in forest["rate_outcomes"]]) or "every term"
     out.append({"title": "Summary of estimates", "text": (
-        f"The forest plot gathers every IV-vs-SC estimate: the Cox hazard ratio ({outcome_label(forest['cox_outcome'])}), "
+        f"The forest plot gathers every IV-vs-SC estimate: the Cox hazard ratio ({outcome_label(death_outcome(c['follow_up_days']), labels)}), "
         f"the Firth odds ratios, and the rate ratios of {rate_outcomes}, unadjusted and adjusted side by side; "
         f"there is no adjustment for multiple comparisons.")})
     return out

@@ -32,7 +32,7 @@ from stormcohort.io import write_json
 
 # The packages whose versions the results depend on (pyproject.toml's direct dependencies).
 PACKAGES = ("stormcohort", "snakemake", "pandas", "numpy", "scipy", "statsmodels", "lifelines", "matplotlib",
-            "seaborn", "pandera", "pyarrow", "openpyxl", "python-calamine", "PyYAML", "jsonschema", "Jinja2")
+            "pandera", "pyarrow", "openpyxl", "python-calamine", "PyYAML", "jsonschema", "Jinja2")
 # Config keys that name where results go, not what they are: left out of the study config.
 NOT_STUDY = ("run",)
 

@@ -65,7 +65,7 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
     """Everything the template shows. ``share``: the shareable report (``data`` then holds the
     ``disclosed`` estimates); ``diff``: the cohort-level diff page against an older run (relative
     link), when the workflow made one."""
-    f = Formatter(policy)
+    f = Formatter(policy, config.get("labels"))
     a = config["analyses"]
     sv, cr, sa = a["survival"], a["competing_risks"], a["safety"]
     models = data["models"]

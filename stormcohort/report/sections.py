@@ -8,34 +8,17 @@ disclosure policy) and the full report come out of the same code.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.forest import label_of
-from stormcohort.analyses.forest import settings as forest_settings
+from stormcohort.labels import GROUP_LABELS, GROUPS, ROUTE_TERM, lab_label, outcome_label, term_label, var_label
 from stormcohort.report.fmt import MISSING, Formatter
-from stormcohort.table1 import CATEGORICAL, CONTINUOUS
 
-ROUTE_TERM = "route_group[IV]"
-GROUPS = ("overall", "IV", "SC")
-GROUP_LABEL = {"IV": "IV", "SC": "SC", "overall": "Overall"}
 # baseline features that describe severity: what differs between the routes where no reason is recorded
 SEVERITY = ("icu", "platelets_baseline", "oedema", "cns")
-TERM_LABELS = {
-    "alt_ast_increased": "ALT/AST increased", "bacterial_infection": "Bacterial infection",
-    "fungal_infection": "Fungal infection", "viral_infection": "Viral infection",
-    "injection_site_reaction": "Injection-site reaction", "infusion_reaction": "Infusion reaction",
-    "neutropenia": "Neutropenia", "thrombocytopenia": "Thrombocytopenia",
-    "dress_eosinophilia": "DRESS / eosinophilia", "anaphylaxis": "Anaphylaxis", "other": "Other",
-    "any_infection": "Any infection", "any": "Any adverse event", "any_grade_3plus": "Any adverse event grade \u22653",
-}
-VAR_LABELS = {**CONTINUOUS, **CATEGORICAL, "route_group": "Route group", "first_route": "Route of the first dose",
-              "route_switch": "Both routes used", "days_on_anakinra": "Days on anakinra"}
-TEST_LABELS = {"ferritin": "Ferritin", "crp": "CRP", "platelets": "Platelets", "alt": "ALT", "ast": "AST"}
 
 
 @dataclass
@@ -54,22 +37,6 @@ def lower_first(label: str) -> str:
     """A label inside a sentence: ``Weight, kg`` -> ``weight, kg``; acronyms (``CNS``, ``ALT``) kept."""
     first = label.split(" ")[0]
     return label if sum(ch.isupper() for ch in first) > 1 else label[:1].lower() + label[1:]
-
-
-def var_label(name: str) -> str:
-    return VAR_LABELS.get(name, name.replace("_", " ").capitalize())
-
-
-def term_label(term: str) -> str:
-    """``age_group[child]`` -> ``Age group: child``; ``route_group[IV]`` -> ``IV vs SC``."""
-    if term == ROUTE_TERM:
-        return "IV vs SC"
-    m = re.match(r"^(\w+)\[(.+)\]$", str(term))
-    return f"{var_label(m.group(1))}: {m.group(2)}" if m else var_label(str(term))
-
-
-def outcome_label(outcome: str) -> str:
-    return label_of(outcome, forest_settings({})["labels"])
 
 
 def _f(x):
@@ -163,7 +130,7 @@ def cohort_summary(attrition: pd.DataFrame, f: Formatter) -> dict:
 
 def follow_up_table(follow_up: pd.DataFrame, f: Formatter) -> Table:
     """Follow-up (index to death or censoring, capped at the follow-up window) by route."""
-    rows = [[GROUP_LABEL.get(r.group, r.group), f.count(r.patients), f.median_iqr(r.median, r.q1, r.q3),
+    rows = [[GROUP_LABELS.get(r.group, r.group), f.count(r.patients), f.median_iqr(r.median, r.q1, r.q3),
              f.count(r.person_days)] for r in follow_up.itertuples()]
     return Table("follow-up", "Follow-up from the first anakinra dose",
                  ["Group", "Patients", "Days of follow-up, median [IQR]", "Person-days"], rows,
@@ -204,7 +171,7 @@ def table1_table(table1: pd.DataFrame, f: Formatter) -> Table:
     n = table1[table1["kind"].eq("count")].set_index("group")["count"]
     rows, heads = [], set()
     for var, kind, smd, missing, levels in _table1_by_variable(table1, f):
-        label, smd, missing = var_label(var), (f.number(smd, 2) if pd.notna(smd) else ""), f.count(missing)
+        label, smd, missing = var_label(var, f.labels), (f.number(smd, 2) if pd.notna(smd) else ""), f.count(missing)
         if kind == "continuous":
             rows.append([f"{label}, median [IQR]", *levels[0][1].values(), missing, smd])
         elif {lv for lv, _ in levels} == {"0", "1"}:
@@ -214,7 +181,7 @@ def table1_table(table1: pd.DataFrame, f: Formatter) -> Table:
             rows.append([f"{label}, n (%)", "", "", "", missing, smd])
             rows.extend([f"\u2003{level}", *cells.values(), "", ""] for level, cells in levels)
     return Table("table1", "Table 1. Baseline characteristics by route of anakinra",
-                 ["Characteristic", *[f"{GROUP_LABEL[g]} (N = {f.count(n.get(g))})" for g in GROUPS],
+                 ["Characteristic", *[f"{GROUP_LABELS[g]} (N = {f.count(n.get(g))})" for g in GROUPS],
                   "Missing", "SMD"], rows, sources=["tables/table1.csv"], header_rows=heads,
                  notes=["Percentages of the non-missing values. SMD: standardised mean difference IV vs SC "
                         "(categorical variables: Yang & Dalton 2012); above 0.1 is usually read as imbalance."])
@@ -227,7 +194,7 @@ def severity_table(table1: pd.DataFrame, f: Formatter) -> tuple[Table, list[dict
         if var not in SEVERITY:
             continue
         cells = dict(levels).get("1", levels[0][1])
-        items.append({"variable": var, "label": var_label(var), "iv": cells["IV"], "sc": cells["SC"],
+        items.append({"variable": var, "label": var_label(var, f.labels), "iv": cells["IV"], "sc": cells["SC"],
                       "smd": float(smd) if pd.notna(smd) else np.nan,
                       "statistic": "median [IQR]" if kind == "continuous" else "n (%)"})
     items.sort(key=lambda d: -np.nan_to_num(d["smd"], nan=-1))
@@ -235,17 +202,6 @@ def severity_table(table1: pd.DataFrame, f: Formatter) -> tuple[Table, list[dict
     return Table("severity", "Baseline severity by route (the reasons for IV are not recorded)",
                  ["Feature", "IV", "SC", "SMD"], rows, sources=["tables/table1.csv"]), items
 
-
-EXPOSURE_LABELS = {
-    "max_daily_dose_mg": "Maximum daily dose, mg",
-    "max_dose_mg_per_kg_day": "Maximum daily dose, mg/kg/day",
-    "days_admission_to_anakinra": "Days from admission to the first dose",
-    "days_on_anakinra": "Duration, days (first start to last stop)",
-    "regimens": "Regimens per patient",
-    "first_dose_iv": "First dose intravenous",
-    "route_switch": "Both routes used (switch)",
-    "continuous_infusion": "Continuous IV infusion at any time",
-}
 
 
 def exposure_table(summary: pd.DataFrame, f: Formatter) -> Table:
@@ -257,7 +213,7 @@ def exposure_table(summary: pd.DataFrame, f: Formatter) -> Table:
             r = d.loc[g]
             cells.append(f.n_pct(r["count"], r["n"]) if pd.notna(r["count"]) else f.median_iqr(r["median"], r["q1"], r["q3"]))
         stat = "n (%)" if pd.notna(d["count"]).any() else "median [IQR]"
-        rows.append([f"{EXPOSURE_LABELS.get(var, var)}, {stat}", *cells, f.count(d.loc["overall", "missing"])])
+        rows.append([f"{var_label(var, f.labels)}, {stat}", *cells, f.count(d.loc["overall", "missing"])])
     return Table("exposure", "Anakinra exposure by route",
                  ["", "Overall", "IV", "SC", "Missing"], rows, sources=["tables/exposure.csv"],
                  notes=["mg/kg/day needs a weight at admission (missing otherwise). A regimen is one row of the "
@@ -267,19 +223,20 @@ def exposure_table(summary: pd.DataFrame, f: Formatter) -> Table:
 # --------------------------------------------------------------------------- outcomes
 
 def km_table(km: pd.DataFrame, logrank: pd.DataFrame, f: Formatter) -> Table:
+    """Patients, deaths, median and survival at each landmark day (the ``surv_<day>`` columns)."""
+    days = [int(c[len("surv_"):]) for c in km.columns if c.startswith("surv_") and c[len("surv_"):].isdigit()]
     rows = []
-    for r in km.itertuples():
-        median = f.days(r.median) if pd.notna(r.median) else "not reached"
-        rows.append([GROUP_LABEL.get(r.group, r.group), f.count(r.n), f.count(r.events),
-                     *[f.unless_small([r.events], x) for x in (
-                         median, f.est_ci(r.surv_30, r.surv_30_lcl, r.surv_30_ucl, 2),
-                         f.est_ci(r.surv_90, r.surv_90_lcl, r.surv_90_ucl, 2))]])
+    for _, r in km.iterrows():
+        median = f.days(r["median"]) if pd.notna(r["median"]) else "not reached"
+        landmarks = [f.est_ci(r[f"surv_{d}"], r[f"surv_{d}_lcl"], r[f"surv_{d}_ucl"], 2) for d in days]
+        rows.append([GROUP_LABELS.get(r["group"], r["group"]), f.count(r["n"]), f.count(r["events"]),
+                     *[f.unless_small([r["events"]], x) for x in (median, *landmarks)]])
     lr = logrank.iloc[0]
     group_events = km.set_index("group")["events"].reindex(["IV", "SC"]).tolist()
     notes = ["Log-rank test IV vs SC: " + f.unless_small(
         group_events, f"chi-square {f.number(lr['statistic'], 2)} on {lr['df']} df, p = {f.p(lr['p'])}.")]
     return Table("km", "Survival (Kaplan-Meier)", ["Group", "Patients", "Deaths", "Median survival, days",
-                                                   "Survival at day 30 (CI)", "Survival at day 90 (CI)"],
+                                                   *[f"Survival at day {d} (CI)" for d in days]],
                  rows, sources=["tables/km.csv", "tables/logrank.csv"], notes=notes + _notes(f, km["note"]))
 
 
@@ -300,7 +257,7 @@ def cox_table(cox: pd.DataFrame, group_events: Sequence, f: Formatter) -> Table:
         rows.append([f"{model.capitalize()} model: {f.count(first['n'])} patients, {f.count(first['events'])} deaths",
                      "", ""])
         for r in d.itertuples():
-            rows.append([f"\u2003{term_label(r.term)}", f.unless_small(group_events, f.est_ci(r.hr, r.hr_lcl, r.hr_ucl)),
+            rows.append([f"\u2003{term_label(r.term, f.labels)}", f.unless_small(group_events, f.est_ci(r.hr, r.hr_lcl, r.hr_ucl)),
                          f.unless_small(group_events, f.p(r.p))])
     return Table("cox", "Cox proportional hazards: death by the end of follow-up",
                  ["Term", "Hazard ratio (CI)", "p"], rows, header_rows=heads, sources=["tables/cox.csv"],
@@ -309,7 +266,7 @@ def cox_table(cox: pd.DataFrame, group_events: Sequence, f: Formatter) -> Table:
 
 def ph_table(ph: pd.DataFrame, alpha: float, group_events: Sequence, f: Formatter) -> Table:
     """``group_events`` as for :func:`cox_table`: the tests of a withheld model are withheld too."""
-    rows = [[r.model.capitalize(), "Global" if r.term == "GLOBAL" else term_label(r.term),
+    rows = [[r.model.capitalize(), "Global" if r.term == "GLOBAL" else term_label(r.term, f.labels),
              f.unless_small(group_events, f.number(r.statistic, 2)), str(r.df), f.unless_small(group_events, f.p(r.p)),
              "yes" if pd.notna(r.p) and r.p < alpha and not f.suppressed(*group_events) else ""]
             for r in ph.itertuples()]
@@ -321,7 +278,7 @@ def ph_table(ph: pd.DataFrame, alpha: float, group_events: Sequence, f: Formatte
 def cif_table(summary: pd.DataFrame, f: Formatter) -> Table:
     rows = []
     for r in summary.itertuples():
-        rows.append([GROUP_LABEL.get(r.group, r.group), r.cause.replace("_", " "), f.days(r.time), f.count(r.n_risk),
+        rows.append([GROUP_LABELS.get(r.group, r.group), r.cause.replace("_", " "), f.days(r.time), f.count(r.n_risk),
                      f.count(r.events), f.unless_small([r.events], f.est_ci(r.cif, r.cif_lcl, r.cif_ucl, 2))])
     return Table("cif", "Cumulative incidence of fever resolution, death competing (Aalen-Johansen)",
                  ["Group", "Event", "Day", "At risk", "Events by the day", "Cumulative incidence (CI)"], rows,
@@ -339,7 +296,7 @@ def binary_table(counts: pd.DataFrame, logistic: pd.DataFrame, f: Formatter) -> 
             r = firth.loc[(outcome, model)] if (outcome, model) in firth.index else None
             ors.append(MISSING if r is None else f.unless_small(
                 [d.loc[g, "events"] for g in ("IV", "SC")], f"{f.est_ci(r['or'], r['or_lcl'], r['or_ucl'])}, p = {f.p(r['p'])}"))
-        rows.append([outcome_label(outcome), *cells, f.count(d.loc["overall", "not_evaluable"]), *ors])
+        rows.append([outcome_label(outcome, f.labels), *cells, f.count(d.loc["overall", "not_evaluable"]), *ors])
     notes = ["n (%) of evaluable patients. Odds ratios IV vs SC from Firth logistic regression."]
     return Table("binary", "Binary outcomes by route", ["Outcome", "IV", "SC", "Not evaluable", "OR unadjusted",
                                                         "OR adjusted"], rows,
@@ -351,7 +308,7 @@ def trajectories_table(traj: pd.DataFrame, f: Formatter) -> Table:
     rows = []
     for r in traj[traj["term"].isin([ROUTE_TERM, f"{ROUTE_TERM}:day"])].itertuples():
         what = "level at day 0" if r.term == ROUTE_TERM else "slope per day"
-        rows.append([TEST_LABELS.get(r.test, r.test), f"IV vs SC, {what}", f.est_ci(np.exp(r.coef), np.exp(r.lcl),
+        rows.append([lab_label(r.test), f"IV vs SC, {what}", f.est_ci(np.exp(r.coef), np.exp(r.lcl),
                                                                                    np.exp(r.ucl), 3),
                      f.p(r.p), f.count(r.n_patients), f.count(r.n_obs)])
     return Table("trajectories", "Laboratory trajectories: IV vs SC ratios (mixed models on the log scale)",
@@ -376,7 +333,7 @@ def ae_table(events: pd.DataFrame, severe: int, f: Formatter) -> Table:
                     continue
                 r = e.loc[(g, term, k)]
                 cells.append(f.n_pct(r["patients"], r["n"]) if k in ("any", f">={severe}") else f.count(r["patients"]))
-        rows.append([TERM_LABELS.get(term, term), *cells])
+        rows.append([outcome_label(term, f.labels), *cells])
     return Table("ae", "Adverse events by route and CTCAE grade: patients with at least one", heads, rows,
                  sources=["tables/safety_events.csv"], groups=[("", 1), ("IV, by grade", len(grades)),
                                                                ("SC, by grade", len(grades))],
@@ -411,11 +368,11 @@ def rates_table(rates: pd.DataFrame, ratios: pd.DataFrame, per: float, f: Format
     for term, d in rates.groupby("term", sort=False):
         d = d.set_index("group")
         cells = [c for g in ("IV", "SC") for c in _rate_cells(d.loc[g] if g in d.index else None, f)]
-        rows.append([TERM_LABELS.get(term, term), *cells, _ratio_cell(rr.loc[term], f) if term in rr.index else MISSING])
+        rows.append([outcome_label(term, f.labels), *cells, _ratio_cell(rr.loc[term], f) if term in rr.index else MISSING])
     for term in [t for t in rr.index if t not in set(rates["term"])]:
         r = rr.loc[term]
         cells = [f"{f.count(r[f'events_{g}'])} / {f.count(r[f'patient_days_{g}'])}" for g in ("iv", "sc")]
-        rows.append([TERM_LABELS.get(term, term), cells[0], "", cells[1], "", _ratio_cell(r, f)])
+        rows.append([outcome_label(term, f.labels), cells[0], "", cells[1], "", _ratio_cell(r, f)])
     return Table("rates", f"Exposure-adjusted adverse event rates per {per:g} patient-days on anakinra",
                  ["Term", "IV events / patient-days", "IV rate (CI)", "SC events / patient-days", "SC rate (CI)",
                   "Rate ratio IV vs SC (CI)"], rows, sources=["tables/safety_rates.csv", "tables/rate_ratios.csv"],
@@ -426,7 +383,7 @@ def hepatotoxicity_table(hep: pd.DataFrame, f: Formatter) -> Table:
     rows = []
     for outcome, d in hep.groupby("outcome", sort=False):
         d = d.set_index("group")
-        rows.append([outcome_label(outcome), *[f.n_pct(d.loc[g, "events"], d.loc[g, "n"]) for g in GROUPS],
+        rows.append([outcome_label(outcome, f.labels), *[f.n_pct(d.loc[g, "events"], d.loc[g, "n"]) for g in GROUPS],
                      f.count(d.loc["overall", "not_evaluable"])])
     return Table("hepatotoxicity", "Laboratory-defined hepatotoxicity (ALT or AST above a multiple of the centre's ULN)",
                  ["Outcome", "Overall", "IV", "SC", "Not evaluable"], rows, sources=["tables/hepatotoxicity.csv"])
