@@ -1,5 +1,7 @@
 # stormcohort: registry extracts in, cohort report out. Run with `make run`, or
 # `snakemake --cores 2 [--config delivery=PATH]` inside the project's environment.
+from importlib.resources import files
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -8,7 +10,7 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, str(files("stormcohort") / "schemas" / "config.schema.yaml"))
 
 
 include: "workflow/rules/common.smk"

@@ -10,7 +10,7 @@ rule binary_outcomes:
         model=f"{OUT}/models/binary_outcomes.json",
     params:
         cfg=config["analyses"]["binary"],
-        hepatotoxicity=config["analyses"]["hepatotoxicity"],
+        hepatotoxicity={**config["analyses"]["hepatotoxicity"], "uln": CENTRE_ULN},
     log:
         f"{OUT}/logs/binary_outcomes.log",
     benchmark:
@@ -57,7 +57,7 @@ rule safety:
         model=f"{OUT}/models/safety.json",
     params:
         cfg=config["analyses"]["safety"],
-        hepatotoxicity=config["analyses"]["hepatotoxicity"],
+        hepatotoxicity={**config["analyses"]["hepatotoxicity"], "uln": CENTRE_ULN},
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/safety.log",
