@@ -2,6 +2,7 @@
 # `snakemake --cores 2 [--config delivery=PATH]` inside the project's environment.
 from importlib.resources import files
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -10,6 +11,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+if "uln" in config.get("analyses", {}).get("hepatotoxicity", {}):
+    raise WorkflowError("config analyses.hepatotoxicity.uln: the upper limits of normal are each centre's `lab_uln` in "
+                        "config/centres/<C>.yaml now. Fix: move them there and remove `uln` (config/README.md)")
 validate(config, str(files("stormcohort") / "schemas" / "config.schema.yaml"))
 
 
