@@ -1,5 +1,8 @@
 # stormcohort: registry extracts in, cohort report out. Run with `make run`, or
 # `snakemake --cores 2 [--config delivery=PATH]` inside the project's environment.
+from importlib.resources import files
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -8,7 +11,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+if "uln" in config.get("analyses", {}).get("hepatotoxicity", {}):
+    raise WorkflowError("config analyses.hepatotoxicity.uln: the upper limits of normal are each centre's `lab_uln` in "
+                        "config/centres/<C>.yaml now. Fix: move them there and remove `uln` (config/README.md)")
+validate(config, str(files("stormcohort") / "schemas" / "config.schema.yaml"), set_default=True)
 
 
 include: "workflow/rules/common.smk"

@@ -27,7 +27,6 @@ import pandas as pd
 import psutil
 import yaml
 
-from stormcohort.canonical import CENTRES
 from stormcohort.delivery import read_delivery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +79,8 @@ def run_measured(cmd: list[str]) -> tuple[float, float]:
 def read_floor(delivery: Path) -> float:
     """Seconds to read every input file of the delivery into pandas, as files (every cell as
     text, every sheet of a workbook): what any pipeline must at least spend on its input."""
-    files = [Path(f) for c in CENTRES for f in read_delivery(delivery, list(CENTRES)).files[c]]
+    centres = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))["centres"]
+    files = [Path(f) for c in centres for f in read_delivery(delivery, centres).files[c]]
     start = time.perf_counter()
     for f in files:
         if f.suffix.lower() == ".xlsx":

@@ -7,8 +7,6 @@ Direct identifiers never appear here: ingest replaces them with keyed-hash pseud
 
 from __future__ import annotations
 
-CENTRES = ("LDN", "SHF", "BHM")
-
 SEX = ("M", "F")
 DIAGNOSES = ("shlh", "mas", "fhlh", "other")
 TRIGGERS = ("infection", "rheumatic", "malignancy", "idiopathic")

@@ -5,6 +5,7 @@ import yaml
 
 from stormcohort.errors import ExtractError
 from stormcohort.ingest import load_centre_map
+from stormcohort.ingest.centre_map import lab_uln, load_centre_maps
 from tests.ingest_fixtures import ROOT
 
 
@@ -75,4 +76,28 @@ def test_every_canonical_table_needs_a_source(tmp_path):
     m = shipped("BHM")
     m["sources"] = [s for s in m["sources"] if s["role"] != "adverse_events"]
     with pytest.raises(ExtractError, match=r"no adverse_events source"):
+        load_centre_map(write(tmp_path, m))
+
+
+def test_configured_centres_give_their_ulns():
+    maps = load_centre_maps(["BHM", "LDN"], ROOT / "config" / "centres", uln_tests=["alt", "ast"])
+    assert list(maps) == ["BHM", "LDN"]
+    assert lab_uln(maps, ["ast"]) == {"BHM": {"ast": 50}, "LDN": {"ast": 40}}
+
+
+def test_a_configured_centre_without_a_map_is_named(tmp_path):
+    with pytest.raises(ExtractError, match=r"centre MAN: centre map .*MAN\.yaml not found.*remove MAN from `centres`"):
+        load_centre_maps(["MAN"], tmp_path)
+
+
+def test_a_map_filed_under_another_centre_is_refused(tmp_path):
+    write(tmp_path, shipped("LDN")).rename(tmp_path / "MAN.yaml")
+    with pytest.raises(ExtractError, match=r"MAN\.yaml: centre: 'LDN', but the file is the map of MAN"):
+        load_centre_maps(["MAN"], tmp_path)
+
+
+def test_ulns_of_unknown_tests_are_refused(tmp_path):
+    m = shipped("LDN")
+    m["lab_uln"]["alk_phos"] = 130
+    with pytest.raises(ExtractError, match=r"lab_uln\.alk_phos: unknown test"):
         load_centre_map(write(tmp_path, m))

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from stormcohort.ingest.centre_map import lab_uln, load_centre_maps
 from stormcohort.report import provenance as P
 from stormcohort.disclosure import Policy
 from stormcohort.report.fmt import Formatter
@@ -22,6 +23,9 @@ from stormcohort.report.strobe import ITEMS, strobe_map
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+# the resolved config, as workflow/rules/common.smk makes it: the centres' ULNs from their maps
+_HEP = CONFIG["analyses"]["hepatotoxicity"]
+_HEP["uln"] = lab_uln(load_centre_maps(CONFIG["centres"], ROOT / "config" / "centres", _HEP["tests"]), _HEP["tests"])
 DELIVERY = {"path": "data/raw/example", "extract_date": "2020-06-30", "synthetic": True}
 
 

@@ -23,14 +23,12 @@ def schema_defaults(section: str, **given) -> dict:
 
 
 def config_schema() -> dict:
-    """The study config's JSON schema (``stormcohort/schemas`` when packaged, else ``workflow/schemas``)."""
+    """The study config's JSON schema, shipped with the package (``stormcohort/schemas``)."""
+    from importlib.resources import files
+
     import yaml
 
-    here = Path(__file__).resolve().parents[1]
-    for path in (here / "schemas" / SCHEMA, here.parent / "workflow" / "schemas" / SCHEMA):
-        if path.exists():
-            return yaml.safe_load(path.read_text(encoding="utf-8"))
-    raise FileNotFoundError(f"{SCHEMA} not found under stormcohort/schemas or workflow/schemas")
+    return yaml.safe_load((files("stormcohort") / "schemas" / SCHEMA).read_text(encoding="utf-8"))
 
 
 def fill_defaults(instance: dict, schema: Mapping) -> dict:

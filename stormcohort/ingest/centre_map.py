@@ -1,14 +1,20 @@
-"""Centre maps (config/centres/<C>.yaml): how one centre's export maps onto the canonical tables.
+"""Centre maps (config/centres/<C>.yaml): how one centre's export maps onto the canonical tables,
+and the centre laboratory's upper limits of normal (`lab_uln`).
 
-The JSON schema (workflow/schemas/centre.schema.yaml) checks the shape; the checks here tie
-the map to stormcohort.canonical (field names per role, vocabularies, lab tests), so a typo
-in a map stops the run before any data is read.
+The JSON schema (stormcohort/schemas/centre.schema.yaml, package data) checks the shape; the
+checks here tie the map to stormcohort.canonical (field names per role, vocabularies, lab
+tests), so a typo in a map stops the run before any data is read. `load_centre_maps` and
+`lab_uln` are what the workflow runs on the configured centres when it parses the Snakefile,
+before any job.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import re
+from collections.abc import Iterable
+from importlib.resources import files
 from pathlib import Path
 
 import jsonschema
@@ -25,7 +31,8 @@ from stormcohort.canonical import (
 )
 from stormcohort.errors import ExtractError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "centre.schema.yaml"
+# The package's JSON schemas (centre maps, and config/config.yaml for the Snakefile).
+SCHEMAS = files("stormcohort") / "schemas"
 
 PERSON_FIELDS = {"patient_id", "nhs_number", "surname", "forename", "full_name", "dob", "sex", "postcode"}
 # Fields that join a dosing / lab / adverse-event row to its admission.
@@ -57,8 +64,9 @@ CODE_VALUES = {
 PATTERN_VALUES = {"diagnosis": set(DIAGNOSES), "term": set(AE_TERMS)}
 
 
-def _schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(yaml.safe_load((SCHEMAS / "centre.schema.yaml").read_text(encoding="utf-8")))
 
 
 def _check_against_canonical(centre_map: dict) -> list[str]:
@@ -118,9 +126,10 @@ def _check_against_canonical(centre_map: dict) -> list[str]:
                 problems.append(f"{key}: unknown text encoding {centre_map[key]!r} (e.g. utf-8-sig, utf-8, cp1252)")
     if centre_map.get("delimiter") == '"':
         problems.append("delimiter: the quote character cannot separate fields")
-    for test in centre_map.get("lab_unit_conversions", {}):
-        if test not in LAB_UNITS:
-            problems.append(f"lab_unit_conversions.{test}: unknown test (expected one of: {', '.join(LAB_UNITS)})")
+    for key in ("lab_unit_conversions", "lab_uln"):
+        for test in centre_map.get(key, {}):
+            if test not in LAB_UNITS:
+                problems.append(f"{key}.{test}: unknown test (expected one of: {', '.join(LAB_UNITS)})")
     return problems
 
 
@@ -130,10 +139,11 @@ def load_centre_map(path: Path | str) -> dict:
     if not path.is_file():
         raise ExtractError(f"{path}: centre map not found")
     try:
-        centre_map = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's safe loader when PyYAML has it: the workflow reads every map at each parse
+        centre_map = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as error:
         raise ExtractError(f"{path}: not valid YAML ({error})") from error
-    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(centre_map), key=lambda e: list(e.path))
+    errors = sorted(_validator().iter_errors(centre_map), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
         key = "/".join(map(str, first.path)) or "(top level)"
@@ -142,3 +152,37 @@ def load_centre_map(path: Path | str) -> dict:
     if problems:
         raise ExtractError(f"{path}: " + "; ".join(problems))
     return centre_map
+
+
+def load_centre_maps(centres: Iterable[str], centre_dir: Path | str = "config/centres",
+                     uln_tests: Iterable[str] = ()) -> dict[str, dict]:
+    """The configured centres' maps (`<centre_dir>/<C>.yaml`), each read and validated, in the
+    order of `centres`, each with an upper limit of normal (`lab_uln`) for every test in
+    `uln_tests` (the config's analyses.hepatotoxicity.tests). The workflow calls this when it
+    parses the Snakefile: a missing map, an invalid one, one written for another centre or a
+    missing limit stops the run before any job, naming the centre, the file and the key."""
+    maps = {}
+    for centre in centres:
+        path = Path(centre_dir) / f"{centre}.yaml"
+        if not path.is_file():
+            raise ExtractError(f"centre {centre}: centre map {path} not found (every centre in config `centres` "
+                               "needs one)", fix=f"write {path} (config/README.md, 'Adding a centre') or remove "
+                               f"{centre} from `centres`")
+        centre_map = load_centre_map(path)
+        if centre_map["centre"] != centre:
+            raise ExtractError(f"{path}: centre: {centre_map['centre']!r}, but the file is the map of {centre}",
+                               fix=f"set `centre: {centre}`")
+        missing = [t for t in uln_tests if t not in centre_map.get("lab_uln", {})]
+        if missing:
+            example = ", ".join(f"{t}: <{t.upper()} ULN in {LAB_UNITS[t]}>" for t in uln_tests)
+            raise ExtractError(f"{path}: lab_uln: no upper limit of normal for {', '.join(missing)} (centre {centre}; "
+                               "config analyses.hepatotoxicity.tests needs one per test)",
+                               fix=f"add `lab_uln: {{{example}}}` to {path}, the centre laboratory's limits")
+        maps[centre] = centre_map
+    return maps
+
+
+def lab_uln(centre_maps: dict[str, dict], tests: Iterable[str]) -> dict[str, dict[str, float]]:
+    """`{centre: {test: upper limit of normal}}` for `tests`, from maps that `load_centre_maps`
+    checked for them: the shape the hepatotoxicity analysis reads as its `uln` setting."""
+    return {c: {t: m["lab_uln"][t] for t in tests} for c, m in centre_maps.items()}

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stormcohort.canonical import CENTRES, DOSES_PER_DAY, LAB_PLAUSIBLE, LAB_UNITS
+from stormcohort.canonical import DOSES_PER_DAY, LAB_PLAUSIBLE, LAB_UNITS
 from stormcohort.synth import criteria
 
+# The generator's centres (the three of the registry-extracts contract; the pipeline reads
+# whichever centres the config lists).
+CENTRES = ("LDN", "SHF", "BHM")
 CENTRE_WEIGHTS = (19, 15, 12)  # the Viewpoint's split is not published; LDN > SHF > BHM assumed
 STUDY_START, STUDY_END = pd.Timestamp("2019-01-01"), pd.Timestamp("2019-12-31")
 # Every date of birth lies before every event date of the delivery, in an earlier calendar

@@ -5,8 +5,19 @@ from pathlib import Path
 
 from stormcohort.canonical import TABLES
 from stormcohort.delivery import content_sha256, read_delivery
+from stormcohort.ingest.centre_map import lab_uln, load_centre_maps
 from stormcohort.outputs import ANALYSES, OUTPUTS, output
 
+CENTRES = config["centres"]
+HEPATOTOXICITY_TESTS = config["analyses"]["hepatotoxicity"]["tests"]
+# Each configured centre's map, checked now, before any job runs: it exists, is valid, is the
+# map of that centre and has an upper limit of normal for every hepatotoxicity test.
+CENTRE_MAPS = load_centre_maps(CENTRES, "config/centres", uln_tests=HEPATOTOXICITY_TESTS)
+# {centre: {test: ULN}} from the maps' `lab_uln`: the hepatotoxicity analyses' `uln` setting
+# (outcomes.smk). The resolved config records it too, as analyses.hepatotoxicity.uln, for the
+# report's methods text and provenance.json, which read the config.
+CENTRE_ULN = lab_uln(CENTRE_MAPS, HEPATOTOXICITY_TESTS)
+config["analyses"]["hepatotoxicity"]["uln"] = CENTRE_ULN
 DELIVERY = Path(config["delivery"])
 DELIVERY_META = read_delivery(DELIVERY, config["centres"])
 # Rerun on content, not on modification times. The delivered files are `ancient`: a newer mtime
@@ -18,7 +29,6 @@ DELIVERY_META = dataclasses.replace(
     DELIVERY_META, files={c: [ancient(f) for f in files] for c, files in DELIVERY_META.files.items()})
 RUN = config.get("run") or DELIVERY.name
 OUT = f"results/{RUN}"
-CENTRES = config["centres"]
 
 
 def centre_files(wildcards):
