@@ -1,5 +1,5 @@
 """Unit tests of the report package: number formats, methods text from config, limitations,
-STROBE map, provenance helpers and the exposure summary. Fast and offline (the workflow runs
+STROBE map, provenance helpers, and the report's contract (it reads no patient-level file). Fast and offline (the workflow runs
 are in test_report_workflow.py)."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -18,7 +20,10 @@ from stormcohort.report import provenance as P
 from stormcohort.disclosure import Policy
 from stormcohort.report.fmt import Formatter
 from stormcohort.report.methods import covariates, join_and, methods
-from stormcohort.report.sections import exposure_summary, lower_first, table1_table, term_label
+from stormcohort.labels import term_label
+from stormcohort.outputs import OUTPUTS, output
+from stormcohort.report.inputs import report_inputs
+from stormcohort.report.sections import lower_first, rates_table, table1_table
 from stormcohort.report.strobe import ITEMS, strobe_map
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,37 +135,70 @@ def test_run_log_appends_one_entry_per_invocation(tmp_path):
     assert all(r["finished"] and r["command"] for r in runs)
 
 
-def test_exposure_summary_by_route():
-    ds = pd.DataFrame({
-        "patient_key": ["a", "b", "c", "d"], "route_group": ["IV", "IV", "SC", "SC"], "first_route": ["IV", "SC", "SC", "SC"],
-        "route_switch": [0, 1, 0, 0], "max_daily_dose_mg": [400, 800, 100, 200],
-        "max_dose_mg_per_kg_day": [5.0, None, 2.0, 4.0], "days_admission_to_anakinra": [0, 1, 2, 3],
-        "days_on_anakinra": [10, 20, 30, 40]})
-    ak = pd.DataFrame({"patient_key": ["a", "a", "b", "c", "d"], "continuous": [True, False, False, False, False]})
-    s = exposure_summary(ds, ak).set_index(["variable", "group"])
-    assert s.loc[("max_daily_dose_mg", "IV"), "median"] == 600
-    assert s.loc[("max_dose_mg_per_kg_day", "IV"), "missing"] == 1
-    assert s.loc[("first_dose_iv", "overall"), "count"] == 1
-    assert s.loc[("continuous_infusion", "IV"), "count"] == 1 and s.loc[("regimens", "IV"), "median"] == 1.5
+def table1_rows(*rows):
+    """Numeric Table 1 rows (variable, kind, level, group, n, count, missing, smd), as describe writes them."""
+    cols = ["variable", "kind", "level", "group", "n", "count", "missing", "smd"]
+    t = pd.DataFrame(rows, columns=cols)
+    return t.assign(percent=100 * t["count"] / t["n"], median=np.nan, q1=np.nan, q3=np.nan)
 
 
 def test_table1_shows_binary_variables_on_one_row_and_discloses_its_cells():
-    t1 = pd.DataFrame([
-        ["n", "Patients", "", "n", "46", "18", "28", "", None],
-        ["icu", "Intensive care", "0", "n (%)", "29 (63.0%)", "4 (22.2%)", "25 (89.3%)", "0", 1.83],
-        ["icu", "Intensive care", "1", "n (%)", "17 (37.0%)", "14 (77.8%)", "3 (10.7%)", "", None],
-        ["sex", "Sex", "F", "n (%)", "18 (39.1%)", "9 (50.0%)", "9 (32.1%)", "0", 0.37],
-        ["sex", "Sex", "M", "n (%)", "28 (60.9%)", "9 (50.0%)", "19 (67.9%)", "", None],
-    ], columns=["variable", "label", "level", "statistic", "overall", "IV", "SC", "missing", "smd"])
+    t1 = table1_rows(
+        ["patients", "count", None, "overall", 46, 46, 0, None], ["patients", "count", None, "IV", 18, 18, 0, None],
+        ["patients", "count", None, "SC", 28, 28, 0, None],
+        ["icu", "categorical", 0, "overall", 46, 29, 0, 1.83], ["icu", "categorical", 0, "IV", 18, 4, 0, None],
+        ["icu", "categorical", 0, "SC", 28, 25, 0, None], ["icu", "categorical", 1, "overall", 46, 17, 0, 1.83],
+        ["icu", "categorical", 1, "IV", 18, 14, 0, None], ["icu", "categorical", 1, "SC", 28, 3, 0, None],
+        ["sex", "categorical", "F", "overall", 46, 18, 0, 0.37], ["sex", "categorical", "F", "IV", 18, 9, 0, None],
+        ["sex", "categorical", "F", "SC", 28, 9, 0, None], ["sex", "categorical", "M", "overall", 46, 28, 0, 0.37],
+        ["sex", "categorical", "M", "IV", 18, 9, 0, None], ["sex", "categorical", "M", "SC", 28, 19, 0, None],
+        ["ferritin_baseline", "continuous", None, "overall", 40, None, 6, 0.52],
+        ["ferritin_baseline", "continuous", None, "IV", 16, None, 2, None],
+        ["ferritin_baseline", "continuous", None, "SC", 24, None, 4, None],
+    )
+    cont = t1["kind"].eq("continuous")
+    t1.loc[cont, ["median", "q1", "q3"]] = [[9000.0, 4000.25, 20000.0], [12000.0, 5000.0, 30000.0],
+                                             [7000.0, 3000.0, 15000.5]]
     full = table1_table(t1, Formatter())
     assert full.columns[1:4] == ["Overall (N = 46)", "IV (N = 18)", "SC (N = 28)"]
     assert full.rows[0] == ["Intensive care, n (%)", "17 (37%)", "14 (78%)", "3 (11%)", "0", "1.83"]
+    assert full.rows[-1] == ["Ferritin, ug/L, median [IQR]", "9000.0 [4000.2, 20000.0]", "12000.0 [5000.0, 30000.0]",
+                             "7000.0 [3000.0, 15000.5]", "6", "0.52"]
     shared = table1_table(t1, Formatter(Policy(10, 5)))
     assert shared.columns[1:4] == ["Overall (N = 45)", "IV (N = 20)", "SC (N = 30)"]
     assert shared.rows[0] == ["Intensive care, n (%)", "15 (33%)", "15 (75%)", "<10", "0", "1.83"]
     assert ["\u2003F", "20 (44%)", "<10", "<10", "", ""] in shared.rows
+    assert shared.rows[-1][-2] == "<10"  # the missing count is disclosed too
 
 
-@pytest.mark.parametrize("name", ["report.html.j2"])
+def test_rates_table_formats_the_tables_and_recomputes_nothing():
+    rates = pd.DataFrame({"group": ["IV", "SC", "IV", "SC"], "term": ["any", "any", "infusion_reaction", "infusion_reaction"],
+                          "patients": [10, 12, 2, None], "events": [14, 20, 2, None], "patient_days": [300, 700, 150, None],
+                          "rate_per_100pd": [4.66667, 2.85714, 1.33333, None], "rate_lcl": [2.55, 1.75, 0.16, None],
+                          "rate_ucl": [7.83, 4.41, 4.82, None], "note": [None] * 4})
+    ratios = pd.DataFrame({"outcome": ["any"], "model": ["exact"], "term": ["route_group[IV]"], "irr": [1.63333],
+                           "irr_lcl": [0.77], "irr_ucl": [3.39], "p": [0.18], "events_iv": [14], "patient_days_iv": [300],
+                           "events_sc": [20], "patient_days_sc": [700], "note": [None]})
+    t = rates_table(rates, ratios, 100, Formatter())
+    assert t.rows[0] == ["Any adverse event", "14 / 300", "4.67 (2.55\u20137.83)", "20 / 700", "2.86 (1.75\u20134.41)",
+                         "1.63 (0.77\u20133.39), p = 0.180"]
+    assert t.rows[1][3:5] == ["not applicable", ""]  # no SC day counts towards an infusion reaction
+
+
+def test_the_report_reads_no_patient_level_file():
+    """Its inputs are summary tables, model summaries and figures: nothing per patient or per row."""
+    inputs = report_inputs(["LDN", "SHF", "BHM"])
+    paths = [p for v in inputs.values() for p in ([v] if isinstance(v, str) else v)]
+    patient_level = {output("cohort", n) for n in OUTPUTS["cohort"] if n != "attrition"} | {
+        output("hepatotoxicity", "patients")}
+    assert not patient_level & set(paths)
+    assert not [p for p in paths if p.endswith(".parquet") or p.startswith("linked/") and "summary" not in p]
+    statistics = re.compile(r"^\s*(from|import) (stormcohort\.(stats|analyses)|scipy|statsmodels|lifelines)\b",
+                            re.M)
+    assert not [f.name for f in (ROOT / "stormcohort" / "report").glob("*.py")
+                if statistics.search(f.read_text(encoding="utf-8"))]
+
+
+@pytest.mark.parametrize("name", ["report.html.j2", "macros.html.j2", "table1.html.j2", "diff.html.j2"])
 def test_the_one_template_is_package_data(name):
     assert (ROOT / "stormcohort" / "report" / "templates" / name).is_file()

@@ -151,5 +151,5 @@ def render(context: Mapping, template: str = "report.html.j2") -> str:
 
 def table1_page(data: Mapping, *, synthetic: bool) -> str:
     """Table 1 on a page of its own (``tables/table1.html``), as the report shows it."""
-    return render({"table": S.table1_table(data["table1"], Formatter()), "synthetic": synthetic, "share": False},
+    return render({"table1": S.table1_table(data["table1"], Formatter()), "synthetic": synthetic, "share": False},
                   "table1.html.j2")

@@ -343,7 +343,7 @@ def ae_table(events: pd.DataFrame, severe: int, f: Formatter) -> Table:
 def _rate_cells(r, f: Formatter) -> tuple[str, str]:
     """Events / patient-days and rate (CI) of one row of the rates table (as disclosed, in the
     shareable report: the ``disclose`` rule recomputed the rate from the disclosed counts)."""
-    if r is None:
+    if r is None or pd.isna(r["events"]) and not r.get("withheld", False):
         return "not applicable", ""
     shown = f"{f.count(r['events'])} / {f.count(r['patient_days'])}"
     if r.get("withheld", False) or f.suppressed(r["events"], r["patient_days"]):
