@@ -19,7 +19,7 @@ CENTRE_MAPS = load_centre_maps(CENTRES, "config/centres", uln_tests=HEPATOTOXICI
 CENTRE_ULN = lab_uln(CENTRE_MAPS, HEPATOTOXICITY_TESTS)
 config["analyses"]["hepatotoxicity"]["uln"] = CENTRE_ULN
 DELIVERY = Path(config["delivery"])
-DELIVERY_META = read_delivery(DELIVERY, config["centres"])
+DELIVERY_META = read_delivery(DELIVERY, CENTRES)  # each centre has a folder of files
 # Rerun on content, not on modification times. The delivered files are `ancient`: a newer mtime
 # alone (a fresh checkout, a copy, `touch`) never reruns anything, at any file size (Snakemake's
 # own checksum fallback only covers files under --max-checksum-file-size, 1 MB). Their content
