@@ -22,11 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from stormcohort.outputs import OUTPUTS, output
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN = f"pytest_interrupted_{os.getpid()}"
 CLEAN = f"pytest_interrupted_clean_{os.getpid()}"
 PROFILE = ("--profile", "workflow/profiles/default")
-COMPARED = ("clean", "linked", "cohort")  # every file under these folders, byte for byte
+COMPARED = ("ingest", "link", "cohort")  # every output of these rules, byte for byte
 
 
 def snakemake(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -64,8 +66,9 @@ def forget(run: str) -> None:
 
 
 def files(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for folder in COMPARED for p in sorted((out / folder).rglob("*"))
-            if p.is_file()}
+    paths = [output(rule, name, centre) for rule in COMPARED for name in OUTPUTS[rule]
+             for centre in (("LDN", "SHF", "BHM") if rule == "ingest" else (None,))]
+    return {p: (out / p).read_bytes() for p in paths if (out / p).is_file()}
 
 
 @pytest.fixture

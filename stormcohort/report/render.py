@@ -51,8 +51,9 @@ def load_results(inputs: Mapping) -> dict:
                                    ignore_index=True)
     data["models"] = {m: json.loads(Path(inputs[f"model_{m}"]).read_text(encoding="utf-8")) for m in MODELS}
     data["figures"] = {x: Path(inputs[f"figure_{x}"]) for x in FIGURES}
+    names = set(inputs.keys())
     data["disclosed"] = {k: Path(inputs[f"disclosed_{k}"]) if k.startswith("figure_") else csv(inputs[f"disclosed_{k}"])
-                         for k in DISCLOSED if f"disclosed_{k}" in inputs}
+                         for k in DISCLOSED if f"disclosed_{k}" in names}
     return data
 
 
