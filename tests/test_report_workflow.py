@@ -129,8 +129,10 @@ def test_changing_the_adjustment_reruns_only_that_analysis_and_the_report():
     change = {"analyses": {"survival": {"adjust_for": ["icu"]}}}
     dry = snakemake("--dry-run", overlay=change)
     assert dry.returncode == 0, dry.stderr[-2000:]
-    # survival, what reads its tables (forest plot, report, privacy scan) and the target: nothing else
-    assert scheduled(dry) == {"survival", "forest", "report", "privacy_check", "all"}, dry.stdout[-3000:]
+    # survival, what reads its tables (forest plot, the estimates on disclosed counts, both reports, privacy
+    # scan) and the target: nothing else
+    assert scheduled(dry) == {"survival", "forest", "disclose", "report", "report_shareable", "privacy_check",
+                              "all"}, dry.stdout[-3000:]
     try:
         done = snakemake(overlay=change)
         assert done.returncode == 0, done.stderr[-3000:]
