@@ -11,6 +11,7 @@ from stormcohort.canonical import TABLES
 from stormcohort.delivery import read_delivery, resolve_key
 from stormcohort.errors import ExtractError
 from stormcohort.ingest import ingest_centre, load_centre_map
+from stormcohort.ingest.ledger import ledger_summary
 from stormcohort.io import rule_logger, write_csv, write_parquet
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
@@ -28,5 +29,6 @@ except ExtractError as error:
 for table in TABLES:
     write_parquet(result.tables[table], sm.output[table])
 write_csv(result.ledger, sm.output.ledger)
+write_csv(ledger_summary(result.ledger, centre), sm.output.ledger_summary)
 write_csv(result.accounting, sm.output.accounting)
 log.info("%s: %d rows kept, %d ledger entries", centre, int(result.accounting["rows_kept"].sum()), len(result.ledger))

@@ -16,6 +16,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
     "ingest": {
         **{t: f"clean/{{centre}}/{t}.parquet" for t in TABLES},
         "ledger": "clean/{centre}/exclusions.csv",
+        "ledger_summary": "clean/{centre}/exclusions_summary.csv",
         "accounting": "clean/{centre}/accounting.csv",
     },
     "link": {**{t: f"linked/{t}.parquet" for t in TABLES}, "summary": "linked/link_summary.csv"},

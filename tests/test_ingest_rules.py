@@ -356,3 +356,15 @@ def test_accounting_refuses_a_row_that_is_neither_kept_nor_excluded():
         accounting("LDN", rows_in, {"labs.csv": pd.Index([2])}, ledger)
     with pytest.raises(AssertionError, match=r"both kept and excluded \[3\]"):
         accounting("LDN", rows_in, {"labs.csv": pd.Index([2, 3, 4])}, ledger)
+
+
+def test_ledger_summary_counts_entries_by_file_rule_and_scope():
+    from stormcohort.ingest.ledger import ledger_summary
+
+    ledger = pd.DataFrame({"file": ["a.csv", "a.csv", "a.csv", "b.csv"], "row": [1, 2, 3, 4],
+                           "column": ["x", "y", None, "x"], "value": ["1", "2", "", "3"],
+                           "rule": ["r1", "r1", "r2", "r1"], "reason": [""] * 4, "scope": ["row", "row", "value", "row"]})
+    s = ledger_summary(ledger, "LDN")
+    assert s.values.tolist() == [["LDN", "a.csv", "r1", "row", "x, y", 2], ["LDN", "a.csv", "r2", "value", "", 1],
+                                 ["LDN", "b.csv", "r1", "row", "x", 1]]
+    assert ledger_summary(ledger.iloc[:0], "LDN").empty

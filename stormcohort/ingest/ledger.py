@@ -71,3 +71,14 @@ def accounting(centre: str, rows_in: dict[str, pd.Index], rows_kept: dict[str, p
             raise AssertionError(f"{centre}/{file}: rows_in {len(all_rows)} != kept {len(kept)} + excluded {len(excluded)}")
         records.append((centre, file, len(all_rows), len(kept), len(excluded)))
     return pd.DataFrame(records, columns=ACCOUNTING_COLUMNS).sort_values("file", kind="mergesort").reset_index(drop=True)
+
+
+def ledger_summary(ledger: pd.DataFrame, centre: str) -> pd.DataFrame:
+    """The ledger by file, rule and scope: its entries and the columns they touch (what the report
+    shows; the ledger itself lists each row and value)."""
+    columns = ["centre", "file", "rule", "scope", "columns", "entries"]
+    if ledger.empty:
+        return pd.DataFrame(columns=columns)
+    g = ledger.assign(column=ledger["column"].astype("string")).groupby(["file", "rule", "scope"], sort=True)
+    out = g.agg(columns=("column", lambda c: ", ".join(sorted(set(c.dropna())))), entries=("row", "size"))
+    return out.reset_index().assign(centre=centre)[columns]

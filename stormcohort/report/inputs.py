@@ -34,7 +34,7 @@ TABLES = {
     "forest": ("forest", "table"),
 }
 # one file per centre
-CENTRE_TABLES = {"accounting": ("ingest", "accounting"), "exclusions": ("ingest", "ledger")}
+CENTRE_TABLES = {"accounting": ("ingest", "accounting"), "exclusions": ("ingest", "ledger_summary")}
 FIGURES = {
     "flow": ("flow_diagram", "png"),
     "km": ("survival", "png"),

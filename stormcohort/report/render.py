@@ -47,8 +47,7 @@ def load_results(inputs: Mapping) -> dict:
     csv = lambda path: pd.read_csv(path, keep_default_na=True)  # noqa: E731
     data = {k: csv(inputs[k]) for k in TABLES}
     data["accounting"] = pd.concat([csv(p) for p in inputs["accounting"]], ignore_index=True)
-    data["exclusions"] = pd.concat([csv(p).assign(centre=Path(p).parent.name) for p in inputs["exclusions"]],
-                                   ignore_index=True)
+    data["exclusions"] = pd.concat([csv(p) for p in inputs["exclusions"]], ignore_index=True)
     data["models"] = {m: json.loads(Path(inputs[f"model_{m}"]).read_text(encoding="utf-8")) for m in MODELS}
     data["figures"] = {x: Path(inputs[f"figure_{x}"]) for x in FIGURES}
     names = set(inputs.keys())

@@ -70,16 +70,13 @@ def cleaning_table(accounting: pd.DataFrame, f: Formatter) -> Table:
                  sources=[f"clean/{c}/accounting.csv" for c in dict.fromkeys(accounting["centre"])])
 
 
-def exclusions_table(ledger: pd.DataFrame, f: Formatter) -> Table:
-    """Ledger entries by centre, file, rule and scope (row excluded, or one value set missing)."""
-    rows = []
-    if len(ledger):
-        g = ledger.groupby(["centre", "file", "rule", "scope"], sort=True)
-        for (centre, file, rule, scope), d in g:
-            what = "rows excluded" if scope == "row" else "values set missing (row kept)"
-            columns = ", ".join(sorted(set(d["column"].dropna().astype(str)))) or MISSING
-            rows.append([centre, file, str(rule).replace("_", " "), columns, what, f.count(len(d))])
-    centres = list(dict.fromkeys(ledger["centre"])) if len(ledger) else []
+def exclusions_table(summary: pd.DataFrame, f: Formatter) -> Table:
+    """Ledger entries by centre, file, rule and scope (row excluded, or one value set missing), from
+    each centre's ledger summary."""
+    rows = [[r.centre, r.file, str(r.rule).replace("_", " "), r.columns if isinstance(r.columns, str) else MISSING,
+             "rows excluded" if r.scope == "row" else "values set missing (row kept)", f.count(r.entries)]
+            for r in summary.itertuples()]
+    centres = list(dict.fromkeys(summary["centre"]))
     return Table("exclusions", "Exclusions by reason (the ledgers list each row and value)",
                  ["Centre", "Table", "Rule", "Column", "Effect", "Entries"], rows,
                  sources=[f"clean/{c}/exclusions.csv" for c in centres],
