@@ -1,0 +1,95 @@
+"""Results are a contract: the report renders from the analyses' summary tables alone, and the
+follow-up horizon names every survival result.
+
+Both run the real workflow: the shared embedded run (tests/workflow_runs.py), and one more run of
+a small generated delivery with ``cohort.follow_up_days: 60``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stormcohort.disclosure import Policy
+from stormcohort.outputs import OUTPUTS, output, under
+from stormcohort.report.inputs import disclosed_inputs, report_inputs
+from stormcohort.report.render import build_context, load_results, render
+from tests import workflow_runs
+
+CENTRES = ["LDN", "SHF", "BHM"]
+
+
+def patient_level(out: Path) -> list[Path]:
+    """Every file of a run below the summaries: the cleaned, linked and cohort tables, the ledgers'
+    rows and the per-patient hepatotoxicity flags (only the attrition and the summaries stay)."""
+    keep = {output("ingest", n, c) for n in ("accounting", "ledger_summary") for c in CENTRES} | {
+        output("link", "summary"), output("cohort", "attrition")}
+    files = [p for folder in ("clean", "linked", "cohort") for p in (out / folder).rglob("*") if p.is_file()]
+    return [p for p in files if str(p.relative_to(out)) not in keep]
+
+
+def test_the_report_renders_from_summary_tables_alone(embedded_run, tmp_path):
+    """Copy the run, delete every patient-level file, render both reports again: the same bytes."""
+    out = tmp_path / "run"
+    shutil.copytree(embedded_run, out)
+    deleted = patient_level(out)
+    assert {output("cohort", "dataset"), output("cohort", "labs"), output("hepatotoxicity", "patients")} <= {
+        str(p.relative_to(out)) for p in deleted}
+    for p in deleted:
+        p.unlink()
+    config = json.loads((out / "provenance.json").read_text(encoding="utf-8"))["config"]
+    config = {**config, "labels": config.get("labels", {})}
+    prov = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    delivery = prov["delivery"]
+    full = load_results(under(out, report_inputs(CENTRES)))
+    html = render(build_context(full, config=config, delivery=delivery, provenance=prov, policy=Policy(), share=False))
+    assert html == (embedded_run / "report.html").read_text(encoding="utf-8")
+    shared = load_results(under(out, {**report_inputs(CENTRES), **disclosed_inputs()}))
+    policy = Policy.from_config(config["disclosure"])
+    html = render(build_context(shared, config=config, delivery=delivery, provenance=prov, policy=policy, share=True))
+    assert html == (embedded_run / "report_shareable.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def horizon_60(tmp_path_factory) -> Path:
+    """results/<run>/ of a 30-patient generated delivery followed to day 60."""
+    delivery = tmp_path_factory.mktemp("horizon") / "h60"
+    made = workflow_runs.python("-m", "stormcohort.synth", "--patients", "30", "--seed", "7", "--out", str(delivery))
+    assert made.returncode == 0, made.stderr[-2000:]
+    run = f"pytest_horizon60_{workflow_runs.os.getpid()}"
+    out = workflow_runs.ROOT / "results" / run
+    try:
+        done = workflow_runs.snakemake(*workflow_runs.config_args(
+            run, {"cohort": {"follow_up_days": 60}}, delivery=str(delivery)))
+        assert done.returncode == 0, done.stderr[-4000:]
+        yield out
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+NINETY = re.compile(r"death_90d|surv_90|[Dd]ay 90\b|90 days|by day 90")
+
+
+def test_the_follow_up_horizon_names_every_survival_result(horizon_60):
+    out = horizon_60
+    assert "death_60d" in pd.read_csv(out / output("cohort", "dataset")).columns
+    km = pd.read_csv(out / output("survival", "km"))
+    assert {"surv_30", "surv_60"} <= set(km.columns) and not [c for c in km.columns if "90" in c]
+    assert set(pd.read_csv(out / output("survival", "cox"))["outcome"]) == {"death_60d"}
+    assert pd.read_csv(out / output("survival", "km_risk"))["day"].max() <= 60
+    forest = pd.read_csv(out / output("forest", "table"))
+    assert "Death by day 60" in set(forest["label"])
+    texts = {p: (out / p).read_text(encoding="utf-8", errors="replace")
+             for rule in ("survival", "competing_risks", "binary_outcomes", "forest", "describe", "report",
+                          "report_shareable")
+             for p in OUTPUTS[rule].values() if p.endswith((".csv", ".json", ".svg", ".html"))}
+    texts[output("cohort", "dictionary")] = (out / output("cohort", "dictionary")).read_text(encoding="utf-8")
+    said = {p: sorted(set(NINETY.findall(t))) for p, t in texts.items()}
+    assert not {p: s for p, s in said.items() if s}, said
+    report = texts[output("report", "html")]
+    assert "Death by day 60" in report and "Survival at day 60" in report
