@@ -1,16 +1,15 @@
 """An updated delivery end to end: the generator derives it from the embedded example, the
-workflow runs it (the embedded delivery's run is the one the end-to-end tests share,
-tests/workflow_runs.py, and this one has the same configuration), and `--config compare_to=`
-writes diff/. The diff must show exactly the
-changes the generator lists in synth_changes.json: the same patients added, removed and
-changed (mapped from local admission ids to patient keys through the keys ingest wrote), the
-same ledger entries, the new column ignored, and no identifier anywhere in diff/.
+workflow runs both, and `--config compare_to=` writes diff/ (both runs are shared,
+tests/workflow_runs.py: the embedded delivery's, and the update's with the same configuration).
+The diff must show exactly the changes the generator lists in synth_changes.json: the same
+patients added, removed and changed (mapped from local admission ids to patient keys through
+the keys ingest wrote), the same ledger entries, the new column ignored, and no identifier
+anywhere in diff/.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -24,12 +23,11 @@ from stormcohort.diff import OUTPUTS
 from stormcohort.ingest import load_centre_map, read_identifiers
 from stormcohort.privacy import identifier_set, scan
 from stormcohort.pseudonym import admission_key
-from stormcohort.synth.update import derive_update
-from tests.workflow_runs import EMBEDDED_RUN, remove_run, workflow
+from tests.workflow_runs import EMBEDDED_RUN, UPDATE_RUN, workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "data" / "raw" / "example"
-OLD, NEW = EMBEDDED_RUN, f"pytest_update_new_{os.getpid()}"
+OLD, NEW = EMBEDDED_RUN, UPDATE_RUN
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
 # Dataset fields a corrected source value may move (derived from it by the cohort rules).
 FOLLOWS = {
@@ -41,14 +39,9 @@ FIRST = {"weight_kg": "weight_kg", "death_date": "time_to_death_days", "labs:crp
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, embedded_run):
-    update = tmp_path_factory.mktemp("update") / "update1"
-    changes = derive_update(EXAMPLE, update, seed=2)
-    remove_run(NEW)
-    done = workflow(NEW, delivery=update, compare_to=f"results/{OLD}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    yield {"old": embedded_run, "new": ROOT / "results" / NEW, "update": update, "changes": changes}
-    remove_run(NEW)
+def runs(embedded_run, update_run):
+    update, changes, new = update_run
+    return {"old": embedded_run, "new": new, "update": update, "changes": changes}
 
 
 def diff_table(runs, name: str) -> pd.DataFrame:

@@ -1,29 +1,21 @@
 """End to end: the real workflow on the embedded delivery, twice from scratch.
 
 Reproduces the Viewpoint's cohort (46 patients, 18 IV, 28 SC) and checks that two runs
-from nothing give byte-identical tables. The first run is the one the end-to-end tests share
-(tests/workflow_runs.py); the second is made here, with the same configuration.
+from nothing give byte-identical tables. The first run is the one the end-to-end tests share,
+the second a run from scratch with the same configuration (tests/workflow_runs.py).
 """
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import pytest
 
-from tests.workflow_runs import EMBEDDED_RUN, remove_run, workflow
-
-SECOND_RUN = f"pytest_e2e_{os.getpid()}_b"
+from tests.workflow_runs import EMBEDDED_RUN, workflow
 
 
 @pytest.fixture(scope="module")
-def runs(embedded_run):
-    remove_run(SECOND_RUN)
-    done = workflow(SECOND_RUN)
-    assert done.returncode == 0, done.stderr[-3000:]
-    yield [embedded_run, embedded_run.parent / SECOND_RUN]
-    remove_run(SECOND_RUN)
+def runs(embedded_run, embedded_run_again):
+    return [embedded_run, embedded_run_again]
 
 
 def test_cohort_reproduces_the_viewpoint(embedded_run):
