@@ -148,7 +148,8 @@ def test_table1_cells_and_smds():
     assert (smd["old"], smd["new"], smd["change"]) == ("0.369", "0.338", pytest.approx(-0.031))
 
 
-COX = pd.DataFrame({"model": ["unadjusted", "adjusted", "adjusted"], "term": ["route_group[IV]", "route_group[IV]", "icu"],
+COX = pd.DataFrame({"model": ["unadjusted", "adjusted", "adjusted"],
+                    "term": ["route_group[IV]", "route_group[IV]", "icu"],
                     "hr": [1.8, 1.4, 4.5], "hr_lcl": [0.64, 0.38, 1.25], "hr_ucl": [5.2, 5.1, 16.3], "n": 46,
                     "events": 14})
 LOGISTIC = pd.DataFrame({"outcome": "death_30d", "model": "unadjusted", "method": ["firth", "firth", "ml", "ml"],
