@@ -94,7 +94,8 @@ def rule_benchmarks(run: str) -> list[dict]:
     rules = []
     for tsv in sorted((ROOT / "results" / run / "benchmarks").glob("*.tsv")):
         b = pd.read_csv(tsv, sep="\t").iloc[0]
-        rules.append({"rule": tsv.stem, "seconds": round(float(b["s"]), 2), "max_rss_mb": round(float(b["max_rss"]), 1)})
+        rules.append({"rule": tsv.stem, "seconds": round(float(b["s"]), 2),
+                      "max_rss_mb": round(float(b["max_rss"]), 1)})
     return rules
 
 
@@ -167,7 +168,8 @@ def markdown(embedded: dict | None, results: list[dict], targets: list[dict]) ->
                      f"{r['read_floor_s']} | {r['end_to_end_s']} | {r['ratio_to_floor']} | {r['noop_rerun_s']} | "
                      f"{r['peak_mb']:,} | {slowest['rule']} ({slowest['seconds']} s) |")
     lines += ["", "| target | limit | measured | met |", "|---|---:|---:|---|"]
-    lines += [f"| {t['target']} | {t['limit']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |" for t in targets]
+    lines += [f"| {t['target']} | {t['limit']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |"
+              for t in targets]
     return "\n".join(lines)
 
 
@@ -188,7 +190,8 @@ def main(argv=None) -> None:
     for n in args.sizes:
         print(f"benchmarking {n:,} patients ...", file=sys.stderr, flush=True)
         results.append(bench_size(n, args.cores, args.seed))
-        print(f"  end to end {results[-1]['end_to_end_s']} s, peak {results[-1]['peak_mb']} MB", file=sys.stderr, flush=True)
+        print(f"  end to end {results[-1]['end_to_end_s']} s, peak {results[-1]['peak_mb']} MB", file=sys.stderr,
+              flush=True)
     targets = check_targets(embedded, results)
     machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
                "memory_gb": round(psutil.virtual_memory().total / 1e9, 1), "cores_used": args.cores}

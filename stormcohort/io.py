@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 
 import pandas as pd
-
 
 FLOAT_FORMAT = "%.6g"
 
@@ -52,11 +54,64 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
 
 
 def rule_logger(snakemake) -> logging.Logger:
-    """A logger writing to the rule's `log:` file (the only place a rule reports progress)."""
+    """A logger writing to the rule's `log:` file (the only place a rule reports progress).
+
+    The job's whole stderr goes to that file too: Python's warnings and the traceback of an
+    uncaught exception, libraries' messages, and whatever C code or child processes write to
+    file descriptor 2. What Python writes to ``sys.stderr`` still shows on the console as well
+    (Snakemake prints it with the job's error); output below Python goes to the log only.
+    The log is started afresh, so it holds this run of the job and nothing older.
+    """
+    path = Path(snakemake.log[0])
+    if not isinstance(sys.stderr, _Tee):  # the first call in the job's process
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        _stderr_to(path)
     logger = logging.getLogger(f"stormcohort.{snakemake.rule}")
     logger.setLevel(logging.INFO)
     logger.handlers.clear()
-    handler = logging.FileHandler(snakemake.log[0], mode="w", encoding="utf-8")
+    # Append mode, as the stderr copies: every write lands at the end of the file, none over another.
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     return logger
+
+
+class _Tee(io.TextIOBase):
+    """``sys.stderr`` of a rule's job: each write goes to the log and to the console, at once."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+            stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+    def fileno(self) -> int:
+        return self.streams[0].fileno()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:
+        return self.streams[0].encoding
+
+
+def _stderr_to(path: Path) -> None:
+    """Send file descriptor 2 to ``path`` (opened for appending), and ``sys.stderr`` to both it and
+    the console stderr it replaces."""
+    sys.stderr.flush()
+    console = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="backslashreplace", closefd=True)
+    log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    # Stays open for the life of the process (fd 2 is not closed with it).
+    log = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+    sys.stderr = _Tee(log, console)

@@ -8,8 +8,11 @@ a small generated delivery with ``cohort.follow_up_days: 60``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -59,17 +62,16 @@ def test_the_report_renders_from_summary_tables_alone(embedded_run, tmp_path):
 def horizon_60(tmp_path_factory) -> Path:
     """results/<run>/ of a 30-patient generated delivery followed to day 60."""
     delivery = tmp_path_factory.mktemp("horizon") / "h60"
-    made = workflow_runs.python("-m", "stormcohort.synth", "--patients", "30", "--seed", "7", "--out", str(delivery))
+    made = subprocess.run([sys.executable, "-m", "stormcohort.synth", "--patients", "30", "--seed", "7", "--out",
+                           str(delivery)], cwd=workflow_runs.ROOT, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr[-2000:]
-    run = f"pytest_horizon60_{workflow_runs.os.getpid()}"
-    out = workflow_runs.ROOT / "results" / run
+    run = f"pytest_horizon60_{os.getpid()}"
     try:
-        done = workflow_runs.snakemake(*workflow_runs.config_args(
-            run, {"cohort": {"follow_up_days": 60}}, delivery=str(delivery)))
+        done = workflow_runs.workflow(run, overlay={"cohort": {"follow_up_days": 60}}, delivery=str(delivery))
         assert done.returncode == 0, done.stderr[-4000:]
-        yield out
+        yield workflow_runs.ROOT / "results" / run
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        workflow_runs.remove_run(run)
 
 
 NINETY = re.compile(r"death_90d|surv_90|[Dd]ay 90\b|90 days|by day 90")

@@ -193,7 +193,8 @@ def test_table1_in_the_old_formatted_layout_is_refused():
         d.diff_table1(formatted, T1_NEW)
 
 
-COX = pd.DataFrame({"model": ["unadjusted", "adjusted", "adjusted"], "term": ["route_group[IV]", "route_group[IV]", "icu"],
+COX = pd.DataFrame({"model": ["unadjusted", "adjusted", "adjusted"],
+                    "term": ["route_group[IV]", "route_group[IV]", "icu"],
                     "hr": [1.8, 1.4, 4.5], "hr_lcl": [0.64, 0.38, 1.25], "hr_ucl": [5.2, 5.1, 16.3], "n": 46,
                     "events": 14})
 LOGISTIC = pd.DataFrame({"outcome": "death_30d", "model": "unadjusted", "method": ["firth", "firth", "ml", "ml"],

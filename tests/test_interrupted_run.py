@@ -2,10 +2,12 @@
 first ingest job is writing. The rerun must not trust the partial outputs: Snakemake marks the
 killed job's files incomplete, a plain `snakemake -n` refuses to go on with them, and with the
 default profile (`rerun-incomplete: true`) the dry run schedules that job again, together with
-every job whose outputs are missing. The finished rerun then equals a clean run byte for byte.
+every job whose outputs are missing. The finished rerun then equals a clean run byte for byte:
+the run of the embedded delivery the end-to-end tests share (tests/workflow_runs.py), whose
+configuration this run takes too.
 
 Runs use per-process names, so other sessions on the same checkout are not touched; at the end
-the run folders, their Snakemake metadata, the killed process's stale lock files and the
+the run's folder, its Snakemake metadata, the killed process's stale lock files and the
 script its killed job left in .snakemake/scripts/ go.
 """
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,11 +24,12 @@ from pathlib import Path
 import pytest
 
 from stormcohort.outputs import OUTPUTS, output
+from tests.workflow_runs import config_args, remove_run
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = f"pytest_interrupted_{os.getpid()}"
-CLEAN = f"pytest_interrupted_clean_{os.getpid()}"
-PROFILE = ("--profile", "workflow/profiles/default")
+# The default profile, with each job's details shown again (the profile hides them from the console).
+PROFILE = ("--profile", "workflow/profiles/default", "--quiet", "host")
 COMPARED = ("ingest", "link", "cohort")  # every output of these rules, byte for byte
 
 
@@ -46,7 +48,7 @@ def stale_locks(run: str) -> list[Path]:
 
 def forget(run: str) -> None:
     """Remove a run's folder and everything Snakemake recorded about its files."""
-    shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
+    remove_run(run)
     prefix = f"results/{run}/"
     for kind in ("incomplete", "metadata"):
         folder = ROOT / ".snakemake" / kind
@@ -72,18 +74,16 @@ def files(out: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def runs():
-    for run in (RUN, CLEAN):
-        forget(run)
-    yield ROOT / "results" / RUN, ROOT / "results" / CLEAN
-    for run in (RUN, CLEAN):
-        forget(run)
+def runs(embedded_run):
+    forget(RUN)
+    yield ROOT / "results" / RUN, embedded_run
+    forget(RUN)
 
 
 def test_killed_run_is_redone_and_equals_a_clean_run(runs):
     out, clean_out = runs
     # 1. Start the real workflow; SIGKILL its process group as soon as an ingest output appears.
-    process = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", "--config", f"run={RUN}"],
+    process = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", *config_args(RUN)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     written: list[Path] = []
@@ -99,7 +99,7 @@ def test_killed_run_is_redone_and_equals_a_clean_run(runs):
     assert not (out / "cohort" / "analysis_dataset.csv").exists()
 
     # 2. A plain rerun refuses to trust the killed job's files ...
-    strict = snakemake("--cores", "1", "--config", f"run={RUN}", "--dry-run")
+    strict = snakemake("--cores", "1", "--dry-run", *config_args(RUN))
     said = strict.stdout + strict.stderr
     incomplete = [f for f in partial if f in said.split("Incomplete files:", 1)[-1]]
     if strict.returncode != 0:
@@ -109,7 +109,7 @@ def test_killed_run_is_redone_and_equals_a_clean_run(runs):
         incomplete = []
 
     # 3. ... and with the default profile (rerun-incomplete) schedules that job and every missing one.
-    dry = snakemake(*PROFILE, "--cores", "1", "--config", f"run={RUN}", "--dry-run")
+    dry = snakemake(*PROFILE, "--cores", "1", "--dry-run", *config_args(RUN))
     said = dry.stdout + dry.stderr
     assert dry.returncode == 0, said[-3000:]
     scheduled = " ".join(line for line in said.splitlines() if line.strip().startswith("output:"))
@@ -121,13 +121,11 @@ def test_killed_run_is_redone_and_equals_a_clean_run(runs):
     assert f"results/{RUN}/cohort/analysis_dataset.csv" in scheduled
 
     # 4. Rerun to the end (first removing the killed process's own stale lock, as `--unlock` would
-    #    for the whole checkout), and run the same delivery cleanly under another name.
+    #    for the whole checkout); the same delivery's clean run is the shared one.
     for lock in stale_locks(RUN):
         lock.unlink()
-    rerun = snakemake(*PROFILE, "--cores", "2", "--config", f"run={RUN}")
+    rerun = snakemake(*PROFILE, "--cores", "2", *config_args(RUN))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    clean = snakemake(f"results/{CLEAN}/cohort/analysis_dataset.csv", "--cores", "2", "--config", f"run={CLEAN}")
-    assert clean.returncode == 0, clean.stderr[-3000:]
 
     # 5. Same bytes: the analysis dataset and every table before it.
     assert (out / "cohort" / "analysis_dataset.csv").read_bytes() == \

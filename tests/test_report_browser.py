@@ -5,9 +5,9 @@ every image loads, nothing is logged as an error, the key numbers of the embedde
 (46 patients, 18 IV, 39%) are visible, and every section is there; saves full-page PNG
 screenshots under the test's ``tmp_path``.
 
-Chromium is required, not optional: CI installs Debian's ``chromium`` (``.ci/run``), and this test
-fails when it is missing. The DevTools client below is the standard library only (a websocket
-is a dozen lines), so nothing else needs installing.
+Chromium is required, not optional: ``make test`` installs Debian's ``chromium`` when it is
+missing (``make browser``), and this test fails when there is none. The DevTools client below
+is the standard library only (a websocket is a dozen lines), so nothing else needs installing.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class WebSocket:
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             head += self.sock.recv(1)
@@ -97,7 +98,7 @@ class Chromium:
 
     def __init__(self):
         if not Path(CHROMIUM).exists():
-            pytest.fail(f"chromium not found at {CHROMIUM}: install Debian's chromium package (.ci/run does)")
+            pytest.fail(f"chromium not found at {CHROMIUM}: install Debian's chromium package (`make browser` does)")
         self.profile = tempfile.mkdtemp(prefix="stormcohort-chromium-")
         self.proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,56 +1,31 @@
 """The report rule in the real workflow: outputs, determinism, what a config change reruns, and
 `snakemake --report`.
 
-``report_run()`` runs the workflow once per test process (run name ``pytest_report_<pid>``,
-disclosure switched on with a config overlay) and is shared by the disclosure and browser tests.
+``report_run()`` is the run of the embedded delivery the end-to-end tests share (disclosure
+switched on with a config overlay; tests/workflow_runs.py), made once per test process; the
+disclosure and browser tests read it too.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pandas as pd
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-RUN = f"pytest_report_{os.getpid()}"
-OUT = ROOT / "results" / RUN
-DISCLOSURE = {"min_count": 10, "round_to": 5}
-_DONE: dict = {}
+from tests.workflow_runs import DISCLOSURE, EMBEDDED_RUN, workflow
+from tests.workflow_runs import embedded_run as report_run
+
+__all__ = ["DISCLOSURE", "report_run"]  # imported by test_disclosure.py and test_report_browser.py
+RUN = EMBEDDED_RUN
 
 
-def snakemake(*args: str, overlay: dict | None = None) -> subprocess.CompletedProcess:
-    """The workflow on the embedded delivery under this process's run name, with ``overlay`` (and the
+def snakemake(*args: str, overlay: dict | None = None):
+    """The workflow on the embedded delivery under the shared run's name, with ``overlay`` (and the
     disclosure setting) merged over config/config.yaml."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    cfg = OUT.parent / f"{RUN}.overlay.yaml"
-    cfg.write_text(yaml.safe_dump({"disclosure": DISCLOSURE, **(overlay or {})}), encoding="utf-8")
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/config.yaml",
-                           str(cfg), "--config", f"run={RUN}", *args], cwd=ROOT, capture_output=True, text=True)
-
-
-def _cleanup() -> None:
-    shutil.rmtree(OUT, ignore_errors=True)
-    (OUT.parent / f"{RUN}.overlay.yaml").unlink(missing_ok=True)
-
-
-def report_run() -> Path:
-    """results/<run>/ after one full workflow run (once per process)."""
-    if "out" not in _DONE:
-        _cleanup()
-        atexit.register(_cleanup)
-        done = snakemake()
-        assert done.returncode == 0, done.stderr[-4000:]
-        _DONE["out"] = OUT
-    return _DONE["out"]
+    return workflow(RUN, *args, overlay=overlay)
 
 
 def scheduled(dry: subprocess.CompletedProcess) -> set[str]:
@@ -148,9 +123,9 @@ def test_changing_the_adjustment_reruns_only_that_analysis_and_the_report():
     assert (out / "report.html").read_text(encoding="utf-8") == html
 
 
-def test_snakemake_report_builds_the_standard_zip():
-    out = report_run()
-    target = out / "snakemake_report.zip"
+def test_snakemake_report_builds_the_standard_zip(tmp_path):
+    report_run()
+    target = tmp_path / "snakemake_report.zip"  # not in the shared run's folder, which other tests compare
     done = snakemake("--report", str(target))
     assert done.returncode == 0, done.stderr[-3000:]
     with zipfile.ZipFile(target) as z:

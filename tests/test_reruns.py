@@ -1,4 +1,6 @@
-"""What a rerun does, read from `snakemake -n` and `--summary` on a copy of the embedded delivery.
+"""What a rerun does, read from `snakemake -n` and `--summary` on the small generated delivery the
+end-to-end tests share (tests/workflow_runs.py: 12 patients, none IV, in a temporary folder; every
+test here puts back what it changes).
 
 Rerun decisions follow content, not modification times: the delivered files are `ancient` and
 ingest carries a SHA-256 of its centre's inputs as a param (workflow/rules/common.smk). So:
@@ -11,34 +13,28 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.workflow_runs import NO_IV_RUN
+
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "data" / "raw" / "example"
-RUN = f"pytest_reruns_{os.getpid()}"
+RUN = NO_IV_RUN
 OUT = ROOT / "results" / RUN
 # Every file of the centres' folders is larger than this, delivery.yaml is smaller: with it,
 # Snakemake's own checksum fallback (which only covers files up to this size; 1 MB by default,
 # which a real extract exceeds) cannot be what keeps a touched extract from rerunning.
-SMALL_CHECKSUM_LIMIT = 1000
+SMALL_CHECKSUM_LIMIT = 200
 DOWNSTREAM = {"link", "cohort", "describe", "hepatotoxicity", "flow_diagram", "survival", "competing_risks", "binary_outcomes",
               "trajectories", "safety", "forest", "privacy_check"}
 
 
 @pytest.fixture(scope="module")
-def delivery(tmp_path_factory) -> Path:
-    copy = tmp_path_factory.mktemp("reruns") / "delivery"
-    shutil.copytree(EXAMPLE, copy)
-    shutil.rmtree(OUT, ignore_errors=True)
-    done = snakemake(copy)
-    assert done.returncode == 0, done.stderr[-3000:]
-    yield copy
-    shutil.rmtree(OUT, ignore_errors=True)
+def delivery(no_iv_run) -> Path:
+    return no_iv_run[0]
 
 
 def snakemake(delivery: Path, *args: str) -> subprocess.CompletedProcess:

@@ -7,9 +7,10 @@ import pytest
 from stormcohort.stats.mixed import FIXED_COLUMNS, lab_trajectory_lmm
 
 TRUE = {"Intercept": 8.0, "day": -0.05, "route[SC]": 0.3, "route[SC]:day": -0.04}
+DAYS = np.arange(0, 15, 2)
 
 
-def simulate(n_pat=200, days=np.arange(0, 15, 2), seed=1, sd_i=0.5, sd_s=0.03, sigma=0.25):
+def simulate(n_pat=200, days=DAYS, seed=1, sd_i=0.5, sd_s=0.03, sigma=0.25):
     """log(ferritin) = fixed + b0_i + b1_i * day + e, known parameters (TRUE, sd_i, sd_s, sigma)."""
     rng = np.random.default_rng(seed)
     pid = np.repeat(np.arange(n_pat), len(days))
@@ -56,7 +57,8 @@ PAIRS = {"pid": list("aabbccdd"), "route": ["IV"] * 4 + ["SC"] * 4}
         # a single patient
         (pd.DataFrame({"pid": "a", "route": "IV", "day": [0, 1, 2], "ferritin": [1e3, 2e3, 3e3]}), "2 patients"),
         # values that cannot be logged leave too few rows
-        (pd.DataFrame({"pid": list("abc"), "route": ["IV", "SC", "SC"], "day": 0, "ferritin": [100, 200, 0]}), "too few"),
+        (pd.DataFrame({"pid": list("abc"), "route": ["IV", "SC", "SC"], "day": 0, "ferritin": [100, 200, 0]}),
+         "too few"),
         # constant outcome
         (pd.DataFrame({**PAIRS, "day": [0, 1] * 4, "ferritin": 100.0}), "does not vary"),
     ],

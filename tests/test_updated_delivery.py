@@ -1,17 +1,15 @@
 """An updated delivery end to end: the generator derives it from the embedded example, the
-workflow runs both, and `--config compare_to=` writes diff/. The diff must show exactly the
-changes the generator lists in synth_changes.json: the same patients added, removed and
-changed (mapped from local admission ids to patient keys through the keys ingest wrote), the
-same ledger entries, the new column ignored, and no identifier anywhere in diff/.
+workflow runs both, and `--config compare_to=` writes diff/ (both runs are shared,
+tests/workflow_runs.py: the embedded delivery's, and the update's with the same configuration).
+The diff must show exactly the changes the generator lists in synth_changes.json: the same
+patients added, removed and changed (mapped from local admission ids to patient keys through
+the keys ingest wrote), the same ledger entries, the new column ignored, and no identifier
+anywhere in diff/.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -26,11 +24,11 @@ from stormcohort.ingest import load_centre_map, read_identifiers
 from stormcohort.outputs import output
 from stormcohort.privacy import identifier_set, scan
 from stormcohort.pseudonym import admission_key
-from stormcohort.synth.update import derive_update
+from tests.workflow_runs import EMBEDDED_RUN, UPDATE_RUN, workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "data" / "raw" / "example"
-OLD, NEW = f"pytest_update_old_{os.getpid()}", f"pytest_update_new_{os.getpid()}"
+OLD, NEW = EMBEDDED_RUN, UPDATE_RUN
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
 # Dataset fields a corrected source value may move (derived from it by the cohort rules).
 FOLLOWS = {
@@ -41,24 +39,10 @@ FOLLOWS = {
 FIRST = {"weight_kg": "weight_kg", "death_date": "time_to_death_days", "labs:crp": "labs"}
 
 
-def snakemake(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=ROOT,
-                          capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    update = tmp_path_factory.mktemp("update") / "update1"
-    changes = derive_update(EXAMPLE, update, seed=2)
-    for run in (OLD, NEW):
-        shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
-    done = snakemake("--config", f"run={OLD}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    done = snakemake("--config", f"delivery={update}", f"run={NEW}", f"compare_to=results/{OLD}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    yield {"old": ROOT / "results" / OLD, "new": ROOT / "results" / NEW, "update": update, "changes": changes}
-    for run in (OLD, NEW):
-        shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
+def runs(embedded_run, update_run):
+    update, changes, new = update_run
+    return {"old": embedded_run, "new": new, "update": update, "changes": changes}
 
 
 def diff_table(runs, name: str) -> pd.DataFrame:
@@ -195,7 +179,8 @@ def test_diff_has_no_identifier_of_either_delivery(runs):
     identifiers = set()
     for delivery in (EXAMPLE, runs["update"]):
         for centre in CONFIG["centres"]:
-            identifiers |= read_identifiers(delivery, centre, load_centre_map(ROOT / "config" / "centres" / f"{centre}.yaml"))
+            centre_map = load_centre_map(ROOT / "config" / "centres" / f"{centre}.yaml")
+            identifiers |= read_identifiers(delivery, centre, centre_map)
     files = sorted(str(p) for p in (runs["new"] / "diff").iterdir()) + [str(runs["new"] / "logs" / "diff.log")]
     assert len(files) == len(OUTPUTS) + 3  # the CSVs, summary.json, diff.html and the log
     assert scan(files, identifier_set(identifiers)) == []
@@ -213,14 +198,14 @@ def test_diff_html_is_self_contained(runs):
 
 def test_without_compare_to_there_is_no_diff_and_reruns_do_nothing(runs):
     assert not (runs["old"] / "diff").exists()
-    dry = snakemake("--dry-run", "--config", f"run={OLD}")
+    dry = workflow(OLD, "--dry-run")
     assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-2000:]
-    dry = snakemake("--dry-run", "--config", f"delivery={runs['update']}", f"run={NEW}", f"compare_to=results/{OLD}")
+    dry = workflow(NEW, "--dry-run", delivery=runs["update"], compare_to=f"results/{OLD}")
     assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-2000:]
 
 
 def test_compare_to_something_that_is_not_a_run_stops_with_a_message(runs):
-    dry = snakemake("--dry-run", "--config", f"run={OLD}", "compare_to=results/no_such_run")
+    dry = workflow(OLD, "--dry-run", compare_to="results/no_such_run")
     assert dry.returncode != 0 and "not a finished run" in dry.stdout + dry.stderr
-    dry = snakemake("--dry-run", "--config", f"run={OLD}", f"compare_to=results/{OLD}")
+    dry = workflow(OLD, "--dry-run", compare_to=f"results/{OLD}")
     assert dry.returncode != 0 and "is this run itself" in dry.stdout + dry.stderr

@@ -1,43 +1,25 @@
 """End to end: the real workflow on the embedded delivery, twice from scratch.
 
 Reproduces the Viewpoint's cohort (46 patients, 18 IV, 28 SC) and checks that two runs
-from nothing give byte-identical tables.
+from nothing give byte-identical tables. The first run is the one the end-to-end tests share,
+the second a run from scratch with the same configuration (tests/workflow_runs.py).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# Per-process run names, so two test sessions on one checkout cannot collide.
-RUNS = tuple(f"pytest_e2e_{os.getpid()}_{x}" for x in "ab")
-
-
-def snakemake(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=ROOT,
-                          capture_output=True, text=True)
+from tests.workflow_runs import EMBEDDED_RUN, workflow
 
 
 @pytest.fixture(scope="module")
-def runs():
-    for run in RUNS:
-        shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
-        done = snakemake("--config", f"run={run}")
-        assert done.returncode == 0, done.stderr[-3000:]
-    yield [ROOT / "results" / run for run in RUNS]
-    for run in RUNS:
-        shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
+def runs(embedded_run, embedded_run_again):
+    return [embedded_run, embedded_run_again]
 
 
-def test_cohort_reproduces_the_viewpoint(runs):
-    out = runs[0]
+def test_cohort_reproduces_the_viewpoint(embedded_run):
+    out = embedded_run
     attrition = pd.read_csv(out / "cohort" / "attrition.csv").set_index("step")
     assert attrition.loc["final_cohort", "n_remaining"] == 46
     assert attrition.loc["route_IV", "n_remaining"] == 18
@@ -70,22 +52,22 @@ CONTRACT = {
 FIGURES = ["flow", "km", "cif", "trajectories", "swimmer", "forest"]
 
 
-def test_every_analysis_output_follows_the_contract(runs):
+def test_every_analysis_output_follows_the_contract(embedded_run):
     for table, columns in CONTRACT.items():
-        frame = pd.read_csv(runs[0] / table)
+        frame = pd.read_csv(embedded_run / table)
         assert len(frame) > 0, table
         assert list(frame.columns[: len(columns)]) == columns, table
     for figure in FIGURES:
-        assert (runs[0] / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
-    cox = pd.read_csv(runs[0] / "tables" / "cox.csv").set_index(["model", "term"])
+        assert (embedded_run / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
+    cox = pd.read_csv(embedded_run / "tables" / "cox.csv").set_index(["model", "term"])
     assert cox.loc[("unadjusted", "route_group[IV]"), "n"] == 46
 
 
-def test_every_input_row_is_accounted_for(runs):
+def test_every_input_row_is_accounted_for(embedded_run):
     for centre in ("LDN", "SHF", "BHM"):
-        acc = pd.read_csv(runs[0] / "clean" / centre / "accounting.csv")
+        acc = pd.read_csv(embedded_run / "clean" / centre / "accounting.csv")
         assert (acc["rows_in"] == acc["rows_kept"] + acc["rows_excluded"]).all()
-        ledger = pd.read_csv(runs[0] / "clean" / centre / "exclusions.csv")
+        ledger = pd.read_csv(embedded_run / "clean" / centre / "exclusions.csv")
         excluded = ledger[ledger["scope"] == "row"].groupby("file")["row"].nunique()
         assert excluded.reindex(acc["file"], fill_value=0).tolist() == acc["rows_excluded"].tolist()
 
@@ -99,34 +81,24 @@ def test_two_runs_from_scratch_are_byte_identical(runs):
     assert different == []
 
 
-def test_privacy_check_ran_and_passed(runs):
-    assert "none found" in (runs[0] / "checks" / "privacy.txt").read_text()
+def test_privacy_check_ran_and_passed(embedded_run):
+    assert "none found" in (embedded_run / "checks" / "privacy.txt").read_text()
 
 
-def test_no_change_rerun_schedules_nothing(runs):
-    dry = snakemake("--config", f"run={RUNS[0]}", "--dry-run", "--quiet", "rules")
+def test_no_change_rerun_schedules_nothing(embedded_run):
+    dry = workflow(EMBEDDED_RUN, "--dry-run", "--quiet", "rules")
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
-def test_a_delivery_without_iv_patients_runs_through(tmp_path):
+def test_a_delivery_without_iv_patients_runs_through(no_iv_run):
     """An empty IV group: every model says why it is not estimable instead of crashing."""
-    delivery = tmp_path / "no_iv"
-    made = subprocess.run([sys.executable, "-m", "stormcohort.synth", "--patients", "12", "--iv-patients", "0",
-                           "--seed", "3", "--out", str(delivery)], cwd=ROOT, capture_output=True, text=True)
-    assert made.returncode == 0, made.stderr[-2000:]
-    run = f"pytest_no_iv_{os.getpid()}"
-    try:
-        done = snakemake("--config", f"delivery={delivery}", f"run={run}")
-        assert done.returncode == 0, done.stderr[-3000:]
-        out = ROOT / "results" / run
-        groups = pd.read_csv(out / "cohort" / "analysis_dataset.csv")["route_group"]
-        assert set(groups) == {"SC"}
-        cox = pd.read_csv(out / "tables" / "cox.csv")
-        route = cox[cox["term"] == "route_group[IV]"]
-        assert route["hr"].isna().all() and route["note"].str.contains("not estimable").all()
-        logistic = pd.read_csv(out / "tables" / "logistic.csv")
-        assert logistic.loc[logistic["term"] == "route_group[IV]", "or"].isna().all()
-        assert (out / "figures" / "km.png").stat().st_size > 10_000
-    finally:
-        shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
+    _, out = no_iv_run
+    groups = pd.read_csv(out / "cohort" / "analysis_dataset.csv")["route_group"]
+    assert set(groups) == {"SC"}
+    cox = pd.read_csv(out / "tables" / "cox.csv")
+    route = cox[cox["term"] == "route_group[IV]"]
+    assert route["hr"].isna().all() and route["note"].str.contains("not estimable").all()
+    logistic = pd.read_csv(out / "tables" / "logistic.csv")
+    assert logistic.loc[logistic["term"] == "route_group[IV]", "or"].isna().all()
+    assert (out / "figures" / "km.png").stat().st_size > 10_000

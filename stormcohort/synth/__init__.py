@@ -134,7 +134,8 @@ def main(argv=None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, help="cohort patients after the cohort rules (a new delivery)")
     parser.add_argument("--update-from", metavar="DIR", help="derive an updated delivery from this delivery instead")
-    parser.add_argument("--new-patients", type=int, default=3, help="with --update-from: new cohort patients (default 3)")
+    parser.add_argument("--new-patients", type=int, default=3,
+                        help="with --update-from: new cohort patients (default 3)")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True, help="delivery folder to write")
     parser.add_argument("--iv-patients", type=int, default=None, help="cohort patients in the IV group "

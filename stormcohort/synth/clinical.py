@@ -113,7 +113,8 @@ def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int) -> pd.
     r = rng(seed, 1)
     counts = {k: max(1, round(n_patients * rate)) for k, rate in NON_COHORT_RATES.items()}
     counts["readmission"] = min(counts["readmission"], n_patients)
-    parts = [pd.DataFrame({"kind": "cohort", "centre": r.permutation(np.repeat(CENTRES, apportion(n_patients, CENTRE_WEIGHTS)))})]
+    centres = r.permutation(np.repeat(CENTRES, apportion(n_patients, CENTRE_WEIGHTS)))
+    parts = [pd.DataFrame({"kind": "cohort", "centre": centres})]
     centre_weights = {"familial": (15, 25, 60)}  # familial HLH is mostly a disease of young children
     for kind in ("outside_window", "familial", "not_meeting_criteria", "no_anakinra"):
         split = apportion(counts[kind], centre_weights.get(kind, CENTRE_WEIGHTS))
@@ -152,7 +153,8 @@ def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int) -> pd.
 
     # Triggers by age group; sJIA only in children, COVID-19 only from March 2020.
     child = ~ep["adult"].to_numpy()
-    category = np.where(child, pick(r, (("rheumatic", .45), ("infection", .35), ("malignancy", .07), ("idiopathic", .13)), n),
+    category = np.where(child,
+                        pick(r, (("rheumatic", .45), ("infection", .35), ("malignancy", .07), ("idiopathic", .13)), n),
                         pick(r, (("infection", .40), ("rheumatic", .20), ("malignancy", .25), ("idiopathic", .15)), n))
     category = np.where(familial, pick(r, (("infection", .5), ("idiopathic", .5)), n), category)
     sepsis = ep["kind"].eq("not_meeting_criteria").to_numpy()
@@ -193,14 +195,17 @@ def draw_features(ep: pd.DataFrame, seed: int, n_ferritin_over_assay: int) -> pd
     f["hepatomegaly"] = r.random(n) < 0.55
     f["splenomegaly"] = r.random(n) < np.where(sjia, 0.5, 0.6)
     f["immunosuppression"] = r.random(n) < np.select(
-        [child, ep["trigger_category"].eq("rheumatic"), ep["trigger_category"].eq("malignancy")], [0.1, 0.35, 0.4], 0.12)
+        [child, ep["trigger_category"].eq("rheumatic"), ep["trigger_category"].eq("malignancy")],
+        [0.1, 0.35, 0.4], 0.12)
     f["bm_haemophagocytosis"] = pick(r, (("yes", .5), ("no", .15), ("not_done", .35)), n)
     band = r.random(n) < 0.3
-    f["max_temp_c"] = np.round(np.where(band, r.uniform(*criteria.TEMP_BANDS[0], n), r.uniform(*criteria.TEMP_BANDS[1], n)), 1)
+    f["max_temp_c"] = np.round(np.where(band, r.uniform(*criteria.TEMP_BANDS[0], n),
+                                        r.uniform(*criteria.TEMP_BANDS[1], n)), 1)
 
     lab = {
         "ferritin": np.exp(r.normal(np.log(9000) + 0.4 * z, 1.0)),
-        "platelets": np.where(sjia, np.exp(r.normal(np.log(140), 0.35, n)), np.exp(r.normal(np.log(65) - 0.35 * z, 0.55))),
+        "platelets": np.where(sjia, np.exp(r.normal(np.log(140), 0.35, n)),
+                              np.exp(r.normal(np.log(65) - 0.35 * z, 0.55))),
         "hb": r.normal(np.where(child, 92, 86), 12),
         "wbc": np.where(sjia, np.exp(r.normal(np.log(9), 0.4, n)), np.exp(r.normal(np.log(3.0), 0.6, n))),
         "fibrinogen": np.where(sjia, r.normal(2.4, 0.6, n), r.normal(1.8, 0.8, n)),
@@ -288,8 +293,8 @@ def _check_definition(f: pd.DataFrame, core: np.ndarray, not_meeting: np.ndarray
     mas = criteria.mas2016(f, f["sjia"].to_numpy())
     if (hs[core] < criteria.HSCORE_MIN_CORE).any():
         raise AssertionError("generator: a core sHLH episode does not clearly meet the HScore definition")
-    if (hs[not_meeting] > criteria.HSCORE_MAX_NOT_MEETING).any() or (hlh[not_meeting] > criteria.HLH2004_MAX_NOT_MEETING).any() \
-            or mas[not_meeting].any():
+    if (hs[not_meeting] > criteria.HSCORE_MAX_NOT_MEETING).any() \
+            or (hlh[not_meeting] > criteria.HLH2004_MAX_NOT_MEETING).any() or mas[not_meeting].any():
         raise AssertionError("generator: a 'not meeting criteria' episode comes close to the definition")
     if (core & f["sjia"].to_numpy() & ~mas).any():
         raise AssertionError("generator: an sJIA episode does not meet MAS 2016")
@@ -311,7 +316,8 @@ def link_repeat_admissions(ep: pd.DataFrame, n_patients: int, seed: int) -> pd.D
     ep = ep.assign(person=np.arange(len(ep)), source=-1, transfer=False)
     cohort = ep["kind"].eq("cohort")
     # An adult both centres would treat: LDN takes 18-85, SHF 14-80.
-    can_transfer = cohort & ((ep["centre"].eq("LDN") & ep["age"].lt(79)) | (ep["centre"].eq("SHF") & ep["age"].ge(18.5)))
+    can_transfer = cohort & ((ep["centre"].eq("LDN") & ep["age"].lt(79))
+                             | (ep["centre"].eq("SHF") & ep["age"].ge(18.5)))
     n_transfer = min(max(1, round(n_patients / PATIENTS_PER_TRANSFER)), int(can_transfer.sum()))
     transfer = r.choice(ep.index[can_transfer], size=n_transfer, replace=False)
     ep.loc[transfer, "transfer"] = True
@@ -360,7 +366,8 @@ def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.D
     ranked = np.flatnonzero(cohort)[np.argsort(-sickness[cohort], kind="stable")]
     iv = np.zeros(n, bool)
     iv[ranked[:n_iv]] = True
-    p_iv_other = pd.Series(kind).map({"outside_window": .35, "familial": .5, "not_meeting_criteria": .2}).fillna(0).to_numpy()
+    p_iv_other = pd.Series(kind).map({"outside_window": .35, "familial": .5, "not_meeting_criteria": .2})
+    p_iv_other = p_iv_other.fillna(0).to_numpy()
     iv |= ~cohort & (r.random(n) < p_iv_other)
     has_anakinra = np.isin(kind, ["cohort", "outside_window", "readmission"]) | (
         np.isin(kind, ["familial", "not_meeting_criteria"]) & (r.random(n) < 0.5))
@@ -477,7 +484,8 @@ def build_dosing(ep: pd.DataFrame, c: pd.DataFrame, adm: pd.DataFrame, weight: n
     death and the extract date; a transferred course is split between the two stays."""
     r = rng(seed, 6)
     on = np.flatnonzero(c["has_anakinra"].to_numpy())
-    seg = pd.DataFrame({"episode": on, "pattern": c["pattern"].to_numpy()[on]}).merge(SEGMENTS, on="pattern", how="left")
+    seg = pd.DataFrame({"episode": on, "pattern": c["pattern"].to_numpy()[on]})
+    seg = seg.merge(SEGMENTS, on="pattern", how="left")
     n = len(seg)
     e = seg["episode"].to_numpy()
     wt = weight[e]
@@ -628,7 +636,8 @@ def build_adverse_events(ep: pd.DataFrame, c: pd.DataFrame, adm: pd.DataFrame, d
     died = np.flatnonzero(c["death_day"].notna().to_numpy() & c["has_anakinra"].to_numpy())
     fatal = died[r.random(len(died)) < 0.33]
     parts.append(pd.DataFrame({"episode": fatal, "term": "bacterial_infection", "grade": 5, "serious": True,
-                               "event_date": c["index"].to_numpy()[fatal] + days(c["death_day"].to_numpy()[fatal]).to_numpy()}))
+                               "event_date": c["index"].to_numpy()[fatal]
+                               + days(c["death_day"].to_numpy()[fatal]).to_numpy()}))
     ae = pd.concat(parts, ignore_index=True)
     # Within follow-up: not after death, the person's next admission or the extract date.
     death = c["index"] + days(c["death_day"])
@@ -689,5 +698,6 @@ def simulate(n_patients: int, n_iv: int, seed: int, extract_date: pd.Timestamp, 
     labs = build_labs(ep, f, c, adm, extract_date, seed)
     ae, labs = build_adverse_events(ep, c, adm, dosing, labs, extract_date, seed)
     persons = build_persons(ep, adm, seed)
-    adm["route_group"] = np.where(adm["kind"].eq("cohort"), np.where(c["iv"].to_numpy()[adm["episode"]], "IV", "SC"), "")
+    adm["route_group"] = np.where(adm["kind"].eq("cohort"),
+                                  np.where(c["iv"].to_numpy()[adm["episode"]], "IV", "SC"), "")
     return Simulation(persons, adm, dosing, labs, ae, extract_date)

@@ -35,7 +35,8 @@ def text_numbers(values, decimals: int) -> np.ndarray:
     else:
         text = pd.Series(np.round(v, decimals)).astype(str).to_numpy(dtype=object)
         whole = text.astype(str)
-        text = np.where(np.char.endswith(whole, ".0"), np.char.rstrip(np.char.rstrip(whole, "0"), "."), whole).astype(object)
+        text = np.where(np.char.endswith(whole, ".0"), np.char.rstrip(np.char.rstrip(whole, "0"), "."), whole)
+        text = text.astype(object)
     text[missing] = ""
     return text
 

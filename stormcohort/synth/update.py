@@ -267,7 +267,8 @@ def derive_update(source: Path | str, out_dir: Path | str, seed: int, extract_da
         "extract_date": str(new_extract.date()),
         "patients": changes,
         "ledger": ledger,
-        "columns_added": [{k: NEW_COLUMN[k] for k in ("centre", "file", "column")} | {"expected": "ignored by the reader"}],
+        "columns_added": [{k: NEW_COLUMN[k] for k in ("centre", "file", "column")}
+                          | {"expected": "ignored by the reader"}],
         "cohort": {"patients": routes["IV"] + routes["SC"], **routes},
     }
     (out / CHANGES_FILE).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -289,7 +290,8 @@ def _pick(candidates: pd.DataFrame, r: np.random.Generator, what: str) -> pd.Ser
     return candidates.iloc[int(r.integers(len(candidates)))]
 
 
-def _withdraw(extract: Extract, single: pd.DataFrame, dirt: pd.DataFrame, seed: int, changes: dict, ledger: dict) -> str:
+def _withdraw(extract: Extract, single: pd.DataFrame, dirt: pd.DataFrame, seed: int, changes: dict,
+              ledger: dict) -> str:
     """An LDN patient withdraws consent: every row of theirs goes. Prefer one whose rows carry
     dirt the ledger lists, so the ledger changes too."""
     pool = single[single["centre"].eq("LDN")].sort_values("local_id")
@@ -354,8 +356,9 @@ def _correct_crp(extract: Extract, single: pd.DataFrame, dirt: pd.DataFrame, see
     bloods.at[label, SHF_CRP] = new
     return {"centre": "SHF", "local_id": None, "_admission": chosen["label"], "_label": label,
             "_row_of": (SHF_BOOK, "Bloods"), "file": SHF_BOOK, "sheet": "Bloods", "column": SHF_CRP,
-            "field": "labs:crp", "description": f"CRP result corrected: {old:g} -> {new:g} mg/L "
-                                                f"(sample {int((chosen['when'] - chosen['admit']).days)} days after admission)"}
+            "field": "labs:crp",
+            "description": f"CRP result corrected: {old:g} -> {new:g} mg/L "
+                           f"(sample {int((chosen['when'] - chosen['admit']).days)} days after admission)"}
 
 
 def _correct_death(extract: Extract, single: pd.DataFrame, dirt: pd.DataFrame, seed: int,

@@ -53,9 +53,10 @@ def write_workbook(tables: list[Table], path: Path, export_date: datetime) -> No
             f'<dcterms:created xsi:type="dcterms:W3CDTF">{stamp}</dcterms:created>'
             f'<dcterms:modified xsi:type="dcterms:W3CDTF">{stamp}</dcterms:modified></cp:coreProperties>'),
         "xl/workbook.xml": XML_HEAD + f'<workbook xmlns="{MAIN_NS}" xmlns:r="{REL_NS}"><sheets>' + "".join(
-            f'<sheet name="{escape(n)}" sheetId="{i}" r:id="rId{i}"/>' for i, n in enumerate(names, 1)) + "</sheets></workbook>",
-        "xl/_rels/workbook.xml.rels": _rels([("worksheet", f"worksheets/sheet{i}.xml") for i in range(1, len(names) + 1)]
-                                            + [("styles", "styles.xml")]),
+            f'<sheet name="{escape(n)}" sheetId="{i}" r:id="rId{i}"/>' for i, n in enumerate(names, 1))
+        + "</sheets></workbook>",
+        "xl/_rels/workbook.xml.rels": _rels([("worksheet", f"worksheets/sheet{i}.xml")
+                                             for i in range(1, len(names) + 1)] + [("styles", "styles.xml")]),
         "xl/styles.xml": XML_HEAD + _STYLES,
         **{f"xl/worksheets/sheet{i}.xml": xml for i, xml in enumerate(sheets, 1)},
     }
@@ -112,7 +113,8 @@ def _sheet_xml(frame: pd.DataFrame, titles: list[str]) -> str:
         xml = xml + _cells(rows[column].reset_index(drop=True), letter + numbers)
     body = ('<row r="' + numbers + '">' + xml + "</row>").str.cat()
     dimension = f"A1:{letters[-1]}{len(rows)}"
-    return XML_HEAD + f'<worksheet xmlns="{MAIN_NS}"><dimension ref="{dimension}"/><sheetData>{body}</sheetData></worksheet>'
+    return XML_HEAD + (f'<worksheet xmlns="{MAIN_NS}"><dimension ref="{dimension}"/>'
+                       f'<sheetData>{body}</sheetData></worksheet>')
 
 
 def _rels(targets: list[tuple[str, str]]) -> str:
@@ -143,7 +145,8 @@ def _content_types(n_sheets: int) -> str:
 _STYLES = (
     f'<styleSheet xmlns="{MAIN_NS}"><numFmts count="1"><numFmt numFmtId="164" formatCode="dd/mm/yyyy"/></numFmts>'
     '<fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
-    '<fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill></fills>'
+    '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+    '<fill><patternFill patternType="gray125"/></fill></fills>'
     '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
     '<cellXfs count="2"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'

@@ -1,0 +1,46 @@
+"""Fixtures of the end-to-end tests: the workflow runs they share (tests/workflow_runs.py).
+
+Once the tests are collected, the shared runs that the selected tests use start in the
+background, so that they go on while the unit tests run; the fixtures wait for them. (The
+report, disclosure and browser tests call ``report_run()``, the embedded run, directly.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import workflow_runs
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    if config.option.collectonly:
+        return
+    used = {name for item in items for name in getattr(item, "fixturenames", ())}
+    workflow_runs.start_in_background(used)
+
+
+@pytest.fixture(scope="session")
+def embedded_run() -> Path:
+    """results/<run>/ of the whole workflow on the embedded delivery (disclosure on), made once."""
+    return workflow_runs.embedded_run()
+
+
+@pytest.fixture(scope="session")
+def embedded_run_again() -> Path:
+    """results/<run>/ of a second run of the embedded delivery from scratch, same configuration."""
+    return workflow_runs.embedded_run_again()
+
+
+@pytest.fixture(scope="session")
+def update_run() -> tuple[Path, dict, Path]:
+    """(delivery, changes, results/<run>/) of the generator's update of the embedded delivery, run
+    with compare_to the embedded run."""
+    return workflow_runs.update_run()
+
+
+@pytest.fixture(scope="session")
+def no_iv_run() -> tuple[Path, Path]:
+    """(delivery, results/<run>/) of a generated 12-patient delivery without IV patients, made once."""
+    return workflow_runs.no_iv_run()
