@@ -326,7 +326,9 @@ def survival_analysis(dataset: pd.DataFrame, cfg: Mapping, follow_up_days: int, 
     ph = pd.concat([f.ph for f in fits], ignore_index=True)
     curves = (kaplan_meier(d, TIME, event, GROUP, conf_level=s["conf_level"])[CURVE_COLUMNS] if len(d)
               else pd.DataFrame(columns=CURVE_COLUMNS)).reset_index(drop=True)
-    risk = km_risk_table(d, event, s["risk_table_days"])
+    # the numbers at risk under the figure, within follow-up
+    risk_days = [day for day in s["risk_table_days"] if day <= follow_up_days]
+    risk = km_risk_table(d, event, risk_days)
 
     warnings = []
     if n_dropped:
@@ -358,7 +360,7 @@ def survival_analysis(dataset: pd.DataFrame, cfg: Mapping, follow_up_days: int, 
     def figure():
         from stormcohort.plots.km import km_figure
 
-        return km_figure(curves, risk.rename(columns={"day": "time"}), km, logrank, days=s["risk_table_days"],
+        return km_figure(curves, risk.rename(columns={"day": "time"}), km, logrank, days=risk_days,
                          horizon=follow_up_days, synthetic=synthetic)
 
     return AnalysisResult(tables={"km": km, "km_risk": risk, "logrank": logrank, "cox": cox, "ph_test": ph},

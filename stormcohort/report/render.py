@@ -67,7 +67,7 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
     link), when the workflow made one."""
     f = Formatter(policy, config.get("labels"))
     a = config["analyses"]
-    sv, cr, sa = a["survival"], a["competing_risks"], a["safety"]
+    sv, sa = a["survival"], a["safety"]
     models = data["models"]
     shown = data["disclosed"] if share else data  # the estimates built on counts
     cohort = S.cohort_summary(data["attrition"], f)
@@ -110,12 +110,12 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
             "severity": severity,
             "exposure": S.exposure_table(data["exposure"], f),
             "km": S.km_table(data["km"], data["logrank"], f),
-            "km_risk": S.risk_table(data["km_risk"], sv["risk_table_days"], f, "km-risk",
+            "km_risk": S.risk_table(data["km_risk"], f, "km-risk",
                                     "Number at risk (alive and followed) by day", "tables/km_risk.csv"),
             "cox": S.cox_table(cox, km_events, f),
             "ph": S.ph_table(data["ph_test"], float(sv["ph_alpha"]), km_events, f),
             "cif": S.cif_table(data["cif_summary"], f),
-            "cif_risk": S.risk_table(data["cif_risk"], cr["risk_table_days"], f, "cif-risk",
+            "cif_risk": S.risk_table(data["cif_risk"], f, "cif-risk",
                                      "Number still febrile and followed, by day", "tables/cif_risk.csv"),
             "binary": S.binary_table(data["binary_outcomes"], data["logistic"], f),
             "trajectories": S.trajectories_table(data["trajectories"], f),

@@ -237,11 +237,11 @@ def km_table(km: pd.DataFrame, logrank: pd.DataFrame, f: Formatter) -> Table:
                  rows, sources=["tables/km.csv", "tables/logrank.csv"], notes=notes + _notes(f, km["note"]))
 
 
-def risk_table(risk: pd.DataFrame, days: Sequence[float], f: Formatter, table_id: str, caption: str,
-               source: str) -> Table:
-    """Numbers at risk by route at ``days`` (the analysis's risk table), disclosed like every count."""
+def risk_table(risk: pd.DataFrame, f: Formatter, table_id: str, caption: str, source: str) -> Table:
+    """Numbers at risk by route on the days of the analysis's risk table, disclosed like every count."""
+    days = sorted(risk["day"].unique())
     at = risk.set_index(["group", "day"])["n_risk"]
-    rows = [[g, *[f.count(at.get((g, float(t)), 0)) for t in days]] for g in ("IV", "SC")]
+    rows = [[g, *[f.count(at.get((g, t), 0)) for t in days]] for g in ("IV", "SC")]
     return Table(table_id, caption, ["Day", *[f.days(t) for t in days]], rows, sources=[source])
 
 
