@@ -17,10 +17,11 @@ from stormcohort.io import rule_logger, write_csv, write_parquet
 sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
 centre = sm.wildcards.centre
+delivery_dir = Path(sm.input.delivery_yaml).parent
 try:
-    delivery = read_delivery(sm.params.delivery, [centre])
+    delivery = read_delivery(delivery_dir, [centre])
     key = resolve_key(sm.params.key_env, delivery.synthetic, sm.params.synthetic_default_key)
-    result = ingest_centre(Path(sm.params.delivery), centre, load_centre_map(sm.input.centre_map), key,
+    result = ingest_centre(delivery_dir, centre, load_centre_map(sm.input.centre_map), key,
                            delivery.extract_date, log=log)
 except ExtractError as error:
     log.error("%s: extract not ingested: %s", centre, error)

@@ -9,7 +9,7 @@ sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
 identifiers = set()
 for centre, centre_map in zip(sm.params.centres, sm.input.centre_maps):
-    identifiers |= read_identifiers(Path(sm.params.delivery), centre, load_centre_map(centre_map))
+    identifiers |= read_identifiers(Path(sm.input.delivery_yaml).parent, centre, load_centre_map(centre_map))
 searched = identifier_set(identifiers)
 own_log = Path(sm.log[0]).resolve()
 logs = [p for p in sorted(Path(sm.params.logs_dir).glob("*.log")) if p.resolve() != own_log]

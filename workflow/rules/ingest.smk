@@ -9,7 +9,6 @@ rule ingest:
         **declared("ingest"),
     params:
         inputs_sha256=centre_inputs_sha256,
-        delivery=str(DELIVERY),
         key_env=config["pseudonymisation"]["key_env"],
         synthetic_default_key=config["pseudonymisation"]["synthetic_default_key"],
     log:
