@@ -143,3 +143,24 @@ def disclosed_forest(forest: pd.DataFrame, ratios: pd.DataFrame, counts: pd.Data
             out.loc[i, ["plotted", "estimable"]] = False
             out.loc[i, "note"] = f"withheld: a group has {policy.small_label} events"
     return out
+
+
+def disclosed_estimates(rates: pd.DataFrame, ratios: pd.DataFrame, forest: pd.DataFrame, counts: pd.DataFrame,
+                        km: pd.DataFrame, policy: Policy, *, per: float, conf_level: float, synthetic: bool = False):
+    """The ``disclose`` rule: rates, rate ratios and forest estimates from the disclosed counts, and
+    the forest plot redrawn from them, as an :class:`~stormcohort.analyses.result.AnalysisResult`."""
+    from stormcohort.analyses.result import AnalysisResult
+
+    ratios = disclosed_ratios(ratios, policy, conf_level)
+    forest = disclosed_forest(forest, ratios, counts, km, policy)
+    withheld = int(forest["note"].astype(str).str.startswith("withheld").sum())
+
+    def figure():
+        from stormcohort.plots.forest import forest_figure
+
+        return forest_figure(forest, synthetic=synthetic)
+
+    return AnalysisResult(tables={"rates": disclosed_rates(rates, policy, per, conf_level), "ratios": ratios,
+                                  "forest": forest},
+                          figures={"forest": figure},
+                          notes=(f"{withheld} of {len(forest)} forest estimates withheld",) if withheld else ())

@@ -65,6 +65,47 @@ def test_percentages_rates_and_ratios_come_from_the_rounded_counts():
     assert f.unless_small([12, 20], "1.84") == "1.84"
 
 
+def test_the_disclose_rule_recomputes_estimates_from_the_disclosed_counts():
+    """Rates and rate ratios from the rounded counts (exact Poisson, R poisson.test, as the safety
+    analysis computes them); a quantity resting on a suppressed count is withheld, not estimated."""
+    import pandas as pd
+
+    from stormcohort.disclosure import disclosed_estimates
+    from stormcohort.stats import poisson_rate_ci, rate_ratio
+
+    policy = Policy(min_count=10, round_to=5)
+    rates = pd.DataFrame({"group": ["IV", "SC", "IV"], "term": ["any", "any", "infusion_reaction"],
+                          "patients": [11, 14, 3], "events": [23, 31, 4], "patient_days": [302, 698, 150],
+                          "rate_per_100pd": [7.6, 4.4, 2.7], "rate_lcl": [0.0] * 3, "rate_ucl": [0.0] * 3,
+                          "note": [None] * 3})
+    ratios = pd.DataFrame({"outcome": ["any", "infusion_reaction"], "model": ["exact"] * 2,
+                           "term": ["route_group[IV]"] * 2, "irr": [1.7, 9.9], "irr_lcl": [1.0, 1.0],
+                           "irr_ucl": [3.0, 99.0], "p": [0.05, 0.5], "events_iv": [23, 4], "patient_days_iv": [302, 150],
+                           "events_sc": [31, 12], "patient_days_sc": [698, 400], "note": [None, None]})
+    forest = pd.DataFrame({"section": ["rate", "rate"], "outcome": ["any", "infusion_reaction"],
+                           "label": ["Any", "Infusion"], "measure": ["IRR", "IRR"], "model": ["exact"] * 2,
+                           "estimate": [1.7, 9.9], "lcl": [1.0, 1.0], "ucl": [3.0, 99.0], "p": [0.05, 0.5],
+                           "plotted": [True, True], "estimable": [True, True], "note": [None, None]})
+    counts = pd.DataFrame(columns=["outcome", "group", "events"])
+    km = pd.DataFrame({"group": ["IV", "SC"], "events": [12, 20]})
+    r = disclosed_estimates(rates, ratios, forest, counts, km, policy, per=100, conf_level=0.95)
+    shown = r.tables["rates"].set_index(["group", "term"])
+    expected = poisson_rate_ci(30, 700, per=100).iloc[0]
+    assert shown.loc[("SC", "any"), ["events", "patient_days"]].tolist() == [30, 700]
+    assert shown.loc[("SC", "any"), "rate_per_100pd"] == pytest.approx(expected["rate"])
+    assert shown.loc[("SC", "any"), "rate_lcl"] == pytest.approx(expected["rate_lcl"])
+    assert shown.loc[("IV", "infusion_reaction"), "withheld"] and pd.isna(shown.loc[("IV", "infusion_reaction"),
+                                                                                       "rate_per_100pd"])
+    rr = r.tables["ratios"].set_index("outcome")
+    exact = rate_ratio(25, 300, 30, 700)
+    assert rr.loc["any", ["irr", "irr_lcl", "irr_ucl", "p"]].tolist() == pytest.approx(
+        [exact.rate_ratio, exact.lcl, exact.ucl, exact.p])
+    assert rr.loc["infusion_reaction", "withheld"] and pd.isna(rr.loc["infusion_reaction", "irr"])
+    f = r.tables["forest"].set_index("outcome")
+    assert f.loc["any", "estimate"] == pytest.approx(exact.rate_ratio)
+    assert pd.isna(f.loc["infusion_reaction", "estimate"]) and not f.loc["infusion_reaction", "plotted"]
+
+
 def test_free_text_notes_with_numbers_are_left_out_when_disclosing():
     note = "EPV 2.3 < 10 (14 deaths, 6 parameters): estimates may be unstable"
     assert Formatter().note(note) == note
