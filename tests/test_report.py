@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from stormcohort.ingest.centre_map import lab_uln, load_centre_maps
-from stormcohort.report import provenance as P
 from stormcohort.disclosure import Policy
-from stormcohort.report.fmt import Formatter
-from stormcohort.report.methods import covariates, join_and, methods
+from stormcohort.ingest.centre_map import lab_uln, load_centre_maps
 from stormcohort.labels import term_label
 from stormcohort.outputs import OUTPUTS, output
+from stormcohort.report import provenance as P
+from stormcohort.report.fmt import Formatter
 from stormcohort.report.inputs import report_inputs
+from stormcohort.report.methods import covariates, join_and, methods
 from stormcohort.report.sections import lower_first, rates_table, table1_table
 from stormcohort.report.strobe import ITEMS, strobe_map
 

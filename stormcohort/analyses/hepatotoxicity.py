@@ -16,6 +16,7 @@ from stormcohort.analyses.common import GROUP, calendar_day, check_columns, chec
 from stormcohort.analyses.result import AnalysisResult
 from stormcohort.labels import hepatotox_outcome
 
+
 def outcome_names(patients: pd.DataFrame) -> list[str]:
     """The ``hepatotox_<k>xuln`` columns of the patient table, in its order."""
     return [c for c in patients.columns if c.startswith("hepatotox_")]

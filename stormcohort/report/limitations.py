@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from stormcohort.labels import outcome_label, term_label, var_label
 from stormcohort.report.fmt import Formatter
 from stormcohort.report.methods import join_and
-from stormcohort.labels import outcome_label, term_label, var_label
 from stormcohort.report.sections import lower_first
 
 IMBALANCE_SMD = 0.1   # conventional threshold of a meaningful baseline difference
@@ -100,7 +100,7 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
     alpha = float(a["survival"]["ph_alpha"])
     bad = ph[ph["p"].astype(float) < alpha]
     items.append({"title": "Proportional hazards", "level": "warn" if len(bad) else "info", "text": (
-        "The proportional-hazards test rejects at p < {0:g} for: {1}; the hazard ratio averages a hazard ratio "
+        "The proportional-hazards test rejects at p < {:g} for: {}; the hazard ratio averages a hazard ratio "
         "that changes over time.".format(alpha, join_and([f"{term_label(r.term, labels) if r.term != 'GLOBAL' else 'global'}"
                                                           f" ({r.model})" for r in bad.itertuples()]))
         if len(bad) else
