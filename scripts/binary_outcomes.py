@@ -9,5 +9,6 @@ sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
 dataset, labs = pd.read_csv(sm.input.dataset), pd.read_parquet(sm.input.labs)
 adverse_events, hepatotoxicity = pd.read_csv(sm.input.adverse_events), pd.read_csv(sm.input.hepatotoxicity)
-log.info("binary outcomes: %d patients, %d lab results, %d adverse events", len(dataset), len(labs), len(adverse_events))
+log.info("binary outcomes: %d patients, %d lab results, %d adverse events",
+         len(dataset), len(labs), len(adverse_events))
 write_outputs(binary_analysis(dataset, labs, adverse_events, hepatotoxicity, sm.params.cfg), sm.output, log)

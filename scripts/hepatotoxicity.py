@@ -1,4 +1,5 @@
-"""Rule hepatotoxicity: analysis dataset + labs -> cohort/hepatotoxicity.csv (per patient), tables/hepatotoxicity.csv."""
+"""Rule hepatotoxicity: analysis dataset + labs -> cohort/hepatotoxicity.csv (per patient),
+tables/hepatotoxicity.csv."""
 import pandas as pd
 
 from stormcohort.analyses.hepatotoxicity import hepatotoxicity_analysis

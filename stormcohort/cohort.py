@@ -48,7 +48,8 @@ DATASET_COLUMNS = [
 DATA_DICTIONARY = {
     "patient_key": ("", "Pseudonymous person key (keyed HMAC-SHA256 of the NHS number or local id)"),
     "centre": ("", "Centre of the episode's first admission"),
-    "route_group": ("", "IV = any intravenous anakinra in the episode (config cohort.exposure=any_iv) or route of the first dose (first_dose); else SC"),
+    "route_group": ("", "IV = any intravenous anakinra in the episode (config cohort.exposure=any_iv) "
+                        "or route of the first dose (first_dose); else SC"),
     "first_route": ("", "Route of the first anakinra dose"),
     "age_years": ("years", "Age at admission"),
     "age_group": ("", "child if age_years < cohort.age_groups.child_below, else adult"),
@@ -61,7 +62,8 @@ DATA_DICTIONARY = {
     "hscore": ("points", "HScore (Fardet 2014) at baseline; missing items score 0"),
     "hlh2004_count": ("criteria", "HLH-2004 criteria met at baseline (NK activity never available)"),
     "mas2016": ("0/1", "2016 EULAR/ACR/PRINTO MAS classification (sJIA only)"),
-    "ferritin_baseline": ("ug/L", "Baseline ferritin: sample nearest the index date within cohort.baseline_window_days"),
+    "ferritin_baseline": ("ug/L", "Baseline ferritin: sample nearest the index date "
+                                  "within cohort.baseline_window_days"),
     "crp_baseline": ("mg/L", "Baseline CRP (as ferritin)"),
     "platelets_baseline": ("10^9/L", "Baseline platelets (as ferritin)"),
     "alt_baseline": ("U/L", "Baseline ALT (as ferritin)"),
@@ -72,7 +74,8 @@ DATA_DICTIONARY = {
     "route_switch": ("0/1", "Both routes used during the episode"),
     "length_of_stay_days": ("days", "Episode discharge minus admission date"),
     DEATH_H: ("0/1", "Death within cohort.follow_up_days (H) of the index date, within follow-up"),
-    "time_to_death_days": ("days", "Index to death or censoring (last contact, day cohort.follow_up_days or extract date)"),
+    "time_to_death_days": ("days", "Index to death or censoring "
+                                   "(last contact, day cohort.follow_up_days or extract date)"),
     "death_30d": ("0/1", "Death by day 30; missing when censored alive before day 30"),
     "fever_outcome": ("0/1/2", "0 censored, 1 fever resolved, 2 died before fever resolved"),
     "time_to_fever_days": ("days", "Index to fever resolution, death or censoring"),
@@ -174,7 +177,8 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
     aes = tables["adverse_events"].assign(episode_key=lambda d: d["admission_key"].map(episode_of))
 
     # Index date: first dose; the reference for baseline labs falls back to admission.
-    first_dose = ana.sort_values(["episode_key", "start", "route"]).drop_duplicates("episode_key").set_index("episode_key")
+    first_dose = (ana.sort_values(["episode_key", "start", "route"]).drop_duplicates("episode_key")
+                  .set_index("episode_key"))
     episodes["index_time"] = first_dose["start"].reindex(episodes.index)
     episodes["first_route"] = first_dose["route"].reindex(episodes.index)
     episodes["index_date"] = episodes["index_time"].dt.normalize()

@@ -26,7 +26,8 @@ def read_delivery(path: Path | str, centres: list[str]) -> Delivery:
     path = Path(path)
     meta_path = path / "delivery.yaml"
     if not path.is_dir():
-        raise ExtractError(f"{path}: delivery folder not found (expected a folder holding {', '.join(centres)} and delivery.yaml)")
+        raise ExtractError(f"{path}: delivery folder not found "
+                           f"(expected a folder holding {', '.join(centres)} and delivery.yaml)")
     if not meta_path.is_file():
         raise ExtractError(f"{meta_path}: not found (expected 'extract_date: YYYY-MM-DD' and 'synthetic: true|false')")
     meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
@@ -37,7 +38,8 @@ def read_delivery(path: Path | str, centres: list[str]) -> Delivery:
         except ValueError:
             extract_date = None
     if not isinstance(extract_date, date):
-        raise ExtractError(f"{meta_path}: extract_date {meta.get('extract_date')!r} is not a date (expected YYYY-MM-DD)")
+        raise ExtractError(f"{meta_path}: extract_date {meta.get('extract_date')!r} is not a date "
+                           "(expected YYYY-MM-DD)")
     synthetic = meta.get("synthetic")
     if not isinstance(synthetic, bool):
         raise ExtractError(f"{meta_path}: synthetic {synthetic!r} must be true or false")

@@ -33,7 +33,8 @@ LONG_TABLES = ("anakinra", "labs", "adverse_events")  # outputs of the cohort ru
 LEDGER = ("ingest", "ledger")  # one per centre
 # Columns of the long tables that describe the patient rather than the row (their changes show in the dataset).
 LONG_CONTEXT = (KEY, "centre", "route_group")
-LEDGER_MATCH = ["centre", "file", "column", "value", "rule", "scope"]  # not `row` (rows renumber), not `reason` (quotes rows)
+# Not `row` (rows renumber), not `reason` (quotes rows).
+LEDGER_MATCH = ["centre", "file", "column", "value", "rule", "scope"]
 LEDGER_GROUP = ["centre", "file", "rule", "scope"]
 # Table 1, tidy: a row per variable, level and group; a cell per row and quantity.
 TABLE1_KEYS = ["variable", "level", "group"]
@@ -242,7 +243,8 @@ def add_long_changes(patients: pd.DataFrame, rows: pd.DataFrame, both: pd.DataFr
     if rows.empty:
         return patients
     tables = rows.drop_duplicates([KEY, "table"]).groupby(KEY)["table"].agg(";".join)
-    extra = both[both[KEY].isin(tables.index) & ~both[KEY].isin(patients[KEY])].assign(change="changed", fields_changed="")
+    extra = (both[both[KEY].isin(tables.index) & ~both[KEY].isin(patients[KEY])]
+             .assign(change="changed", fields_changed=""))
     patients = pd.concat([patients, extra], ignore_index=True)
     more = patients[KEY].map(tables).fillna("")
     joined = patients["fields_changed"].str.cat(more, sep=";").str.strip(";")
@@ -367,7 +369,8 @@ def diff_effects(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     value = ["measure", "estimate", "lcl", "ucl", "n", "events"]
     merged = new.merge(old, on=EFFECT_KEYS, how="outer", suffixes=("_new", "_old"), indicator=True)
     merged["measure"] = merged["measure_new"].fillna(merged["measure_old"])
-    merged["status"] = merged["_merge"].astype(str).map({"both": "both", "left_only": "new only", "right_only": "old only"})
+    merged["status"] = merged["_merge"].astype(str).map({"both": "both", "left_only": "new only",
+                                                         "right_only": "old only"})
     for side in ("old", "new"):
         merged[f"ci_excludes_1_{side}"] = ci_excludes_one(merged[f"lcl_{side}"], merged[f"ucl_{side}"])
     est_old, est_new = merged["estimate_old"], merged["estimate_new"]
@@ -381,7 +384,8 @@ def diff_effects(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     source_rank = merged["source"].map({s: i for i, s in enumerate(EFFECT_SOURCES)})
     merged = merged.assign(_i=~merged["iv_vs_sc"], _s=source_rank).sort_values(["_i", "_s", "outcome", "model",
                                                                                  "method", "term"])
-    columns = EFFECT_KEYS + ["measure", "status"] + [f"{v}_{s}" for s in ("old", "new") for v in value if v != "measure"] \
+    columns = EFFECT_KEYS + ["measure", "status"] \
+        + [f"{v}_{s}" for s in ("old", "new") for v in value if v != "measure"] \
         + ["ratio_new_to_old", "ci_excludes_1_old", "ci_excludes_1_new", "conclusion_moved", "conclusion", "iv_vs_sc"]
     return merged[columns].reset_index(drop=True)
 

@@ -30,7 +30,7 @@ class Policy:
     round_to: int | None = None
 
     @classmethod
-    def from_config(cls, cfg: Mapping | None) -> "Policy":
+    def from_config(cls, cfg: Mapping | None) -> Policy:
         cfg = dict(cfg or {})
         return cls(cfg.get("min_count"), cfg.get("round_to"))
 

@@ -25,7 +25,8 @@ def link_centres(clean: dict[str, dict[str, pd.DataFrame]]) -> tuple[dict[str, p
     duplicated = linked["admissions"]["admission_key"].duplicated(keep=False)
     if duplicated.any():
         keys = ", ".join(sorted(linked["admissions"].loc[duplicated, "admission_key"].unique())[:5])
-        raise ValueError(f"admission keys shared between centres ({keys}): pseudonym collision or a centre delivered twice")
+        raise ValueError(f"admission keys shared between centres ({keys}): "
+                         "pseudonym collision or a centre delivered twice")
 
     by_person = linked["patients"].sort_values(["person_key", "centre"])
     sexes = by_person.dropna(subset=["sex"]).groupby("person_key")["sex"].nunique()

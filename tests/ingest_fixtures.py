@@ -101,8 +101,10 @@ def shf_sheets() -> dict[str, pd.DataFrame]:
              "NA"],
         ]),
         "Dosing": frame("Hospital number|Admission date|Route|Dose|Frequency|From|To", [
-            ["S100", datetime(2019, 3, 1), "subcutaneous", "100mg", "twice daily", datetime(2019, 3, 2), datetime(2019, 3, 5)],
-            ["S100", datetime(2019, 3, 1), "i.v. infusion", "96mg", "continuous", datetime(2019, 3, 6), datetime(2019, 3, 9)],
+            ["S100", datetime(2019, 3, 1), "subcutaneous", "100mg", "twice daily", datetime(2019, 3, 2),
+             datetime(2019, 3, 5)],
+            ["S100", datetime(2019, 3, 1), "i.v. infusion", "96mg", "continuous", datetime(2019, 3, 6),
+             datetime(2019, 3, 9)],
             ["S200", "03-Feb-2019", "intravenous", "2mg/kg", "6 hourly", datetime(2019, 2, 4), "NA"],
         ]),
         "Bloods": frame(SHF_BLOODS_COLUMNS, [
@@ -199,7 +201,8 @@ def bhm_dictionary() -> pd.DataFrame:
         if name.endswith(("_kul", "_mgdl", "_ngml", "_ul", "_uml")):
             form = "labs"
         kind = "radio" if name in radio else "yesno" if name in yesno else "text"
-        rows.append([name, form, "", kind, name.replace("_", " "), radio.get(name, ""), "", "", "", "", "", "", "", "", "", "", "", ""])
+        rows.append([name, form, "", kind, name.replace("_", " "), radio.get(name, ""),
+                     "", "", "", "", "", "", "", "", "", "", "", ""])
     return pd.DataFrame(rows, columns=[
         "Variable / Field Name", "Form Name", "Section Header", "Field Type", "Field Label",
         "Choices, Calculations, OR Slider Labels", "Field Note", "Text Validation Type OR Show Slider Number",
@@ -248,5 +251,6 @@ def edit_workbook(delivery: Path, edit) -> Path:
 
 
 def write_delivery_yaml(delivery: Path, extract_date: date = EXTRACT_DATE) -> Path:
-    (delivery / "delivery.yaml").write_text(f"extract_date: {extract_date.isoformat()}\nsynthetic: true\n", encoding="utf-8")
+    (delivery / "delivery.yaml").write_text(f"extract_date: {extract_date.isoformat()}\nsynthetic: true\n",
+                                            encoding="utf-8")
     return delivery

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
-
-import jsonschema
 
 from stormcohort.analyses.binary import (
     LOGISTIC_COLUMNS,

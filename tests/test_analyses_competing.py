@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import time
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
-
-import jsonschema
 
 from stormcohort.analyses.common import schema_defaults
 from stormcohort.analyses.competing import (

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-import jsonschema
 
 from stormcohort.analyses.binary import LOGISTIC_COLUMNS
 from stormcohort.analyses.common import schema_defaults

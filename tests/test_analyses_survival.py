@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import time
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
-
-import jsonschema
 
 from stormcohort.analyses.common import schema_defaults
 from stormcohort.analyses.survival import (
@@ -177,7 +176,8 @@ def test_one_group_without_deaths_gives_reasons_not_a_crash(tmp_path):
     assert km.loc["IV", "events"] == 0 and km.loc["IV", "surv_90"] == 1.0
     assert "no deaths" in km.loc["IV", "note"]
     # log-rank is still a valid test; the note says why it may look extreme
-    assert np.isfinite(r.tables["logrank"].loc[0, "p"]) and r.tables["logrank"].loc[0, "note"] == "no deaths in the IV group"
+    assert (np.isfinite(r.tables["logrank"].loc[0, "p"])
+            and r.tables["logrank"].loc[0, "note"] == "no deaths in the IV group")
     assert r.tables["cox"][["coef", "se", "hr", "hr_lcl", "hr_ucl", "p"]].isna().all().all()
     assert r.tables["cox"]["note"].str.contains("not estimable: no deaths in the IV group").all()
     assert (r.tables["cox"]["n"] == 46).all()
@@ -192,8 +192,10 @@ def test_nobody_dies(tmp_path):
     r = survival(d)
     assert (r.tables["km"]["events"] == 0).all() and (r.tables["km"]["surv_90"] == 1.0).all()
     assert r.tables["km"]["median"].isna().all()
-    assert np.isnan(r.tables["logrank"].loc[0, "statistic"]) and "no deaths in either group" in r.tables["logrank"].loc[0, "note"]
-    assert r.tables["cox"]["coef"].isna().all() and r.tables["cox"]["note"].str.contains("no deaths in either group").all()
+    assert (np.isnan(r.tables["logrank"].loc[0, "statistic"])
+            and "no deaths in either group" in r.tables["logrank"].loc[0, "note"])
+    assert (r.tables["cox"]["coef"].isna().all()
+            and r.tables["cox"]["note"].str.contains("no deaths in either group").all())
     assert r.model["cox"]["adjusted"]["converged"] is None  # nothing to fit
     json.dumps(r.model, allow_nan=False)
     render(r, tmp_path)
@@ -224,7 +226,8 @@ def test_factor_level_without_deaths_makes_adjusted_not_estimable():
     assert r.tables["cox"].loc[r.tables["cox"]["model"] == "unadjusted", "coef"].notna().all()
     adj = r.tables["cox"][r.tables["cox"]["model"] == "adjusted"]
     assert adj["coef"].isna().all() and adj["note"].str.contains("trigger_category\\[malignancy\\]").all()
-    assert r.tables["ph_test"].loc[r.tables["ph_test"]["model"] == "adjusted", "note"].str.contains("not estimable").all()
+    assert r.tables["ph_test"].loc[r.tables["ph_test"]["model"] == "adjusted",
+                                   "note"].str.contains("not estimable").all()
 
 
 def test_constant_covariate_dropped_and_missing_covariates_noted():
@@ -322,4 +325,5 @@ def test_horizon_names_every_table_and_label(tmp_path):
     names = [str(v) for t in r.tables.values()
              for v in [*t.columns, *t.select_dtypes("object").astype(str).to_numpy().ravel()]]
     assert not [n for n in names if "90" in n]  # no 90-day name, label or note
-    assert "death_60d" in data_dictionary(60)["column"].tolist() and "death_90d" not in data_dictionary(60)["column"].tolist()
+    assert ("death_60d" in data_dictionary(60)["column"].tolist()
+            and "death_90d" not in data_dictionary(60)["column"].tolist())

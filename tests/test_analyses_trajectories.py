@@ -119,7 +119,8 @@ def test_unknown_test_is_an_error_naming_it():
 def test_on_a_cohort_and_the_figure_renders(tmp_path):
     t = cohort_tables()
     table, daily, data, _ = trajectories(t["labs"])
-    save(trajectories_analysis(t["labs"], schema_defaults("trajectories")).figures["trajectories"](), tmp_path / "r.png")
+    save(trajectories_analysis(t["labs"], schema_defaults("trajectories")).figures["trajectories"](),
+         tmp_path / "r.png")
     assert len(table) == 4 * 4 and set(table["test"]) == {"ferritin", "crp", "platelets", "alt"}
     assert table["coef"].notna().all() and (table["se"] > 0).all()
     for ext in ("png", "svg"):

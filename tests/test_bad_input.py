@@ -29,10 +29,10 @@ import random
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import openpyxl
 import pandas as pd
@@ -46,8 +46,23 @@ from stormcohort.ingest.scrub import SCRUBBED
 from stormcohort.io import write_csv, write_parquet
 from stormcohort.privacy import identifier_set, scan
 from tests.ingest_fixtures import (
-    EXTRACT_DATE, KEY, ROOT, bhm_data, bhm_dictionary, bhm_row, centre_map, edit_workbook, ldn_csv_text, ldn_tables,
-    shf_sheets, write_all, write_bhm, write_bytes, write_delivery_yaml, write_ldn, write_shf,
+    EXTRACT_DATE,
+    KEY,
+    ROOT,
+    bhm_data,
+    bhm_dictionary,
+    bhm_row,
+    centre_map,
+    edit_workbook,
+    ldn_csv_text,
+    ldn_tables,
+    shf_sheets,
+    write_all,
+    write_bhm,
+    write_bytes,
+    write_delivery_yaml,
+    write_ldn,
+    write_shf,
 )
 
 CENTRES = ("LDN", "SHF", "BHM")

@@ -48,7 +48,8 @@ def result():
 
 
 def split_by_centre(tables):
-    return {c: {n: t[t["centre"] == c].reset_index(drop=True) for n, t in tables.items()} for c in ("LDN", "SHF", "BHM")}
+    return {c: {n: t[t["centre"] == c].reset_index(drop=True) for n, t in tables.items()}
+            for c in ("LDN", "SHF", "BHM")}
 
 
 def row(result, person):

@@ -28,7 +28,8 @@ DATA_SECTIONS = {"summary", "data-sources", "participants", "baseline", "outcome
 NON_COUNT_COLUMNS = {"Day", "df"}
 INTEGER = re.compile(r"(?<![\w.,\-/:^\u2265>\u00d7\u2013])(<?)(\d{1,3}(?:,\d{3})+|\d+)(?![\w.%\-/:^\u00d7]|,\d)")
 NOT_A_COUNT_BEFORE = re.compile(r"(\bday|\bdays|\bDay|\bFigure|\bgrade|\bto|\bon)\s*$")
-COUNT_IDIOMS = [re.compile(p) for p in (r"(<?\d[\d,]*) (?:patients|deaths|events|people)\b", r"(<?\d[\d,]*) (?:IV|SC)\b(?!-)",
+COUNT_IDIOMS = [re.compile(p) for p in (r"(<?\d[\d,]*) (?:patients|deaths|events|people)\b",
+                                        r"(<?\d[\d,]*) (?:IV|SC)\b(?!-)",
                                         r":\s*(<?\d[\d,]*)(?![\d.,])", r"n = (<?\d[\d,]*)")]
 
 
@@ -191,7 +192,8 @@ def offenders(html: str) -> list[str]:
 @pytest.fixture(scope="module")
 def reports():
     out = report_run()
-    return out, (out / "report.html").read_text(encoding="utf-8"), (out / "report_shareable.html").read_text(encoding="utf-8")
+    return (out, (out / "report.html").read_text(encoding="utf-8"),
+            (out / "report_shareable.html").read_text(encoding="utf-8"))
 
 
 def test_no_count_below_the_minimum_survives_in_the_shareable_report(reports):

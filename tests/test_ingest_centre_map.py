@@ -48,7 +48,8 @@ def test_code_that_is_not_canonical_is_named(tmp_path):
 def test_yaml_boolean_code_key_is_refused(tmp_path):
     path = tmp_path / "X.yaml"
     text = (ROOT / "config" / "centres" / "SHF.yaml").read_text(encoding="utf-8")
-    path.write_text(text.replace('flags: {"Yes": true, "No": false}', "flags: {Yes: true, No: false}"), encoding="utf-8")
+    path.write_text(text.replace('flags: {"Yes": true, "No": false}', "flags: {Yes: true, No: false}"),
+                    encoding="utf-8")
     with pytest.raises(ExtractError, match=r"codes/flags"):
         load_centre_map(path)
 

@@ -229,7 +229,8 @@ def test_unreadable_workbook(tmp_path):
 def test_redcap_field_missing_from_the_dictionary(tmp_path):
     dictionary = bhm_dictionary()
     write_bhm(tmp_path, bhm_data(), dictionary[dictionary["Variable / Field Name"] != "ana_route"])
-    with pytest.raises(ExtractError, match=r"BHM/BHM_HLH_DataDictionary\.csv: field 'ana_route' not in the data dictionary"):
+    with pytest.raises(ExtractError,
+                       match=r"BHM/BHM_HLH_DataDictionary\.csv: field 'ana_route' not in the data dictionary"):
         ingest(tmp_path, "BHM")
 
 
@@ -252,7 +253,8 @@ def test_read_identifiers_lists_every_form_a_leak_could_take(delivery):
     assert {"Smithson", "Alicia", "L001", "485 777 3456", "4857773456", "02/03/1970", "1970-03-02", "SW1A 1AA"} <= ldn
     assert {"943 476 5919", "9434765919"} <= ldn
     shf = read_identifiers(delivery, "SHF", centre_map("SHF"))
-    assert {"SMITHSON", "Alicia", "S100", "4857773456", "485 777 3456", "1970-03-02", "612 345 6789", "6123456789"} <= shf
+    assert {"SMITHSON", "Alicia", "S100", "4857773456", "485 777 3456", "1970-03-02", "612 345 6789",
+            "6123456789"} <= shf
     bhm = read_identifiers(delivery, "BHM", centre_map("BHM"))
     assert {"Avaline", "Quinterro", "M9001", "2012-05-01", "35203"} <= bhm
 

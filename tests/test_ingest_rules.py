@@ -29,7 +29,8 @@ def accounted(result):
     """rows_in == kept + excluded, and excluded == distinct rows with a scope=row entry, per file."""
     row_entries = result.ledger[result.ledger["scope"] == "row"].drop_duplicates(["file", "row"])
     excluded = row_entries.groupby("file").size()
-    for file, rows_in, kept, out in result.accounting[["file", "rows_in", "rows_kept", "rows_excluded"]].itertuples(index=False):
+    for file, rows_in, kept, out in result.accounting[["file", "rows_in", "rows_kept",
+                                                       "rows_excluded"]].itertuples(index=False):
         assert rows_in == kept + out
         assert out == excluded.get(file, 0)
     return result
@@ -187,7 +188,8 @@ def test_implausible_redcap_dose_leaves(tmp_path):
 def test_orphan_rows(tmp_path):
     r = ldn(tmp_path, lambda t: set_cell(t["labs.csv"], 3, "Admission_ID", "ADM9"))
     e = only_entry(r)
-    assert (e["file"], e["row"], e["column"], e["value"], e["rule"]) == ("labs.csv", 5, "Admission_ID", "ADM9", "orphan")
+    assert (e["file"], e["row"], e["column"], e["value"], e["rule"]) == ("labs.csv", 5, "Admission_ID", "ADM9",
+                                                                         "orphan")
 
 
 def test_orphan_by_hospital_number_is_redacted(tmp_path):
@@ -233,7 +235,8 @@ def test_admission_date_after_the_extract_date(tmp_path):
 def test_weight_in_grams_becomes_missing(tmp_path):
     r = ldn(tmp_path, lambda t: set_cell(t["admissions.csv"], 0, "Weight_kg", "72500"))
     e = only_entry(r)
-    assert (e["row"], e["column"], e["value"], e["rule"], e["scope"]) == (2, "Weight_kg", "72500", "implausible_value", "value")
+    assert (e["row"], e["column"], e["value"], e["rule"], e["scope"]) == (2, "Weight_kg", "72500",
+                                                                          "implausible_value", "value")
     assert r.tables["admissions"]["weight_kg"].isna().sum() == 1 and len(r.tables["admissions"]) == 2
 
 
@@ -330,7 +333,8 @@ def test_bloods_go_to_the_admission_whose_stay_holds_their_date(tmp_path):
 def test_per_kg_dose_without_weight_leaves(tmp_path):
     r = shf(tmp_path, lambda s: set_cell(s["Patients"], 1, "Weight (kg)", "NA"))
     e = only_entry(r)
-    assert (e["file"], e["row"], e["value"], e["rule"]) == ("SHF_HLH_registry.xlsx:Dosing", 6, "2mg/kg", "unparseable_value")
+    assert (e["file"], e["row"], e["value"], e["rule"]) == ("SHF_HLH_registry.xlsx:Dosing", 6, "2mg/kg",
+                                                            "unparseable_value")
 
 
 # ------------------------------------------------------------------------------ accounting
@@ -363,7 +367,8 @@ def test_ledger_summary_counts_entries_by_file_rule_and_scope():
 
     ledger = pd.DataFrame({"file": ["a.csv", "a.csv", "a.csv", "b.csv"], "row": [1, 2, 3, 4],
                            "column": ["x", "y", None, "x"], "value": ["1", "2", "", "3"],
-                           "rule": ["r1", "r1", "r2", "r1"], "reason": [""] * 4, "scope": ["row", "row", "value", "row"]})
+                           "rule": ["r1", "r1", "r2", "r1"], "reason": [""] * 4,
+                           "scope": ["row", "row", "value", "row"]})
     s = ledger_summary(ledger, "LDN")
     assert s.values.tolist() == [["LDN", "a.csv", "r1", "row", "x, y", 2], ["LDN", "a.csv", "r2", "value", "", 1],
                                  ["LDN", "b.csv", "r1", "row", "x", 1]]

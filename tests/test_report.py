@@ -1,6 +1,6 @@
 """Unit tests of the report package: number formats, methods text from config, limitations,
-STROBE map, provenance helpers, and the report's contract (it reads no patient-level file). Fast and offline (the workflow runs
-are in test_report_workflow.py)."""
+STROBE map, provenance helpers, and the report's contract (it reads no patient-level file).
+Fast and offline (the workflow runs are in test_report_workflow.py)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from stormcohort.ingest.centre_map import lab_uln, load_centre_maps
-from stormcohort.report import provenance as P
 from stormcohort.disclosure import Policy
-from stormcohort.report.fmt import Formatter
-from stormcohort.report.methods import covariates, join_and, methods
+from stormcohort.ingest.centre_map import lab_uln, load_centre_maps
 from stormcohort.labels import term_label
 from stormcohort.outputs import OUTPUTS, output
+from stormcohort.report import provenance as P
+from stormcohort.report.fmt import Formatter
 from stormcohort.report.inputs import report_inputs
+from stormcohort.report.methods import covariates, join_and, methods
 from stormcohort.report.sections import lower_first, rates_table, table1_table
 from stormcohort.report.strobe import ITEMS, strobe_map
 
@@ -172,12 +172,15 @@ def test_table1_shows_binary_variables_on_one_row_and_discloses_its_cells():
 
 
 def test_rates_table_formats_the_tables_and_recomputes_nothing():
-    rates = pd.DataFrame({"group": ["IV", "SC", "IV", "SC"], "term": ["any", "any", "infusion_reaction", "infusion_reaction"],
-                          "patients": [10, 12, 2, None], "events": [14, 20, 2, None], "patient_days": [300, 700, 150, None],
+    rates = pd.DataFrame({"group": ["IV", "SC", "IV", "SC"],
+                          "term": ["any", "any", "infusion_reaction", "infusion_reaction"],
+                          "patients": [10, 12, 2, None], "events": [14, 20, 2, None],
+                          "patient_days": [300, 700, 150, None],
                           "rate_per_100pd": [4.66667, 2.85714, 1.33333, None], "rate_lcl": [2.55, 1.75, 0.16, None],
                           "rate_ucl": [7.83, 4.41, 4.82, None], "note": [None] * 4})
     ratios = pd.DataFrame({"outcome": ["any"], "model": ["exact"], "term": ["route_group[IV]"], "irr": [1.63333],
-                           "irr_lcl": [0.77], "irr_ucl": [3.39], "p": [0.18], "events_iv": [14], "patient_days_iv": [300],
+                           "irr_lcl": [0.77], "irr_ucl": [3.39], "p": [0.18], "events_iv": [14],
+                           "patient_days_iv": [300],
                            "events_sc": [20], "patient_days_sc": [700], "note": [None]})
     t = rates_table(rates, ratios, 100, Formatter())
     assert t.rows[0] == ["Any adverse event", "14 / 300", "4.67 (2.55\u20137.83)", "20 / 700", "2.86 (1.75\u20134.41)",

@@ -31,7 +31,8 @@ LDN_COLUMNS = {
                        "Trigger_Detail", "Weight_kg", "Max_Temp_C", "Hepatomegaly", "Splenomegaly",
                        "Known_Immunosuppression", "BM_Haemophagocytosis", "ICU_Admission", "ICU_Days", "SC_Oedema",
                        "Neuro_Involvement", "Outcome", "Date_of_Death", "Last_Seen_Date", "Fever_Resolution_Date"],
-    "anakinra.csv": ["Admission_ID", "Start_Date", "Stop_Date", "Route", "Dose_mg", "Frequency", "Infusion_Rate_mg_per_h"],
+    "anakinra.csv": ["Admission_ID", "Start_Date", "Stop_Date", "Route", "Dose_mg", "Frequency",
+                     "Infusion_Rate_mg_per_h"],
     "labs.csv": ["Admission_ID", "Sample_Time", "Test", "Result", "Units"],
     "adverse_events.csv": ["Admission_ID", "Event_Date", "Event", "CTCAE_Grade", "Serious"],
 }
@@ -189,7 +190,8 @@ def test_bhm_is_a_redcap_raw_export_with_its_dictionary(big):
     assert (fields.loc[YES_NO_FIELDS, "Field Type"] == "yesno").all()
     assert (fields.loc[YES_NO_FIELDS, "Choices, Calculations, OR Slider Labels"] == "").all()
     assert fields.loc["sex", "Choices, Calculations, OR Slider Labels"] == "1, Male | 2, Female"
-    assert fields.loc["ana_route", "Choices, Calculations, OR Slider Labels"] == "1, IV push | 2, IV continuous | 3, SubQ"
+    assert (fields.loc["ana_route", "Choices, Calculations, OR Slider Labels"]
+            == "1, IV push | 2, IV continuous | 3, SubQ")
     assert set(fields.index[fields["Identifier?"] == "y"]) == {"mrn", "first_name", "last_name", "dob", "zip"}
 
 
@@ -297,7 +299,8 @@ def test_identifiers_are_unique_fake_and_valid(big):
     shared = set(nhs_ldn) & set(nhs_shf)
     assert len(shared) == round(500 / 46)
     for number in shared:
-        written = [ldn.loc[nhs_ldn == number, "NHS_Number"].iloc[0], str(shf_people.loc[nhs_shf == number, "NHS no."].iloc[0])]
+        written = [ldn.loc[nhs_ldn == number, "NHS_Number"].iloc[0],
+                   str(shf_people.loc[nhs_shf == number, "NHS no."].iloc[0])]
         assert sorted(" " in w for w in written) == [False, True]
     names = pd.concat([ldn["Surname"] + "|" + ldn["Forename"], shf_people["Name"].str.title().str.replace(", ", "|"),
                        bhm.drop_duplicates("mrn").pipe(lambda b: b["last_name"] + "|" + b["first_name"])])
@@ -312,15 +315,16 @@ def test_no_name_is_a_word_used_elsewhere_in_the_delivery(big):
     name_words = set(ldn["Surname"]) | set(ldn["Forename"]) | set(bhm["first_name"]) | set(bhm["last_name"])
     name_words |= set(shf["Name"].str.split(", ").explode())
     name_words = {w.lower() for n in name_words if n for w in re.split(r"[- ]", n)}
-    identifier_cols = {"MRN", "NHS_Number", "Surname", "Forename", "DOB", "Postcode", "Hospital number", "NHS no.", "Name",
-                       "Date of birth", "mrn", "first_name", "last_name", "dob", "zip"}
+    identifier_cols = {"MRN", "NHS_Number", "Surname", "Forename", "DOB", "Postcode", "Hospital number", "NHS no.",
+                       "Name", "Date of birth", "mrn", "first_name", "last_name", "dob", "zip"}
     text = []
     for p in (out / "LDN").iterdir():
         frame = read_ldn(out, p.name)
         text += list(frame.columns) + frame.drop(columns=identifier_cols & set(frame.columns)).stack().tolist()
     for sheet in SHF_COLUMNS:
         frame = read_shf(out, sheet)
-        text += list(frame.columns) + frame.drop(columns=identifier_cols & set(frame.columns)).stack().astype(str).tolist()
+        text += list(frame.columns) + (frame.drop(columns=identifier_cols & set(frame.columns)).stack()
+                                       .astype(str).tolist())
     text += bhm.drop(columns=list(identifier_cols & set(bhm.columns))).stack().tolist()
     text += (out / "BHM" / "BHM_HLH_DataDictionary.csv").read_text().split()
     text += (ROOT / "config" / "config.yaml").read_text().split()
@@ -409,7 +413,8 @@ def test_ldn_core_patients_clear_the_definition_on_their_baseline_labs(big):
     labs["value"] = pd.to_numeric(labs["Result"].str.lstrip("<>"))
     labs["day"] = pd.to_datetime(labs["Sample_Time"], format="%d/%m/%Y %H:%M").dt.normalize()
     dose = read_ldn(out, "anakinra.csv")
-    dose = dose[dose["Route"].isin(["IV", "SC"])].assign(start=lambda d: pd.to_datetime(d["Start_Date"], format="%d/%m/%Y"))
+    dose = dose[dose["Route"].isin(["IV", "SC"])].assign(
+        start=lambda d: pd.to_datetime(d["Start_Date"], format="%d/%m/%Y"))
     index = dose.groupby("Admission_ID")["start"].min().reindex(adm.index)
     index = index.fillna(pd.to_datetime(adm["Admit_Date"], format="%d/%m/%Y"))
     labs["offset"] = (labs["day"] - labs["Admission_ID"].map(index)).dt.days
@@ -512,7 +517,8 @@ def test_update_changes_exactly_what_it_lists(updated):
     assert set(differs[differs].index.get_level_values(0)) == {changed["BHM"]["row"] - 2}
     assert set(new.iloc[len(old):]["record_id"]) == {added["BHM"]["local_id"].removeprefix("record_id ")}
     meta = yaml.safe_load((out / "delivery.yaml").read_text())
-    assert (meta["extract_date"].isoformat(), meta["synthetic"]) == ("2020-09-30", True) == (changes["extract_date"], True)
+    assert ((meta["extract_date"].isoformat(), meta["synthetic"]) == ("2020-09-30", True)
+            == (changes["extract_date"], True))
     wb = openpyxl.load_workbook(out / "SHF" / WORKBOOK, read_only=True)
     assert next(wb["Bloods"].iter_rows(min_row=2, max_row=2, values_only=True))[0] == "Export date: 30-Sep-2020"
     assert (changes["cohort"]["patients"], changes["cohort"]["IV"] + changes["cohort"]["SC"]) == (48, 48)
@@ -528,8 +534,8 @@ def test_update_keeps_identifiers_unique_and_out_of_its_change_list(updated):
     nhs_shf = shf.drop_duplicates("Hospital number")["NHS no."].astype(str).str.replace(" ", "")
     assert nhs_ldn.is_unique and nhs_shf.is_unique and nhs_ldn.map(nhs_valid).all()
     identifiers = set(mrns) | set(nhs_ldn) | set(nhs_shf) | set(ldn["NHS_Number"]) | set(ldn["Surname"]) \
-        | set(ldn["Forename"]) | set(ldn["DOB"]) | set(ldn["Postcode"]) | set(bhm["first_name"]) | set(bhm["last_name"]) \
-        | set(bhm["dob"]) | set(bhm["zip"]) | set(shf["Name"].str.split(", ").explode())
+        | set(ldn["Forename"]) | set(ldn["DOB"]) | set(ldn["Postcode"]) | set(bhm["first_name"]) \
+        | set(bhm["last_name"]) | set(bhm["dob"]) | set(bhm["zip"]) | set(shf["Name"].str.split(", ").explode())
     listed = (out / "synth_changes.json").read_text()
     assert not [i for i in identifiers if i and i in listed]
 

@@ -171,7 +171,8 @@ def test_every_estimate_and_table1_cell_is_compared(runs):
         t1 = read_table1(runs[run] / output("describe", "table1")).melt(TABLE1_KEYS, TABLE1_QUANTITIES, "quantity")
         cells |= set(t1.dropna()[[*TABLE1_KEYS, "quantity"]].itertuples(index=False))
     assert len(table1) == len(cells)
-    n = table1[(table1["variable"] == "patients") & (table1["group"] == "overall") & (table1["quantity"] == "count")].iloc[0]
+    n = table1[(table1["variable"] == "patients") & (table1["group"] == "overall")
+               & (table1["quantity"] == "count")].iloc[0]
     assert (float(n["old"]), float(n["new"]), n["changed"]) == (46, 48, "True")
 
 

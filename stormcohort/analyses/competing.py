@@ -184,7 +184,7 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: 
         if counts[g]["n"] == 0:
             warnings.append(f"no patients in the {g} group: no curve")
         else:
-            for code, name in CAUSES.items():
+            for _, name in CAUSES.items():
                 if counts[g][name] == 0:
                     warnings.append(f"no {name.replace('_', ' ')} events in the {g} group: its CIF is 0 throughout")
     model = {

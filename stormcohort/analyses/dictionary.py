@@ -24,7 +24,8 @@ _N_RISK = ("patients still at risk: event-free and under observation on the day"
 
 
 def _ci(what: str, unit: str = "") -> dict[str, tuple[str, str]]:
-    return {"lcl": (f"lower confidence limit of the {what}", unit), "ucl": (f"upper confidence limit of the {what}", unit)}
+    return {"lcl": (f"lower confidence limit of the {what}", unit),
+            "ucl": (f"upper confidence limit of the {what}", unit)}
 
 
 TABLES: dict[str, dict[str, tuple[str, str]]] = {
@@ -82,14 +83,17 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "df": ("degrees of freedom", ""), "p": _P, "note": _NOTE,
     },
     "cif": {
-        "group": _GROUP, "time": _DAY, "cif": ("cumulative incidence of fever resolution (Aalen-Johansen)", "probability"),
-        "cif_lcl": ("lower confidence limit of cif", "probability"), "cif_ucl": ("upper confidence limit of cif", "probability"),
+        "group": _GROUP, "time": _DAY,
+        "cif": ("cumulative incidence of fever resolution (Aalen-Johansen)", "probability"),
+        "cif_lcl": ("lower confidence limit of cif", "probability"),
+        "cif_ucl": ("upper confidence limit of cif", "probability"),
     },
     "cif_summary": {
         "group": _GROUP, "cause": ("fever_resolution or death (competing)", ""), "time": _DAY,
         "n_risk": _N_RISK, "events": ("events of the cause by the day", "patients"),
         "cif": ("cumulative incidence of the cause by the day", "probability"),
-        "cif_lcl": ("lower confidence limit of cif", "probability"), "cif_ucl": ("upper confidence limit of cif", "probability"),
+        "cif_lcl": ("lower confidence limit of cif", "probability"),
+        "cif_ucl": ("upper confidence limit of cif", "probability"),
         "note": _NOTE,
     },
     "cif_risk": {"outcome": _OUTCOME, "group": _ROUTE, "day": _DAY,
@@ -101,7 +105,8 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "logistic": {
         "outcome": _OUTCOME, "model": _MODEL, "method": ("firth (penalised) or ml (maximum likelihood)", ""),
-        "term": _TERM, "coef": ("log odds ratio", ""), "se": ("standard error of coef", ""), "or": ("odds ratio", "ratio"),
+        "term": _TERM, "coef": ("log odds ratio", ""), "se": ("standard error of coef", ""),
+        "or": ("odds ratio", "ratio"),
         "or_lcl": ("lower limit of or", "ratio"), "or_ucl": ("upper limit of or", "ratio"), "p": _P,
         "n": ("patients in the model", "patients"), "events": ("patients with the outcome in the model", "patients"),
         "note": _NOTE,
@@ -131,14 +136,16 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "n": ("patients in the group", "patients"), "percent": ("100 * patients / n", "%"),
     },
     "safety_rates": {
-        "group": _ROUTE, "term": ("adverse event term", ""), "patients": ("patients with an event on exposure", "patients"),
+        "group": _ROUTE, "term": ("adverse event term", ""),
+        "patients": ("patients with an event on exposure", "patients"),
         "events": ("events on exposure days", "events"), "patient_days": ("days on anakinra", "patient-days"),
         "rate_per_100pd": ("events per analyses.safety.per patient-days", "events per `per` patient-days"),
         "rate_lcl": ("lower limit of the rate (exact Poisson)", "events per `per` patient-days"),
         "rate_ucl": ("upper limit of the rate (exact Poisson)", "events per `per` patient-days"), "note": _NOTE,
     },
     "rate_ratios": {
-        "outcome": ("adverse event term", ""), "model": _MODEL, "term": _TERM, "irr": ("incidence rate ratio IV/SC", "ratio"),
+        "outcome": ("adverse event term", ""), "model": _MODEL, "term": _TERM,
+        "irr": ("incidence rate ratio IV/SC", "ratio"),
         "irr_lcl": ("lower limit of irr (exact conditional)", "ratio"), "irr_ucl": ("upper limit of irr", "ratio"),
         "p": _P, "events_iv": ("IV events", "events"), "patient_days_iv": ("IV exposure", "patient-days"),
         "events_sc": ("SC events", "events"), "patient_days_sc": ("SC exposure", "patient-days"), "note": _NOTE,

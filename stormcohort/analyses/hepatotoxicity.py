@@ -16,6 +16,7 @@ from stormcohort.analyses.common import GROUP, calendar_day, check_columns, chec
 from stormcohort.analyses.result import AnalysisResult
 from stormcohort.labels import hepatotox_outcome
 
+
 def outcome_names(patients: pd.DataFrame) -> list[str]:
     """The ``hepatotox_<k>xuln`` columns of the patient table, in its order."""
     return [c for c in patients.columns if c.startswith("hepatotox_")]
@@ -58,5 +59,6 @@ def hepatotoxicity_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, cfg: Mapp
     names = outcome_names(patients)
     summary = outcome_counts(dataset[["patient_key", GROUP]].join(patients[names]), names)
     n_missing = int(patients["max_uln_ratio"].isna().sum())
-    notes = (f"hepatotoxicity: {n_missing} patient(s) without ALT/AST in the window: not evaluable",) if n_missing else ()
+    notes = ((f"hepatotoxicity: {n_missing} patient(s) without ALT/AST in the window: not evaluable",)
+             if n_missing else ())
     return AnalysisResult(tables={"patients": patients, "summary": summary}, notes=notes)

@@ -306,7 +306,8 @@ def km_risk_table(d: pd.DataFrame, event: str, days: Sequence[float]) -> pd.Data
     return risk[KM_RISK_COLUMNS]
 
 
-def survival_analysis(dataset: pd.DataFrame, cfg: Mapping, follow_up_days: int, *, synthetic: bool = False) -> AnalysisResult:
+def survival_analysis(dataset: pd.DataFrame, cfg: Mapping, follow_up_days: int, *,
+                      synthetic: bool = False) -> AnalysisResult:
     """Kaplan-Meier, log-rank, Cox (unadjusted, adjusted) and cox.zph of death by day H
     (``follow_up_days``): tables ``km, km_risk, logrank, cox, ph_test``, the KM figure, the model."""
     s = dict(cfg)

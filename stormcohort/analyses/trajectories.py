@@ -42,7 +42,8 @@ TERMS = ["Intercept", "day", ROUTE_TERM, f"{ROUTE_TERM}:day"]
 TABLE_COLUMNS = ["test", "term", "coef", "se", "lcl", "ucl", "p", "n_patients", "n_obs", "random_effects", "note"]
 DAILY_COLUMNS = ["test", "group", "day", "n", "median", "q1", "q3"]
 METHOD = ("linear mixed model of log(value + offset) on route_group * day with a random intercept and "
-          "slope per patient (unstructured covariance), REML (exact, from per-patient sufficient statistics; agrees with statsmodels MixedLM run to convergence); Wald z tests and "
+          "slope per patient (unstructured covariance), REML (exact, from per-patient sufficient statistics; "
+          "agrees with statsmodels MixedLM run to convergence); Wald z tests and "
           "normal CIs on the log scale; random-intercept fallback when the slope variance is not estimable")
 
 

@@ -92,7 +92,8 @@ def ingest_centre(delivery_dir: Path, centre: str, centre_map: dict, key: bytes,
     extract = read_extract(Path(delivery_dir) / centre, centre_map, log)
     identifiers = identifier_forms(extract_identifiers(extract, centre_map))
     ledger = Ledger(centre, centre_map["identifiers"], identifiers)
-    ctx = Context(centre, centre_map, Codebook(centre_map, extract.choices), key, pd.Timestamp(extract_date), identifiers)
+    ctx = Context(centre, centre_map, Codebook(centre_map, extract.choices), key, pd.Timestamp(extract_date),
+                  identifiers)
     for label, reasons in extract.malformed.items():
         ledger.add(label, pd.Series("", index=reasons.index, dtype=object), "", "malformed_row", reasons, "row")
     for label, column, texts in extract.recoded:
@@ -126,21 +127,24 @@ def ingest_centre(delivery_dir: Path, centre: str, centre_map: dict, key: bytes,
     rows_in = {label: frame.index.union(extract.malformed[label].index) for label, frame in extract.files.items()}
     counts = accounting(centre, rows_in, kept, entries)
     if log is not None:
-        for file, rows_in, rows_kept, rows_excluded in counts[["file", "rows_in", "rows_kept", "rows_excluded"]].itertuples(index=False):
+        for file, rows_in, rows_kept, rows_excluded in counts[["file", "rows_in", "rows_kept",
+                                                                "rows_excluded"]].itertuples(index=False):
             log.info("%s/%s: %d rows in, %d kept, %d excluded", centre, file, rows_in, rows_kept, rows_excluded)
         for (rule, scope), n in entries.groupby(["rule", "scope"]).size().items():
             log.info("%s: ledger %s (%s): %d", centre, rule, scope, n)
     return CleanResult(tables=tables, ledger=entries, accounting=counts)
 
 
-def _exclude_unknown_instruments(files: dict[str, pd.DataFrame], sources: list[tuple[str, dict]], ledger: Ledger) -> None:
+def _exclude_unknown_instruments(files: dict[str, pd.DataFrame], sources: list[tuple[str, dict]],
+                                 ledger: Ledger) -> None:
     """REDCap rows of a repeating instrument the centre map does not know leave the file."""
     for label in {label for label, _ in sources}:
         known = [s["instrument"] for lab, s in sources if lab == label]
         frame = files[label]
         stray = ~frame[REDCAP_INSTRUMENT].fillna("").isin(known)
         ledger.add(label, frame.loc[stray, REDCAP_INSTRUMENT], REDCAP_INSTRUMENT, "unknown_code",
-                   f"repeating instrument not in the centre map (expected one of: {', '.join(repr(k) for k in known)})", "row")
+                   "repeating instrument not in the centre map "
+                   f"(expected one of: {', '.join(repr(k) for k in known)})", "row")
         files[label] = frame[~stray]
 
 
@@ -163,7 +167,8 @@ def read_identifiers(delivery_dir: Path, centre: str, centre_map: dict) -> set[s
     # the bytes of a large delivery.
     columns = set(centre_map["identifiers"])
     holding = [s for s in centre_map["sources"] if columns & set(s["columns"])]
-    return extract_identifiers(read_extract(Path(delivery_dir) / centre, {**centre_map, "sources": holding}), centre_map)
+    return extract_identifiers(read_extract(Path(delivery_dir) / centre, {**centre_map, "sources": holding}),
+                               centre_map)
 
 
 def extract_identifiers(extract: Extract, centre_map: dict) -> set[str]:

@@ -74,7 +74,8 @@ def _check_against_canonical(centre_map: dict) -> list[str]:
     problems = []
     roles = [s["role"] for s in centre_map["sources"]]
     for i, source in enumerate(centre_map["sources"]):
-        where = f"sources[{i}] ({source.get('file') or source.get('sheet') or source.get('instrument') or 'admission form'})"
+        where = (f"sources[{i}] "
+                 f"({source.get('file') or source.get('sheet') or source.get('instrument') or 'admission form'})")
         fields = list(source["columns"].values())
         for name in sorted(set(fields) - ROLE_FIELDS[source["role"]]):
             problems.append(f"{where}.columns: field {name!r} is not a {source['role']} field "
@@ -83,14 +84,17 @@ def _check_against_canonical(centre_map: dict) -> list[str]:
             problems.append(f"{where}.columns: field {name!r} is mapped from more than one column")
         for column, spec in source.get("tests", {}).items():
             if spec["test"] not in LAB_UNITS:
-                problems.append(f"{where}.tests.{column}: unknown test {spec['test']!r} (expected one of: {', '.join(LAB_UNITS)})")
+                problems.append(f"{where}.tests.{column}: unknown test {spec['test']!r} "
+                                f"(expected one of: {', '.join(LAB_UNITS)})")
         if source["role"] in {"anakinra", "labs", "adverse_events"}:
-            link = ["patient_id", source["link_by_date"]["date"]] if "link_by_date" in source else centre_map["admission_id"]
+            link = (["patient_id", source["link_by_date"]["date"]] if "link_by_date" in source
+                    else centre_map["admission_id"])
             for name in link:
                 if name not in fields:
                     problems.append(f"{where}.columns: no column maps to {name!r}, needed to link rows to admissions")
         if source["role"] == "labs" and "tests" not in source and not {"test", "result"} <= set(fields):
-            problems.append(f"{where}: a labs source needs either `tests` (wide) or columns for `test` and `result` (long)")
+            problems.append(f"{where}: a labs source needs either `tests` (wide) "
+                            "or columns for `test` and `result` (long)")
     admission_sources = [s for s in centre_map["sources"] if s["role"] == "admissions"]
     if roles.count("admissions") != 1 or roles.count("patients") > 1:
         problems.append("sources: expected exactly one admissions source and at most one patients source")
@@ -147,7 +151,8 @@ def load_centre_map(path: Path | str) -> dict:
     if errors:
         first = errors[0]
         key = "/".join(map(str, first.path)) or "(top level)"
-        raise ExtractError(f"{path}: {key}: {first.message}" + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""))
+        raise ExtractError(f"{path}: {key}: {first.message}"
+                           + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""))
     problems = _check_against_canonical(centre_map)
     if problems:
         raise ExtractError(f"{path}: " + "; ".join(problems))

@@ -209,14 +209,17 @@ def required_date(rows: Rows, field: str, what: str, ctx: Context, formats_key: 
     require(rows, field, what)
     formats = ctx.centre_map[formats_key]
     parsed = parse_dates(rows.text(field), formats)
-    rows.exclude(parsed.isna(), field, "unparseable_date", f"{what} is not a date (expected {describe_formats(formats)})")
-    rows.exclude(parsed.dt.normalize() > ctx.extract_date, field, "implausible_value", f"{what} is after the extract date")
+    rows.exclude(parsed.isna(), field, "unparseable_date",
+                 f"{what} is not a date (expected {describe_formats(formats)})")
+    rows.exclude(parsed.dt.normalize() > ctx.extract_date, field, "implausible_value",
+                 f"{what} is after the extract date")
     rows.exclude(parsed < EARLIEST_EVENT_DATE, field, "implausible_value",
                  f"{what} is before {EARLIEST_EVENT_DATE:%Y-%m-%d} (a placeholder or typing error)")
     rows.values[field] = parsed.reindex(rows.raw.index)
 
 
-def optional_date(rows: Rows, field: str, what: str, ctx: Context, earliest: pd.Timestamp | None = EARLIEST_EVENT_DATE) -> None:
+def optional_date(rows: Rows, field: str, what: str, ctx: Context,
+                  earliest: pd.Timestamp | None = EARLIEST_EVENT_DATE) -> None:
     text = rows.text(field)
     formats = ctx.centre_map["date_formats"]
     parsed = parse_dates(text, formats)
@@ -246,7 +249,8 @@ def clinical_number(rows: Rows, field: str, what: str, ctx: Context) -> None:
     """A clinical measurement: converted to canonical units; unparseable or implausible values become missing."""
     text = rows.text(field)
     number = parse_numbers(text)
-    unparseable = rows.blank(text.notna() & number.isna(), field, "unparseable_value", f"{what} is not a number; set to missing")
+    unparseable = rows.blank(text.notna() & number.isna(), field, "unparseable_value",
+                             f"{what} is not a number; set to missing")
     number = convert(number, ctx.centre_map.get("conversions", {}).get(field))
     lo, hi = PLAUSIBLE[field]
     implausible = rows.blank(outside(number, (lo, hi)), field, "implausible_value",
@@ -316,7 +320,8 @@ def person_identity(rows: Rows, ctx: Context) -> None:
     rows.values["person_key"] = person_key(nhs, ctx.centre, rows.text("patient_id"), ctx.key)
     rows.values["sex"] = coded(rows, "sex", "sex", "sex", ctx, scope="value").astype(object)
     optional_date(rows, "dob", "date of birth", ctx, earliest=None)
-    rows.values["dob_file"], rows.values["dob_row"], rows.values["dob_column"] = rows.file, rows.values.index, rows.column("dob")
+    rows.values["dob_file"], rows.values["dob_row"], rows.values["dob_column"] = (rows.file, rows.values.index,
+                                                                                  rows.column("dob"))
 
 
 def clean_patients(rows: Rows, ctx: Context) -> None:
@@ -355,7 +360,8 @@ def clean_admissions(rows: Rows, ctx: Context, patients: Rows | None) -> None:
         rows.values[field] = rows.values[field].mask(before)
     rows.values["diagnosis"], recorded = classified(rows, "diagnosis", "diagnosis", "diagnosis", ctx)
     rows.values["diagnosis_text"] = free_text(rows, "diagnosis", ctx, recorded)
-    rows.values["trigger_category"] = coded(rows, "trigger_category", "trigger_category", "trigger", ctx, "value").astype(object)
+    rows.values["trigger_category"] = coded(rows, "trigger_category", "trigger_category", "trigger", ctx,
+                                            "value").astype(object)
     rows.values["trigger_detail"] = free_text(rows, "trigger_detail", ctx)
     for field, what in [("weight_kg", "weight"), ("max_temp_c", "maximum temperature"), ("icu_days", "ICU days")]:
         clinical_number(rows, field, what, ctx)
@@ -431,11 +437,13 @@ def clean_anakinra(rows: Rows, ctx: Context, admissions: pd.DataFrame) -> None:
     rows.exclude(rows.text("frequency").isna() & ~infusion_route, "frequency", "missing_key",
                  "frequency is empty (required unless the route is a continuous infusion)")
     rows.values["frequency"] = coded(rows, "frequency", "frequency", "frequency", ctx, scope="row")
-    rows.values["continuous"] = (infusion_route.reindex(rows.raw.index) | (rows.values["frequency"] == "CONT")).astype(bool)
+    rows.values["continuous"] = (infusion_route.reindex(rows.raw.index)
+                                 | (rows.values["frequency"] == "CONT")).astype(bool)
     rows.values["frequency"] = rows.values["frequency"].mask(rows.values["continuous"], "CONT")
     link_to_admissions(rows, ctx, admissions)
     optional_date(rows, "stop", "dose stop date", ctx)
-    rows.exclude(rows.values["stop"] < rows.values["start"], "stop", "stop_before_start", "stop date is before the start date")
+    rows.exclude(rows.values["stop"] < rows.values["start"], "stop", "stop_before_start",
+                 "stop date is before the start date")
     dose_amounts(rows)
     v = rows.values
     per_day = v["frequency"].map(DOSES_PER_DAY).astype(float)
@@ -487,11 +495,13 @@ def clean_labs(rows: Rows, ctx: Context, admissions: pd.DataFrame) -> pd.DataFra
     require(rows, "result", "result")
     link_to_admissions(rows, ctx, admissions)
     parsed = parse_lab_results(rows.text("result"))
-    rows.exclude(parsed["value"].isna(), "result", "unparseable_value", "result is not a number (expected e.g. 12.5, <5, >100000)")
+    rows.exclude(parsed["value"].isna(), "result", "unparseable_value",
+                 "result is not a number (expected e.g. 12.5, <5, >100000)")
     rows.values["qualifier"] = parsed["qualifier"].reindex(rows.raw.index)  # not parsed's rows: all may have left
     rows.values["value"] = lab_units(rows, ctx, parsed["value"])
     tests = rows.values["test"]
-    limits = {t: f"result outside the plausible range {lo}-{hi} {LAB_UNITS[t]}" for t, (lo, hi) in LAB_PLAUSIBLE.items()}
+    limits = {t: f"result outside the plausible range {lo}-{hi} {LAB_UNITS[t]}"
+              for t, (lo, hi) in LAB_PLAUSIBLE.items()}
     lo = tests.map({t: lo for t, (lo, _) in LAB_PLAUSIBLE.items()})
     hi = tests.map({t: hi for t, (_, hi) in LAB_PLAUSIBLE.items()})
     value = rows.values["value"]
@@ -542,7 +552,8 @@ def wide_lab_results(rows: Rows) -> pd.DataFrame:
         keep = ~unparseable & ~implausible
         batches.append(pd.DataFrame({"row": text.index[keep], "test": test, "value": value[keep].to_numpy(),
                                      "qualifier": parsed["qualifier"][keep].to_numpy()}))
-    results = (pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(columns=["row", "test", "value", "qualifier"]))
+    results = (pd.concat(batches, ignore_index=True) if batches
+               else pd.DataFrame(columns=["row", "test", "value", "qualifier"]))
     results = results.astype({"row": "int64", "value": float})
     return results.join(rows.values[["admission_key", "sample_time"]], on="row")
 

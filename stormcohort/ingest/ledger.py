@@ -51,7 +51,8 @@ class Ledger:
         return entries.sort_values(["file", "row", "column", "rule"], kind="mergesort").reset_index(drop=True)
 
 
-def accounting(centre: str, rows_in: dict[str, pd.Index], rows_kept: dict[str, pd.Index], ledger: pd.DataFrame) -> pd.DataFrame:
+def accounting(centre: str, rows_in: dict[str, pd.Index], rows_kept: dict[str, pd.Index],
+               ledger: pd.DataFrame) -> pd.DataFrame:
     """rows_in / rows_kept / rows_excluded per input file, checking that every row is accounted for.
 
     A row is kept when it reached a canonical table; excluded when it has a scope=row
@@ -68,9 +69,11 @@ def accounting(centre: str, rows_in: dict[str, pd.Index], rows_kept: dict[str, p
             raise AssertionError(f"{centre}/{file}: rows both kept and excluded {list(both[:5])}, "
                                  f"rows neither kept nor excluded {list(lost[:5])}")
         if len(kept) + len(excluded) != len(all_rows):
-            raise AssertionError(f"{centre}/{file}: rows_in {len(all_rows)} != kept {len(kept)} + excluded {len(excluded)}")
+            raise AssertionError(f"{centre}/{file}: rows_in {len(all_rows)} != kept {len(kept)} "
+                                 f"+ excluded {len(excluded)}")
         records.append((centre, file, len(all_rows), len(kept), len(excluded)))
-    return pd.DataFrame(records, columns=ACCOUNTING_COLUMNS).sort_values("file", kind="mergesort").reset_index(drop=True)
+    return (pd.DataFrame(records, columns=ACCOUNTING_COLUMNS).sort_values("file", kind="mergesort")
+            .reset_index(drop=True))
 
 
 def ledger_summary(ledger: pd.DataFrame, centre: str) -> pd.DataFrame:

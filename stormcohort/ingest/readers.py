@@ -268,7 +268,8 @@ def read_csv_text(path: Path, label: str, centre_map: dict, expected: set[str],
                            "ask the centre to re-export the file; a file without records still needs its header line")
     if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) and "16" not in encoding:
         raise ExtractError(f"{label}: the file is UTF-16 text (Excel's 'Unicode text'); expected {encoding}",
-                           f"ask the centre to re-export as 'CSV UTF-8', or set `encoding: utf-16` in {map_path(centre)}")
+                           "ask the centre to re-export as 'CSV UTF-8', "
+                           f"or set `encoding: utf-16` in {map_path(centre)}")
     try:
         text, stray = raw.decode(encoding), False
     except UnicodeDecodeError:
@@ -277,13 +278,15 @@ def read_csv_text(path: Path, label: str, centre_map: dict, expected: set[str],
     try:
         lines, records, ends = _csv_records(text, delimiter, HEADER_SEARCH_ROWS)
     except csv.Error as error:
-        raise ExtractError(f"{label}: not readable as CSV ({error})", "ask the centre to re-export the file as CSV") from None
+        raise ExtractError(f"{label}: not readable as CSV ({error})",
+                           "ask the centre to re-export the file as CSV") from None
     at = _locate_header(records, expected, next((i for i, n in enumerate(lines) if n == header_row), None))
     if at is None:
         if "\x00" in text[:2000]:
             raise ExtractError(f"{label}: no header line found, and the file holds NUL bytes: UTF-16 text or not a "
                                f"text file at all; expected {encoding} text",
-                               f"ask the centre to re-export as 'CSV UTF-8' (or set `encoding: utf-16` in {map_path(centre)})")
+                               "ask the centre to re-export as 'CSV UTF-8' "
+                               f"(or set `encoding: utf-16` in {map_path(centre)})")
         for other, name in SEPARATORS.items():
             try:
                 elsewhere = _locate_header(_csv_records(text, other, HEADER_SEARCH_ROWS)[1], expected, None)
@@ -430,7 +433,8 @@ def read_workbook(path: Path, label: str, centre_map: dict, expected: dict[str, 
         if at is None:
             raise ExtractError(
                 f"{label}:{sheet}: no header row found: none of the first {HEADER_SEARCH_ROWS} rows names any "
-                f"expected column ({_shown(sorted(expected[sheet]), 4)}); the map expects the header on row {header_row}",
+                f"expected column ({_shown(sorted(expected[sheet]), 4)}); "
+                f"the map expects the header on row {header_row}",
                 f"ask the centre to restore the header row, or correct the column names in {map_path(centre)}")
         if at + 1 != header_row and log is not None:
             log.info("%s:%s: header found on row %d (the centre map says row %d)", label, sheet, at + 1, header_row)
@@ -439,7 +443,8 @@ def read_workbook(path: Path, label: str, centre_map: dict, expected: dict[str, 
         body = cells.iloc[at + 1:].copy()
         body.columns = _unique(columns)
         # Columns beyond the header with nothing in them are not columns.
-        unnamed_empty = [c for c in body.columns if c.startswith("(unnamed column") and (body[c].astype(str).str.strip() == "").all()]
+        unnamed_empty = [c for c in body.columns
+                         if c.startswith("(unnamed column") and (body[c].astype(str).str.strip() == "").all()]
         body = body.drop(columns=unnamed_empty)
         tables[sheet] = Table(_tidy(body, centre_map["missing_values"], range(at + 2, at + 2 + len(body))),
                               pd.Series(dtype=object, index=pd.Index([], dtype="int64", name="row")))
@@ -515,7 +520,8 @@ def read_extract(folder: Path, centre_map: dict, log: logging.Logger | None = No
     choices: dict[str, dict[str, str]] = {}
     if fmt == "csv_folder":
         for label, source in sources:
-            tables[label] = read_csv_text(folder / source["file"], f"{centre}/{label}", centre_map, expected[label], log)
+            tables[label] = read_csv_text(folder / source["file"], f"{centre}/{label}", centre_map, expected[label],
+                                          log)
     elif fmt == "excel_workbook":
         book = centre_map["workbook"]
         sheets = read_workbook(folder / book, f"{centre}/{book}", centre_map,

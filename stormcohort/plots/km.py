@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from stormcohort.figures import plt, synthetic_mark
-from stormcohort.labels import GROUP_LABELS as ROUTE_LABELS
 from stormcohort.labels import DAY_AXIS as X_LABEL
+from stormcohort.labels import GROUP_LABELS as ROUTE_LABELS
 from stormcohort.labels import ROUTE_COLOURS, ROUTES
 
 

@@ -25,7 +25,7 @@ def lanes(patients: pd.DataFrame, max_patients: int) -> pd.DataFrame:
     total = len(p)
     if total > max_patients:
         keep = []
-        for g, d in p.groupby(GROUP, sort=True):
+        for _, d in p.groupby(GROUP, sort=True):
             k = max(1, int(round(max_patients * len(d) / total)))
             keep.append(d.sort_values("patient_key").head(k))
         p = pd.concat(keep)

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from stormcohort.labels import outcome_label, term_label, var_label
 from stormcohort.report.fmt import Formatter
 from stormcohort.report.methods import join_and
-from stormcohort.labels import outcome_label, term_label, var_label
 from stormcohort.report.sections import lower_first
 
 IMBALANCE_SMD = 0.1   # conventional threshold of a meaningful baseline difference
@@ -89,7 +89,8 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
     ratio = fr["ucl"].astype(float) / fr["lcl"].astype(float)
     wide = fr[fr["plotted"].astype(bool) & ~(ratio <= WIDE_CI_RATIO)]
     not_est = fr[~fr["plotted"].astype(bool)]
-    ne = join_and([f"{lower_first(outcome_label(r.outcome, labels))} ({r.measure}, {r.model})" for r in not_est.itertuples()])
+    ne = join_and([f"{lower_first(outcome_label(r.outcome, labels))} ({r.measure}, {r.model})"
+                   for r in not_est.itertuples()])
     items.append({"title": "Small numbers", "level": "warn" if len(wide) or len(not_est) else "info", "text": (
         f"{cohort['n']} patients, {cohort['iv']} IV and {cohort['sc']} SC. Of {len(fr)} IV-vs-SC estimates, "
         f"{len(wide)} have a confidence interval spanning more than a {WIDE_CI_RATIO}-fold range"
@@ -100,9 +101,10 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
     alpha = float(a["survival"]["ph_alpha"])
     bad = ph[ph["p"].astype(float) < alpha]
     items.append({"title": "Proportional hazards", "level": "warn" if len(bad) else "info", "text": (
-        "The proportional-hazards test rejects at p < {0:g} for: {1}; the hazard ratio averages a hazard ratio "
-        "that changes over time.".format(alpha, join_and([f"{term_label(r.term, labels) if r.term != 'GLOBAL' else 'global'}"
-                                                          f" ({r.model})" for r in bad.itertuples()]))
+        "The proportional-hazards test rejects at p < {:g} for: {}; the hazard ratio averages a hazard ratio "
+        "that changes over time.".format(alpha, join_and(
+            [f"{term_label(r.term, labels) if r.term != 'GLOBAL' else 'global'}"
+             f" ({r.model})" for r in bad.itertuples()]))
         if len(bad) else
         f"No proportional-hazards test rejects at p < {alpha:g}; with few deaths these tests have little power.")})
 
@@ -113,7 +115,8 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
         "Complete-case analyses, no imputation. Missing at baseline: "
         + (join_and([f"{lower_first(r.label)}: {f.count(r.missing)}" for r in miss.itertuples()]) or "none")
         + ". Outcomes not evaluable: "
-        + (join_and([f"{lower_first(outcome_label(o, labels))}: {f.count(r['not_evaluable'])}" for o, r in ne_out.iterrows()])
+        + (join_and([f"{lower_first(outcome_label(o, labels))}: {f.count(r['not_evaluable'])}"
+                     for o, r in ne_out.iterrows()])
            or "none") + ".")})
 
     # multiplicity

@@ -137,7 +137,8 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
     labels = config.get("labels")
     rate_outcomes = join_and([outcome_label(o, labels) for o in forest["rate_outcomes"]]) or "every term"
     out.append({"title": "Summary of estimates", "text": (
-        f"The forest plot gathers every IV-vs-SC estimate: the Cox hazard ratio ({outcome_label(death_outcome(c['follow_up_days']), labels)}), "
+        "The forest plot gathers every IV-vs-SC estimate: the Cox hazard ratio "
+        f"({outcome_label(death_outcome(c['follow_up_days']), labels)}), "
         f"the Firth odds ratios, and the rate ratios of {rate_outcomes}, unadjusted and adjusted side by side; "
         f"there is no adjustment for multiple comparisons.")})
     return out

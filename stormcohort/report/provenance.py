@@ -24,7 +24,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -171,7 +171,7 @@ def provenance(*, inputs: Iterable[str], artefacts: Iterable[str], config: Mappi
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def log_invocation(path: str | Path, status: str, started: str | None = None, root: str | Path = ".") -> dict:

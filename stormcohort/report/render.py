@@ -22,9 +22,9 @@ import pandas as pd
 import yaml
 from jinja2 import Environment
 
+from stormcohort.disclosure import Policy
 from stormcohort.report import pages
 from stormcohort.report import sections as S
-from stormcohort.disclosure import Policy
 from stormcohort.report.fmt import Formatter
 from stormcohort.report.inputs import DISCLOSED, FIGURES, MODELS, TABLES
 from stormcohort.report.limitations import limitations

@@ -51,14 +51,16 @@ def _notes(f: Formatter, values) -> list[str]:
 
 def files_table(files: Sequence[Mapping], accounting: pd.DataFrame, extract_date: str, f: Formatter) -> Table:
     """Each delivered file: centre, extract date, data rows read, size and SHA-256."""
-    rows_in = accounting.assign(base=accounting["file"].str.split(":").str[0]).groupby(["centre", "base"])["rows_in"].sum()
+    rows_in = (accounting.assign(base=accounting["file"].str.split(":").str[0])
+               .groupby(["centre", "base"])["rows_in"].sum())
     rows = []
     for rec in files:
         centre, name = rec["centre"], rec["name"]
         n = rows_in.get((centre, name))
         rows.append([centre, name, extract_date, f.count(n) if n is not None else "not a data table",
                      f.size(rec["bytes"]), rec["sha256"]])
-    return Table("files", "Files delivered, as received", ["Centre", "File", "Extract date", "Data rows", "Size", "SHA-256"],
+    return Table("files", "Files delivered, as received",
+                 ["Centre", "File", "Extract date", "Data rows", "Size", "SHA-256"],
                  rows, notes=["Data rows: rows read from the file's data tables (all sheets of a workbook)."])
 
 
@@ -96,7 +98,8 @@ def link_table(link: pd.DataFrame, f: Formatter) -> Table:
 def attrition_table(attrition: pd.DataFrame, f: Formatter) -> Table:
     rows = []
     for r in attrition.itertuples():
-        rows.append([r.description, f.count(r.n_remaining), f.count(_f(r.n_excluded)) if _f(r.n_excluded) is not None else ""])
+        rows.append([r.description, f.count(r.n_remaining),
+                     f.count(_f(r.n_excluded)) if _f(r.n_excluded) is not None else ""])
     return Table("attrition", "Attrition: admissions to patients",
                  ["Step", "Remaining", "Left at this step"], rows, sources=["cohort/attrition.csv"])
 
@@ -208,7 +211,8 @@ def exposure_table(summary: pd.DataFrame, f: Formatter) -> Table:
         cells = []
         for g in GROUPS:
             r = d.loc[g]
-            cells.append(f.n_pct(r["count"], r["n"]) if pd.notna(r["count"]) else f.median_iqr(r["median"], r["q1"], r["q3"]))
+            cells.append(f.n_pct(r["count"], r["n"]) if pd.notna(r["count"])
+                         else f.median_iqr(r["median"], r["q1"], r["q3"]))
         stat = "n (%)" if pd.notna(d["count"]).any() else "median [IQR]"
         rows.append([f"{var_label(var, f.labels)}, {stat}", *cells, f.count(d.loc["overall", "missing"])])
     return Table("exposure", "Anakinra exposure by route",
@@ -254,7 +258,8 @@ def cox_table(cox: pd.DataFrame, group_events: Sequence, f: Formatter) -> Table:
         rows.append([f"{model.capitalize()} model: {f.count(first['n'])} patients, {f.count(first['events'])} deaths",
                      "", ""])
         for r in d.itertuples():
-            rows.append([f"\u2003{term_label(r.term, f.labels)}", f.unless_small(group_events, f.est_ci(r.hr, r.hr_lcl, r.hr_ucl)),
+            rows.append([f"\u2003{term_label(r.term, f.labels)}",
+                         f.unless_small(group_events, f.est_ci(r.hr, r.hr_lcl, r.hr_ucl)),
                          f.unless_small(group_events, f.p(r.p))])
     return Table("cox", "Cox proportional hazards: death by the end of follow-up",
                  ["Term", "Hazard ratio (CI)", "p"], rows, header_rows=heads, sources=["tables/cox.csv"],
@@ -292,7 +297,8 @@ def binary_table(counts: pd.DataFrame, logistic: pd.DataFrame, f: Formatter) -> 
         for model in ("unadjusted", "adjusted"):
             r = firth.loc[(outcome, model)] if (outcome, model) in firth.index else None
             ors.append(MISSING if r is None else f.unless_small(
-                [d.loc[g, "events"] for g in ("IV", "SC")], f"{f.est_ci(r['or'], r['or_lcl'], r['or_ucl'])}, p = {f.p(r['p'])}"))
+                [d.loc[g, "events"] for g in ("IV", "SC")],
+                f"{f.est_ci(r['or'], r['or_lcl'], r['or_ucl'])}, p = {f.p(r['p'])}"))
         rows.append([outcome_label(outcome, f.labels), *cells, f.count(d.loc["overall", "not_evaluable"]), *ors])
     notes = ["n (%) of evaluable patients. Odds ratios IV vs SC from Firth logistic regression."]
     return Table("binary", "Binary outcomes by route", ["Outcome", "IV", "SC", "Not evaluable", "OR unadjusted",
@@ -334,7 +340,8 @@ def ae_table(events: pd.DataFrame, severe: int, f: Formatter) -> Table:
     return Table("ae", "Adverse events by route and CTCAE grade: patients with at least one", heads, rows,
                  sources=["tables/safety_events.csv"], groups=[("", 1), ("IV, by grade", len(grades)),
                                                                ("SC, by grade", len(grades))],
-                 notes=[f"n (%) of the route group for any grade and grade \u2265{severe}; patients by grade otherwise."])
+                 notes=[f"n (%) of the route group for any grade and grade \u2265{severe}; "
+                        "patients by grade otherwise."])
 
 
 def _rate_cells(r, f: Formatter) -> tuple[str, str]:
@@ -365,7 +372,8 @@ def rates_table(rates: pd.DataFrame, ratios: pd.DataFrame, per: float, f: Format
     for term, d in rates.groupby("term", sort=False):
         d = d.set_index("group")
         cells = [c for g in ("IV", "SC") for c in _rate_cells(d.loc[g] if g in d.index else None, f)]
-        rows.append([outcome_label(term, f.labels), *cells, _ratio_cell(rr.loc[term], f) if term in rr.index else MISSING])
+        rows.append([outcome_label(term, f.labels), *cells,
+                     _ratio_cell(rr.loc[term], f) if term in rr.index else MISSING])
     for term in [t for t in rr.index if t not in set(rates["term"])]:
         r = rr.loc[term]
         cells = [f"{f.count(r[f'events_{g}'])} / {f.count(r[f'patient_days_{g}'])}" for g in ("iv", "sc")]
@@ -382,5 +390,6 @@ def hepatotoxicity_table(hep: pd.DataFrame, f: Formatter) -> Table:
         d = d.set_index("group")
         rows.append([outcome_label(outcome, f.labels), *[f.n_pct(d.loc[g, "events"], d.loc[g, "n"]) for g in GROUPS],
                      f.count(d.loc["overall", "not_evaluable"])])
-    return Table("hepatotoxicity", "Laboratory-defined hepatotoxicity (ALT or AST above a multiple of the centre's ULN)",
+    return Table("hepatotoxicity",
+                 "Laboratory-defined hepatotoxicity (ALT or AST above a multiple of the centre's ULN)",
                  ["Outcome", "Overall", "IV", "SC", "Not evaluable"], rows, sources=["tables/hepatotoxicity.csv"])
