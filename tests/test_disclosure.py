@@ -81,8 +81,9 @@ def test_the_disclose_rule_recomputes_estimates_from_the_disclosed_counts():
                           "note": [None] * 3})
     ratios = pd.DataFrame({"outcome": ["any", "infusion_reaction"], "model": ["exact"] * 2,
                            "term": ["route_group[IV]"] * 2, "irr": [1.7, 9.9], "irr_lcl": [1.0, 1.0],
-                           "irr_ucl": [3.0, 99.0], "p": [0.05, 0.5], "events_iv": [23, 4], "patient_days_iv": [302, 150],
-                           "events_sc": [31, 12], "patient_days_sc": [698, 400], "note": [None, None]})
+                           "irr_ucl": [3.0, 99.0], "p": [0.05, 0.5], "events_iv": [23, 4],
+                           "patient_days_iv": [302, 150], "events_sc": [31, 12], "patient_days_sc": [698, 400],
+                           "note": [None, None]})
     forest = pd.DataFrame({"section": ["rate", "rate"], "outcome": ["any", "infusion_reaction"],
                            "label": ["Any", "Infusion"], "measure": ["IRR", "IRR"], "model": ["exact"] * 2,
                            "estimate": [1.7, 9.9], "lcl": [1.0, 1.0], "ucl": [3.0, 99.0], "p": [0.05, 0.5],
