@@ -9,4 +9,5 @@ sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
 dataset, anakinra = pd.read_csv(sm.input.dataset), pd.read_csv(sm.input.anakinra)
 log.info("describe: %d patients, %d regimens", len(dataset), len(anakinra))
-write_outputs(describe_analysis(dataset, anakinra), sm.output, log)
+result = describe_analysis(dataset, anakinra, pd.read_csv(sm.input.attrition), synthetic=sm.params.synthetic)
+write_outputs(result, sm.output, log)

@@ -36,8 +36,8 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "exposure": "tables/exposure.csv",
         "follow_up": "tables/follow_up.csv",
         "dictionary": "tables/data_dictionary.csv",
+        "png": "figures/flow.png",
     },
-    "flow_diagram": {"png": "figures/flow.png"},
     "survival": {
         "km": "tables/km.csv",
         "km_risk": "tables/km_risk.csv",
@@ -103,7 +103,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
 }
 
 # the rules whose outputs are analysis results (everything downstream of the cohort but the report)
-ANALYSES = ("hepatotoxicity", "describe", "flow_diagram", "survival", "competing_risks", "binary_outcomes",
+ANALYSES = ("hepatotoxicity", "describe", "survival", "competing_risks", "binary_outcomes",
             "trajectories", "safety", "forest")
 
 

@@ -28,7 +28,7 @@ OUT = ROOT / "results" / RUN
 # Snakemake's own checksum fallback (which only covers files up to this size; 1 MB by default,
 # which a real extract exceeds) cannot be what keeps a touched extract from rerunning.
 SMALL_CHECKSUM_LIMIT = 200
-DOWNSTREAM = {"link", "cohort", "describe", "hepatotoxicity", "flow_diagram", "survival", "competing_risks",
+DOWNSTREAM = {"link", "cohort", "describe", "hepatotoxicity", "survival", "competing_risks",
               "binary_outcomes", "trajectories", "safety", "forest", "privacy_check"}
 
 

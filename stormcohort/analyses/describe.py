@@ -60,10 +60,20 @@ def follow_up(dataset: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def describe_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame) -> AnalysisResult:
-    """Tables ``table1``, ``exposure``, ``follow_up`` and ``dictionary`` of the ``describe`` rule."""
+def describe_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, attrition: pd.DataFrame | None = None, *,
+                      synthetic: bool = False) -> AnalysisResult:
+    """The ``describe`` rule: tables ``table1``, ``exposure``, ``follow_up`` and ``dictionary``, and
+    the flow diagram of the ``attrition`` (one job for the STROBE participants and baseline: a
+    job of its own would cost its interpreter and imports for one figure)."""
     check_columns(dataset, ["patient_key", GROUP, "first_route", TIME], "analysis dataset")
     check_routes(dataset, "analysis dataset")
     check_columns(anakinra, ["patient_key", "continuous"], "anakinra table")
+
+    def flow():
+        from stormcohort.figures import flow_diagram
+
+        return flow_diagram(attrition, synthetic)
+
     return AnalysisResult(tables={"table1": table1(dataset), "exposure": exposure_summary(dataset, anakinra),
-                                  "follow_up": follow_up(dataset), "dictionary": dictionary_table()})
+                                  "follow_up": follow_up(dataset), "dictionary": dictionary_table()},
+                          figures={"flow": flow} if attrition is not None else {})

@@ -36,7 +36,7 @@ TABLES = {
 # one file per centre
 CENTRE_TABLES = {"accounting": ("ingest", "accounting"), "exclusions": ("ingest", "ledger_summary")}
 FIGURES = {
-    "flow": ("flow_diagram", "png"),
+    "flow": ("describe", "png"),
     "km": ("survival", "png"),
     "cif": ("competing_risks", "png"),
     "trajectories": ("trajectories", "png"),

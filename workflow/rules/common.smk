@@ -55,7 +55,7 @@ def centre_inputs_sha256(wildcards) -> str:
 CAPTIONS = {
     ("link", "summary"): ("link_summary.rst", "1. Participants", None),
     ("cohort", "attrition"): ("attrition.rst", "1. Participants", None),
-    ("flow_diagram", "png"): ("flow.rst", "1. Participants", None),
+    ("describe", "png"): ("flow.rst", "1. Participants", None),
     ("describe", "table1"): ("table1.rst", "2. Baseline", None),
     ("describe", "exposure"): ("exposure.rst", "2. Baseline", None),
     ("describe", "follow_up"): ("follow_up.rst", "2. Baseline", None),
