@@ -12,7 +12,8 @@ for centre, centre_map in zip(sm.params.centres, sm.input.centre_maps):
     identifiers |= read_identifiers(Path(sm.input.delivery_yaml).parent, centre, load_centre_map(centre_map))
 searched = identifier_set(identifiers)
 own_log = Path(sm.log[0]).resolve()
-logs = [p for p in sorted(Path(sm.params.logs_dir).glob("*.log")) if p.resolve() != own_log]
+# every rule's log: the folder of this rule's own log
+logs = [p for p in sorted(own_log.parent.glob("*.log")) if p != own_log]
 paths = [*sm.input.outputs, *map(str, logs)]
 findings = scan(paths, searched)
 if findings:

@@ -17,6 +17,7 @@ not read.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,23 +128,31 @@ def read_run(folder: Path | str, centres=None, *, name: str | None = None) -> Ru
     ``centres``: whose ledgers to read; None lists them from the folder (`run_centres`)."""
     folder = Path(folder)
     centres = run_centres(folder) if centres is None else list(centres)
-    paths = {k: folder / p for k, p in reads(centres).items()}
-    ledgers = [paths[f"ledger_{c}"] for c in centres]
-    missing = [str(p) for p in [*(paths[k] for k in REQUIRED), *ledgers] if not p.is_file()]
-    if not centres:
-        missing.append(str(folder / output(*LEDGER, centre="<centre>")))
+    # with no centre found, the ledger a run would have is named as missing
+    paths = {k: folder / p for k, p in reads(centres or ["<centre>"]).items()}
+    return read_tables({k: p for k, p in paths.items() if p.is_file() or k in REQUIRED or k.startswith("ledger_")},
+                       name=name or folder.name, where=str(folder))
+
+
+def read_tables(paths: Mapping[str, Path | str], *, name: str, where: str = "") -> RunTables:
+    """The tables of a run from their paths, named as :func:`reads` names them (the optional long
+    and effect tables may be left out; the required tables and at least one ledger may not)."""
+    paths = {k: Path(p) for k, p in paths.items()}
+    ledgers = [p for k, p in paths.items() if k.startswith("ledger_")]
+    missing = [str(paths.get(k, k)) for k in REQUIRED if k not in paths or not paths[k].is_file()]
+    missing += [str(p) for p in ledgers if not p.is_file()] + ([] if ledgers else ["a cleaning ledger"])
     if missing:
-        raise FileNotFoundError(f"{folder}: not a finished run ({', '.join(missing)} not found)")
-    optional = lambda p, reader: reader(p) if p.is_file() else None  # noqa: E731
+        raise FileNotFoundError(f"{where or name}: not a finished run ({', '.join(missing)} not found)")
+    optional = lambda p, reader: reader(p) if p is not None and p.is_file() else None  # noqa: E731
     text = lambda p: pd.read_csv(p, dtype=str, keep_default_na=False)  # noqa: E731 - exactly as written
     return RunTables(
-        name=name or folder.name,
+        name=name,
         dataset=pd.read_csv(paths["dataset"]),
         attrition=pd.read_csv(paths["attrition"]),
         table1=read_table1(paths["table1"]),
         ledger=pd.concat([text(p) for p in ledgers], ignore_index=True),
-        long={t: optional(paths[t], read_as_text) for t in LONG_TABLES},
-        effects={source: optional(paths[source], pd.read_csv) for source in EFFECT_SOURCES},
+        long={t: optional(paths.get(t), read_as_text) for t in LONG_TABLES},
+        effects={source: optional(paths.get(source), pd.read_csv) for source in EFFECT_SOURCES},
     )
 
 

@@ -25,15 +25,14 @@ if config.get("compare_to"):
     rule diff:
         """Patients, cleaning ledger, attrition, Table 1 and effect estimates: old run vs this run."""
         input:
-            # the older run's files it has (long and effect tables are optional there)
-            old=[p for p in under(COMPARE_TO, _old.values()) if Path(p).is_file()],
-            new=under(OUT, reads(CENTRES).values()),
+            # the older run's files it has (long and effect tables are optional there), and this run's
+            **{f"old_{name}": p for name, p in under(COMPARE_TO, _old).items() if Path(p).is_file()},
+            **{f"new_{name}": p for name, p in under(OUT, reads(CENTRES)).items()},
         output:
             **declared("diff"),
         params:
             old_run=str(COMPARE_TO),
             new_run=OUT,
-            centres=CENTRES,
             # the outcome of cox.csv rows when the table has no `outcome` column
             default_outcome=f"death_{config['cohort']['follow_up_days']}d",
             synthetic=DELIVERY_META.synthetic,

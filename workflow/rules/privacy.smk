@@ -10,7 +10,6 @@ rule privacy_check:
         **declared("privacy_check"),
     params:
         centres=CENTRES,
-        logs_dir=f"{OUT}/logs",
     log:
         f"{OUT}/logs/privacy_check.log",
     benchmark:
