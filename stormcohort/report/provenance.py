@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import platform
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -30,9 +31,6 @@ from pathlib import Path
 
 from stormcohort.io import write_json
 
-# The packages whose versions the results depend on (pyproject.toml's direct dependencies).
-PACKAGES = ("stormcohort", "snakemake", "pandas", "numpy", "scipy", "statsmodels", "lifelines", "matplotlib",
-            "pandera", "pyarrow", "openpyxl", "python-calamine", "PyYAML", "jsonschema", "Jinja2")
 # Config keys that name where results go, not what they are: left out of the study config.
 NOT_STUDY = ("run",)
 
@@ -69,8 +67,16 @@ def config_digest(config: Mapping) -> str:
     return hashlib.sha256(canonical_json(study_config(config)).encode("utf-8")).hexdigest()
 
 
-def package_versions(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
+def dependencies() -> list[str]:
+    """The packages whose versions the results depend on: stormcohort and its direct dependencies
+    as pyproject.toml declares them (the installed package's metadata; extras left out)."""
+    required = metadata.requires("stormcohort") or []
+    return ["stormcohort", *(re.split(r"[\s=<>!~;\[]", r, maxsplit=1)[0] for r in required if "extra ==" not in r)]
+
+
+def package_versions(packages: Iterable[str] | None = None) -> dict[str, str]:
     out = {"python": platform.python_version()}
+    packages = dependencies() if packages is None else packages
     for name in packages:
         try:
             out[name] = metadata.version(name)
