@@ -157,6 +157,10 @@ def baseline_labs(labs: pd.DataFrame, reference: pd.Series, window: tuple[int, i
     wide = first.pivot(index="episode_key", columns="test", values="value")
     return wide.reindex(columns=LAB_COLUMNS)
 
+# cohort.simultaneous_routes: the order of the routes of regimens starting at the same time.
+# iv_first: an IV loading dose given with the first SC dose (the usual practice) starts an IV regimen.
+SIMULTANEOUS_ROUTES = {"iv_first": ("IV", "SC"), "sc_first": ("SC", "IV")}
+
 
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
     return (later - earlier).dt.days.astype("float")
@@ -176,9 +180,12 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
     labs = tables["labs"].assign(episode_key=lambda d: d["admission_key"].map(episode_of))
     aes = tables["adverse_events"].assign(episode_key=lambda d: d["admission_key"].map(episode_of))
 
-    # Index date: first dose; the reference for baseline labs falls back to admission.
-    first_dose = (ana.sort_values(["episode_key", "start", "route"]).drop_duplicates("episode_key")
-                  .set_index("episode_key"))
+    # Index date: first dose; the reference for baseline labs falls back to admission. Regimens of
+    # both routes starting at the same time: cohort.simultaneous_routes says which came first.
+    rank = {route: i for i, route in enumerate(SIMULTANEOUS_ROUTES[cfg["simultaneous_routes"]])}
+    first_dose = (ana.assign(route_rank=ana["route"].map(rank))
+                  .sort_values(["episode_key", "start", "route_rank"], kind="mergesort")
+                  .drop_duplicates("episode_key").set_index("episode_key"))
     episodes["index_time"] = first_dose["start"].reindex(episodes.index)
     episodes["first_route"] = first_dose["route"].reindex(episodes.index)
     episodes["index_date"] = episodes["index_time"].dt.normalize()

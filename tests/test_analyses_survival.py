@@ -327,3 +327,25 @@ def test_horizon_names_every_table_and_label(tmp_path):
     assert not [n for n in names if "90" in n]  # no 90-day name, label or note
     assert ("death_60d" in data_dictionary(60)["column"].tolist()
             and "death_90d" not in data_dictionary(60)["column"].tolist())
+
+
+def test_zero_variance_logrank_gives_a_reason_not_a_crash(tmp_path):
+    # One death per group, both on day 20 when the only two patients still at risk die: the
+    # log-rank variance is 0 (R's survdiff stops in solve()); KM, Cox and the figure still run.
+    d = hand().assign(time_to_death_days=[10.0, 10, 20, 10, 10, 10, 20, 10],
+                      death_90d=[0, 0, 1, 0, 0, 0, 1, 0])
+    r = survival(d)
+    lr = r.tables["logrank"].iloc[0]
+    assert np.isnan(lr["statistic"]) and np.isnan(lr["p"]) and lr["df"] == 0
+    assert lr["note"].startswith("not estimable: the variance of observed minus expected deaths is zero")
+    assert r.model["logrank"]["reason"] == lr["note"]
+    assert f"log-rank: {lr['note']}" in r.notes
+    km = r.tables["km"].set_index("group")
+    assert km.loc["IV", "events"] == 1 and km.loc["IV", "median"] == 20
+    # Efron's likelihood is symmetric in b here: HR 1, as R's coxph; Harrell's C has no pair
+    unadjusted = r.tables["cox"].iloc[0]
+    assert unadjusted["hr"] == pytest.approx(1) and np.isfinite(unadjusted["hr_ucl"])
+    assert r.model["cox"]["unadjusted"]["concordance"] is None
+    assert r.tables["ph_test"]["note"].notna().all()
+    json.dumps(r.model, allow_nan=False)
+    render(r, tmp_path)

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from stormcohort.analyses.common import config_schema, fill_defaults
 from stormcohort.cohort import build_episodes, dataset_columns, derive_cohort
 from stormcohort.link import link_centres
 from tests.canonical_factory import World, key
@@ -135,3 +136,28 @@ def test_transfer_needs_another_centre_and_small_gap():
     # Same centre next day is a readmission; another centre 3 days later is not a transfer.
     assert list(episodes) == ["A1", "A2", "A3", "A4"]
     assert list(build_episodes(adm, gap_days=3)) == ["A1", "A2", "A3", "A3"]
+
+
+@pytest.mark.parametrize("rule, first", [("iv_first", "IV"), ("sc_first", "SC"), (None, "IV")])
+def test_simultaneous_routes_rule_sets_first_route_whatever_the_row_order(rule, first):
+    # An IV loading dose and the first SC dose charted at the same timestamp: the configured
+    # clinical rule (default iv_first) picks the first route, not the routes' alphabetical order.
+    w = World()
+    w.admission("ivy", "LDN", "2019-02-01", "2019-02-20",
+                doses=[("2019-02-03", "2019-02-03", "IV", 400), ("2019-02-03", "2019-02-10", "SC", 200)])
+    w.admission("sam", "LDN", "2019-03-01", "2019-03-20",
+                doses=[("2019-03-03", "2019-03-10", "SC", 200), ("2019-03-03", "2019-03-03", "IV", 400)])
+    cfg = dict(CONFIG, exposure="first_dose", study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    if rule is None:  # not in the config: the schema's default, as the workflow fills it in
+        cfg.pop("simultaneous_routes", None)
+        cfg = fill_defaults(cfg, config_schema()["properties"]["cohort"])
+    else:
+        cfg["simultaneous_routes"] = rule
+    linked, _ = link_centres(split_by_centre(w.tables()))
+    for ana in (linked["anakinra"], linked["anakinra"].iloc[::-1]):
+        tables = dict(linked, anakinra=ana.reset_index(drop=True))
+        dataset = derive_cohort(tables, cfg, EXTRACT).dataset.set_index("patient_key")
+        for person in ("ivy", "sam"):
+            assert dataset.loc[key("P", person), "first_route"] == first
+            assert dataset.loc[key("P", person), "route_group"] == first  # exposure = first_dose
+            assert dataset.loc[key("P", person), "route_switch"] == 1

@@ -222,3 +222,15 @@ def test_newton_polish_stops_at_rounding_noise(monkeypatch):
     # and the estimate is the maximum: the Newton step left is at rounding level
     at = efron(fit._X, fit._time, fit._event, fit._beta)
     assert np.max(np.abs(np.linalg.solve(at.info, at.score))) < 1e-8
+
+
+def test_no_comparable_pairs_gives_nan_concordance_not_a_crash():
+    # The two deaths are tied at t = 2 and everyone else left at t = 1: Harrell's C has no
+    # comparable pair (lifelines raises ZeroDivisionError). Efron's likelihood is symmetric in b
+    # here, so the fit itself is fine: b = 0 with the information 1/2.
+    df = pd.DataFrame({"t": [1, 2, 1, 2], "d": [0, 1, 0, 1], "route": ["IV", "IV", "SC", "SC"]})
+    fit = cox_ph(df, "t", "d", ["route"])
+    assert fit.estimable and np.isnan(fit.concordance)
+    assert any("concordance" in w for w in fit.warnings)
+    assert fit.table["coef"].iloc[0] == pytest.approx(0, abs=1e-9)
+    assert fit.table["se"].iloc[0] == pytest.approx(np.sqrt(2))

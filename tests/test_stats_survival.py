@@ -180,3 +180,19 @@ def test_fast_at_100k():
     logrank_test(df, "t", "d", "g")
     numbers_at_risk(df, "t", "d", [0, 5, 10], "g")
     assert time.perf_counter() - start < 5
+
+
+def test_logrank_zero_variance_is_not_estimable_not_a_crash():
+    # Each group has one death, both at day 2 when the only two at risk both die (the others were
+    # censored at day 1): E = 1 in each group, so a test is attempted, but every death time has
+    # d = n, so the hypergeometric variance d (n - d) / (n - 1) is 0 and V is singular.
+    df = pd.DataFrame({"t": [1, 2, 1, 2], "d": [0, 1, 0, 1], "g": ["IV", "IV", "SC", "SC"]})
+    r = logrank_test(df, "t", "d", "g")
+    assert np.isnan(r.chisq) and r.df == 0 and np.isnan(r.p)
+    assert "variance" in r.note and "all at risk died" in r.note
+    assert list(r.table["expected"]) == [1.0, 1.0] and list(r.table["observed"]) == [1.0, 1.0]
+    # the curves of the same data are computed as usual
+    c = kaplan_meier(df, "t", "d", "g")
+    assert list(c.loc[c["time"] == 2, "surv"]) == [0.0, 0.0]
+    # an estimable test has no note
+    assert logrank_test(df.assign(t=[1, 2, 3, 4]), "t", "d", "g").note is None

@@ -166,7 +166,9 @@ def logrank_table(d: pd.DataFrame, event: str) -> tuple[pd.DataFrame, dict]:
     if reason is None:
         lr = logrank_test(d, TIME, event, GROUP)
         detail = {"chisq": lr.chisq, "df": lr.df, "p": lr.p, "groups": lr.table}
-        if lr.df == 0:
+        if lr.note is not None:
+            reason = f"not estimable: {lr.note}"
+        elif lr.df == 0:
             reason = "not estimable: fewer than two groups have patients at risk at a death time"
         else:
             deaths = d.groupby(GROUP)[event].sum()

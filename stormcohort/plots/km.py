@@ -6,6 +6,7 @@ axis) used by :mod:`stormcohort.plots.cif`.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -96,7 +97,9 @@ def km_figure(curves: pd.DataFrame, risk_table: pd.DataFrame, km: pd.DataFrame, 
     ax.fill_between([], [], [], color="0.3", alpha=0.15, lw=0, label="95% CI (log)")
 
     p, note = logrank["p"].iloc[0], logrank["note"].iloc[0]
-    text = f"Log-rank p {format_p(p)}" if np.isfinite(p) else f"Log-rank test {note}"
+    # a reason's parenthesis stays in tables/logrank.csv; wrapped to stay left of the legend
+    text = (f"Log-rank p {format_p(p)}" if np.isfinite(p)
+            else textwrap.fill(f"Log-rank test {str(note).split(' (')[0]}", 44))
     ax.text(0.02, 0.04, text, transform=ax.transAxes, fontsize=10, ha="left", va="bottom",
             bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.7"))
     ax.set_ylim(0, 1.03)

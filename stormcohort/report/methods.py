@@ -72,11 +72,14 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
         f"are patients younger than {c['age_groups']['child_below']:g} years.")})
     exposure = ("IV if any intravenous dose was given during the episode, otherwise SC"
                 if c["exposure"] == "any_iv" else "the route of the first anakinra dose")
+    simultaneous = "IV" if c["simultaneous_routes"] == "iv_first" else "SC"
     lo, hi = c["baseline_window_days"]
     out.append({"title": "Exposure, baseline and follow-up", "text": (
         f"Route group: {exposure} (config cohort.exposure = {c['exposure']}); SC is the reference in every "
-        f"comparison. Day 0 (the index date) is the first anakinra dose. Baseline laboratory values: for each "
-        f"test, the sample nearest the index date from day {lo:g} to day {hi:g}, ties to the earlier. Follow-up "
+        f"comparison. Day 0 (the index date) is the first anakinra dose; when IV and SC regimens start at the "
+        f"same time, the first dose's route is taken to be {simultaneous} (config cohort.simultaneous_routes = "
+        f"{c['simultaneous_routes']}). Baseline laboratory values: for each test, the sample nearest the index "
+        f"date from day {lo:g} to day {hi:g}, ties to the earlier. Follow-up "
         f"runs from the index date to death, last contact, day {c['follow_up_days']} or the extract date, "
         f"whichever comes first.")})
     resp = bi["response"]

@@ -12,7 +12,8 @@
   lifelines reports only the LR test, so the score test (and the information at 0 and at the
   estimate) come from a vectorised Efron computation here (:func:`_efron`).
 * **Concordance**: Harrell's C of the linear predictor (lifelines ``concordance_index_``;
-  ties in the predictor count 1/2, as R's ``concordance``).
+  ties in the predictor count 1/2, as R's ``concordance``); NaN with a warning when no pair is
+  comparable (e.g. every death at one time with all then at risk dying), where lifelines raises.
 * **Not estimable** instead of a crash: no observations, no events, a constant covariate,
   a linearly dependent design, a 0/1 covariate with no events at one of its values (monotone
   likelihood: the coefficient is infinite), a fit that fails or does not converge, or R's
@@ -368,12 +369,18 @@ def cox_ph(
             "p": stats.chi2.sf([lr, wald, score], p),
         }
     )
+    try:
+        concordance = float(concordance_index(t, -(X @ beta), e))
+    except ZeroDivisionError:  # lifelines: "No admissable pairs in the dataset."
+        concordance = np.nan
+        warns.append("concordance not defined: no comparable pairs "
+                     "(no death before another patient's end of follow-up)")
     return CoxResult(
         estimable=True,
         reason=None,
         table=table[TABLE_COLUMNS],
         tests=tests[TEST_COLUMNS],
-        concordance=float(concordance_index(t, -(X @ beta), e)),
+        concordance=concordance,
         n=n,
         events=events,
         n_parameters=p,

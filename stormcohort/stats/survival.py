@@ -17,7 +17,8 @@ compare against:
   and the first time the curve drops below 0.5.
 * **Log-rank**: R ``survdiff(rho = 0)``: k-sample Mantel-Haenszel test with the
   hypergeometric variance; groups with zero expected events are dropped; df = (groups with
-  expected > 0) - 1.
+  expected > 0) - 1. A singular variance (e.g. zero: every death at a time when all at risk
+  died) gives no test (NaN and a ``note``) where R's ``survdiff`` stops with an error.
 
 R's ``timefix`` (merging times that differ by floating-point noise) is not applied: times are
 used as given.
@@ -328,13 +329,21 @@ class LogRankResult:
 
     ``table`` has ``group, n, observed, expected, oe2_e, oe2_v`` (the last two R's
     ``(O-E)^2/E`` and ``(O-E)^2/V`` columns). ``df`` is 0 and ``p`` NaN when fewer than two
-    groups have expected events (no test possible).
+    groups have expected events (no test possible: ``chisq`` 0, as R). When the variance
+    matrix is singular ``chisq``, ``p`` are NaN, ``df`` 0 and ``note`` says why; ``note`` is
+    None otherwise.
     """
 
     chisq: float
     df: int
     p: float
     table: pd.DataFrame
+    note: str | None = None
+
+
+ZERO_VARIANCE = ("the variance of observed minus expected deaths is zero (every death at a time when all "
+                 "at risk died or one group alone was at risk)")
+SINGULAR_VARIANCE = "the variance matrix of observed minus expected deaths is singular"
 
 
 def logrank_test(data: pd.DataFrame, time: str, event: str, group: str) -> LogRankResult:
@@ -344,6 +353,16 @@ def logrank_test(data: pd.DataFrame, time: str, event: str, group: str) -> LogRa
     V the hypergeometric covariance ``sum_t d_t (n_t-d_t)/(n_t-1) * n_kt/n_t (delta_kl - n_lt/n_t)``
     (R ``survdiff``); chi-square with (groups with E > 0) - 1 df. Vectorised over all distinct
     times (a T x k matrix).
+
+    Degenerate data: a time where everyone at risk dies (``d_t = n_t``) or where one group
+    alone is at risk adds nothing to V. When every death time is such a time (e.g. the last
+    two at risk, one per group, die on the same day and nobody died before), two groups can
+    have E > 0 while V is 0, so the test is undefined: ``chisq``/``p`` NaN, ``df`` 0 and the
+    reason in ``note``; likewise for any V that is singular (reciprocal condition number
+    below machine epsilon, the threshold of R's ``solve``). R: ``survdiff`` computes
+    ``sum(solve(vv, temp2) * temp2)`` with no guard (survival's R/survdiff.R), and base R's
+    ``solve`` stops on an exactly or computationally singular matrix, so ``survdiff`` ends with
+    an error rather than returning 0 or NaN (read from the source, not run here).
     """
     t, e, g, levels = _prepare(data, time, event, group)
     k = len(levels)
@@ -363,15 +382,23 @@ def logrank_test(data: pd.DataFrame, time: str, event: str, group: str) -> LogRa
     var = np.diag((w[:, None] * frac).sum(axis=0)) - (frac * w[:, None]).T @ frac
     observed = died.sum(axis=0)
     keep = expected > 0
+    note = None
     if keep.sum() < 2:
         chisq, df, p = 0.0, 0, np.nan
     else:
         idx = np.flatnonzero(keep)[1:]
         diff = (observed - expected)[idx]
         vv = var[np.ix_(idx, idx)]
-        chisq = float(diff @ np.linalg.solve(vv, diff))
-        df = int(keep.sum() - 1)
-        p = float(special.chdtrc(df, chisq))  # chi2.sf
+        if not vv.any():
+            note = ZERO_VARIANCE
+        elif 1.0 / np.linalg.cond(vv, 1) < np.finfo(float).eps:  # inf for an exactly singular vv
+            note = SINGULAR_VARIANCE
+        if note is None:
+            chisq = float(diff @ np.linalg.solve(vv, diff))
+            df = int(keep.sum() - 1)
+            p = float(special.chdtrc(df, chisq))  # chi2.sf
+        else:
+            chisq, df, p = np.nan, 0, np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         table = pd.DataFrame(
             {
@@ -383,5 +410,5 @@ def logrank_test(data: pd.DataFrame, time: str, event: str, group: str) -> LogRa
                 "oe2_v": (observed - expected) ** 2 / np.diag(var),
             }
         )
-    return LogRankResult(chisq=chisq, df=df, p=p, table=table)
+    return LogRankResult(chisq=chisq, df=df, p=p, table=table, note=note)
 
