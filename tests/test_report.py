@@ -23,7 +23,7 @@ from stormcohort.report import provenance as P
 from stormcohort.report.fmt import Formatter
 from stormcohort.report.inputs import report_inputs
 from stormcohort.report.methods import covariates, join_and, methods
-from stormcohort.report.sections import lower_first, rates_table, table1_table
+from stormcohort.report.sections import km_table, lower_first, rates_table, table1_table
 from stormcohort.report.strobe import ITEMS, strobe_map
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,3 +208,16 @@ def test_the_report_reads_no_patient_level_file():
 @pytest.mark.parametrize("name", ["report.html.j2", "macros.html.j2", "table1.html.j2", "diff.html.j2"])
 def test_the_one_template_is_package_data(name):
     assert (ROOT / "stormcohort" / "report" / "templates" / name).is_file()
+
+
+def test_km_table_gives_the_log_rank_reason_when_not_estimable():
+    km = pd.DataFrame({"group": ["overall", "IV", "SC"], "n": [4, 2, 2], "events": [2, 1, 1],
+                       "median": [np.nan] * 3, "surv_30": [0.5] * 3, "surv_30_lcl": [0.1] * 3,
+                       "surv_30_ucl": [0.9] * 3, "note": [None] * 3})
+    lr = pd.DataFrame({"statistic": [np.nan], "df": [0], "p": [np.nan],
+                       "note": ["not estimable: the variance of observed minus expected deaths is zero"]})
+    t = km_table(km, lr, Formatter())
+    assert t.notes[0] == ("Log-rank test IV vs SC: not estimable: the variance of observed minus expected "
+                          "deaths is zero.")
+    assert t.columns[-1] == "Survival at day 30 (CI)"
+

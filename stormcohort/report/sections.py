@@ -234,8 +234,9 @@ def km_table(km: pd.DataFrame, logrank: pd.DataFrame, f: Formatter) -> Table:
                      *[f.unless_small([r["events"]], x) for x in (median, *landmarks)]])
     lr = logrank.iloc[0]
     group_events = km.set_index("group")["events"].reindex(["IV", "SC"]).tolist()
-    notes = ["Log-rank test IV vs SC: " + f.unless_small(
-        group_events, f"chi-square {f.number(lr['statistic'], 2)} on {lr['df']} df, p = {f.p(lr['p'])}.")]
+    test = (f"chi-square {f.number(lr['statistic'], 2)} on {lr['df']} df, p = {f.p(lr['p'])}."
+            if pd.notna(lr["statistic"]) else f"{f.note(lr['note']) or 'not estimable'}.")
+    notes = ["Log-rank test IV vs SC: " + f.unless_small(group_events, test)]
     return Table("km", "Survival (Kaplan-Meier)", ["Group", "Patients", "Deaths", "Median survival, days",
                                                    *[f"Survival at day {d} (CI)" for d in days]],
                  rows, sources=["tables/km.csv", "tables/logrank.csv"], notes=notes + _notes(f, km["note"]))
