@@ -330,11 +330,25 @@ def test_bloods_go_to_the_admission_whose_stay_holds_their_date(tmp_path):
     assert stay[pd.Timestamp("2019-05-08")] == pd.Timestamp("2019-05-10")
 
 
-def test_per_kg_dose_without_weight_leaves(tmp_path):
-    r = shf(tmp_path, lambda s: set_cell(s["Patients"], 1, "Weight (kg)", "NA"))
+def test_per_kg_dose_without_weight_keeps_the_row_with_the_mg_dose_missing(tmp_path):
+    """Route, start and stop are known: the row stays (the route cohort and index date do not
+    move), its mg dose is missing (not 0) with a scope=value entry."""
+    def change(s):
+        set_cell(s["Patients"], 1, "Weight (kg)", "NA")
+        s["Dosing"].loc[2, ["Route", "Dose", "Frequency", "To"]] = ["i.v. infusion", "2mg/kg", "continuous",
+                                                                     datetime(2019, 2, 6)]
+        s["Dosing"].loc[3] = ["S200", "03-Feb-2019", "s/c", "65mg", "twice daily", datetime(2019, 2, 7), "NA"]
+    r = shf(tmp_path, change)
     e = only_entry(r)
-    assert (e["file"], e["row"], e["value"], e["rule"]) == ("SHF_HLH_registry.xlsx:Dosing", 6, "2mg/kg",
-                                                            "unparseable_value")
+    assert (e["file"], e["row"], e["column"], e["value"], e["rule"], e["scope"]) == \
+        ("SHF_HLH_registry.xlsx:Dosing", 6, "Dose", "2mg/kg", "dose_per_kg_without_weight", "value")
+    doses = r.tables["anakinra"].sort_values("start")
+    s200 = doses[doses["start"] < pd.Timestamp("2019-03-01")]
+    assert list(s200["route"]) == ["IV", "SC"]
+    iv = s200.iloc[0]
+    assert iv["start"] == pd.Timestamp("2019-02-04") and iv["continuous"]
+    assert pd.isna(iv["dose_mg"]) and pd.isna(iv["rate_mg_per_h"]) and pd.isna(iv["daily_dose_mg"])
+    assert s200.iloc[1]["daily_dose_mg"] == pytest.approx(130.0)
 
 
 # ------------------------------------------------------------------------------ accounting

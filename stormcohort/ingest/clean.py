@@ -455,7 +455,8 @@ def dose_amounts(rows: Rows) -> None:
 
     With `infusion_dose_per_24h` in the map, a plain mg dose of a continuous infusion is the
     amount given over 24 hours (SHF prescribes infusions so), i.e. a rate of dose / 24 mg/h.
-    A dose that does not parse, needs a missing weight, or is implausible leaves the row.
+    A dose that does not parse or is implausible leaves the row; a per-kg dose of an admission
+    without a weight keeps the row (route and dates are known) with its mg dose and rate missing.
     """
     rows.values["dose_mg"] = np.nan
     rows.values["rate_mg_per_h"] = np.nan
@@ -468,8 +469,10 @@ def dose_amounts(rows: Rows) -> None:
         parsed = parsed.reindex(rows.raw.index)
         per_kg = parsed["per_kg"].astype(bool) | (field == "rate_per_kg")
         per_hour = parsed["per_hour"].astype(bool) | (field != "dose")
-        rows.exclude(per_kg & parsed["amount"].notna() & rows.values["weight_kg"].isna(), field, "unparseable_value",
-                     f"{what} is per kg but the admission has no weight")
+        # Route, start and stop are known: the row stays, its mg dose is missing (not evaluable).
+        rows.blank(per_kg & parsed["amount"].notna() & rows.values["weight_kg"].isna(), field,
+                   "dose_per_kg_without_weight", f"{what} is per kg but the admission has no weight; "
+                   "the row is kept with its mg dose missing")
         parsed, per_kg, per_hour = (x.reindex(rows.raw.index) for x in (parsed, per_kg, per_hour))
         over_24h = ~per_hour & rows.values["continuous"] & per_24h
         mg = parsed["amount"] * rows.values["weight_kg"].where(per_kg, 1.0) / np.where(over_24h, 24.0, 1.0)
