@@ -567,6 +567,20 @@ RUNS_ON = [
                              one(r)["value"] == "2mg/kg" or pytest.fail("value"),
                              r.tables["anakinra"].sort_values("start")["route"].tolist() == ["IV", "SC", "SC", "IV"]
                              or pytest.fail("routes"))),
+    Case("excel-error-cells", "SHF",
+         shf(edit=lambda b: [setattr(b[sheet][ref], "value", err) for sheet, ref, err in (
+             ("Patients", "K4", "#VALUE!"), ("Bloods", "C5", "#DIV/0!"), ("Dosing", "D6", "#N/A"),
+             ("Bloods", "D4", "#REF!"), ("Bloods", "E4", "#NAME?"), ("Bloods", "F4", "#NUM!"), ("Bloods", "G4", "#NULL!"))]),
+         check=lambda r, c: (keys(r) == {(f"{BOOK}:Patients", 4, "Weight (kg)", "spreadsheet_error", "value"),
+                                         (f"{BOOK}:Bloods", 5, "Ferritin (ug/L)", "spreadsheet_error", "value"),
+                                         (f"{BOOK}:Dosing", 6, "Dose", "spreadsheet_error", "value"),
+                                         *{(f"{BOOK}:Bloods", 4, col, "spreadsheet_error", "value") for col in (
+                                             "CRP (mg/L)", "Platelets (10^9/L)", "Hb (g/L)", "WBC (10^9/L)")}}
+                             or pytest.fail(str(keys(r))),
+                             set(r.ledger["value"]) == {"#VALUE!", "#DIV/0!", "#N/A", "#REF!", "#NAME?", "#NUM!", "#NULL!"}
+                             or pytest.fail(str(set(r.ledger["value"]))),
+                             r.tables["admissions"]["weight_kg"].isna().sum() == 1 or pytest.fail("weight"),
+                             len(r.tables["labs"]) == len(c.tables["labs"]) - 5 or pytest.fail("lab cells"))),
     # -- units and lab results
     Case("lab-units-in-other-forms", "LDN", ldn(_lab_units), check=check_units),
     Case("lab-results-qualified-and-text", "LDN",

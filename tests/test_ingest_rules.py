@@ -387,3 +387,22 @@ def test_ledger_summary_counts_entries_by_file_rule_and_scope():
     assert s.values.tolist() == [["LDN", "a.csv", "r1", "row", "x, y", 2], ["LDN", "a.csv", "r2", "value", "", 1],
                                  ["LDN", "b.csv", "r1", "row", "x", 1]]
     assert ledger_summary(ledger.iloc[:0], "LDN").empty
+
+
+def test_excel_error_cells_are_ledgered_and_read_as_missing(tmp_path):
+    """`#DIV/0!`, `#N/A`, `#VALUE!` cells (calamine reads them as empty): a scope=value entry each
+    with the error text, then missing."""
+    def change(s):
+        set_cell(s["Patients"], 0, "Weight (kg)", "#VALUE!")
+        set_cell(s["Bloods"], 0, "Ferritin (ug/L)", "#DIV/0!")
+        set_cell(s["Bloods"], 1, "CRP (mg/L)", "#N/A")
+    r = shf(tmp_path, change)
+    found = set(zip(r.ledger["file"], r.ledger["row"], r.ledger["column"], r.ledger["value"], r.ledger["rule"],
+                    r.ledger["scope"]))
+    assert found == {
+        ("SHF_HLH_registry.xlsx:Patients", 4, "Weight (kg)", "#VALUE!", "spreadsheet_error", "value"),
+        ("SHF_HLH_registry.xlsx:Bloods", 4, "Ferritin (ug/L)", "#DIV/0!", "spreadsheet_error", "value"),
+        ("SHF_HLH_registry.xlsx:Bloods", 5, "CRP (mg/L)", "#N/A", "spreadsheet_error", "value"),
+    }
+    assert r.tables["admissions"]["weight_kg"].isna().sum() == 1
+    assert len(r.tables["labs"].query("test == 'ferritin'")) == 1
