@@ -406,3 +406,12 @@ def test_excel_error_cells_are_ledgered_and_read_as_missing(tmp_path):
     }
     assert r.tables["admissions"]["weight_kg"].isna().sum() == 1
     assert len(r.tables["labs"].query("test == 'ferritin'")) == 1
+
+
+def test_fahrenheit_is_converted_exactly_not_rounded(tmp_path):
+    """101.111 degF is 38.395 degC: rounded to two decimals it would be 38.4 (or 38.39), on the
+    other side of the HScore's 38.4 cut-off from the measurement; 103.1 degF is exactly 39.5."""
+    r = bhm(tmp_path, lambda d: d.assign(tmax_f=d["tmax_f"].replace({"101.3": "101.111", "102.2": "103.1"})))
+    assert r.ledger.empty
+    temps = sorted(r.tables["admissions"]["max_temp_c"])
+    assert temps[0] == 38.395 and temps[1] == 39.5

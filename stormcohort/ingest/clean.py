@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -67,11 +68,17 @@ def parse_numbers(text: pd.Series) -> pd.Series:
 
 
 def convert(values: pd.Series, spec: dict | None) -> pd.Series:
-    """A unit conversion from the centre map: subtract, then multiply, then divide, then round."""
+    """A unit conversion from the centre map: subtract, then multiply, then divide; never rounded.
+
+    Computed exactly on the decimals as written (`101.3` degF is 38.5 degC, not 38.49999...),
+    once per distinct value, so a value exactly at a cut-off stays there; rounding is for display."""
     if not spec:
         return values
-    values = (values - spec.get("subtract", 0)) * spec.get("multiply", 1) / spec.get("divide", 1)
-    return values.round(spec["round"]) if "round" in spec else values
+    subtract, multiply, divide = (Fraction(repr(float(spec.get(k, d)))) for k, d in
+                                  (("subtract", 0), ("multiply", 1), ("divide", 1)))
+    distinct = values[np.isfinite(values)].unique()  # inf (`1e309`) has no exact value: left to the range check
+    exact = {v: float((Fraction(repr(float(v))) - subtract) * multiply / divide) for v in distinct}
+    return values.map(exact).astype(float).fillna(values)
 
 
 def parse_lab_results(text: pd.Series) -> pd.DataFrame:
