@@ -277,7 +277,10 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract) -> pd.DataFram
     fever_end = fever.where(fever_in_fu, end)
 
     stop_or_discharge = last_stop.fillna(cohort["discharge_date"]).fillna(horizon)
-    max_daily = per_episode["daily_dose_mg"].max().reindex(cohort.index)
+    # A regimen whose mg dose is missing (a per-kg dose without a weight) makes the maximum not
+    # evaluable: missing, not the largest of the other regimens.
+    max_daily = per_episode["daily_dose_mg"].max().mask(
+        doses["daily_dose_mg"].isna().groupby(doses["episode_key"]).any()).reindex(cohort.index)
     age = cohort["age_years"]
     flag = lambda col: cohort[col].astype("Int64")  # noqa: E731 - 0/1 with missing kept missing
 

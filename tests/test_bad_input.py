@@ -552,9 +552,35 @@ RUNS_ON = [
          check=lambda r, c: (keys(r) == {("admissions.csv", 2, "Weight_kg", "implausible_value", "value"),
                                          ("admissions.csv", 3, "Weight_kg", "implausible_value", "value")} or pytest.fail(str(keys(r))),
                              r.tables["admissions"]["weight_kg"].isna().all() or pytest.fail("weights kept"))),
-    Case("weight-absurd-makes-per-kg-dose-leave", "SHF", shf(lambda s: cell(s["Patients"], 1, "Weight (kg)", 5000)),
-         check=lambda r, c: keys(r) == {(f"{BOOK}:Patients", 5, "Weight (kg)", "implausible_value", "value"),
-                                        (f"{BOOK}:Dosing", 6, "Dose", "unparseable_value", "row")} or pytest.fail(str(keys(r)))),
+    Case("weight-absurd-leaves-per-kg-dose-missing", "SHF", shf(lambda s: cell(s["Patients"], 1, "Weight (kg)", 5000)),
+         check=lambda r, c: (keys(r) == {(f"{BOOK}:Patients", 5, "Weight (kg)", "implausible_value", "value"),
+                                         (f"{BOOK}:Dosing", 6, "Dose", "dose_per_kg_without_weight", "value")} or pytest.fail(str(keys(r))),
+                             len(r.tables["anakinra"]) == 3 or pytest.fail("dose row left"),
+                             r.tables["anakinra"]["dose_mg"].isna().sum() == 2 or pytest.fail("mg dose not missing"))),
+    Case("per-kg-iv-dose-without-weight-then-sc", "SHF",
+         shf(lambda s: (cell(s["Patients"], 1, "Weight (kg)", "NA"),
+                        s["Dosing"].loc[2, ["Route", "Dose", "Frequency", "To"]].update(
+                            pd.Series(["i.v. infusion", "2mg/kg", "continuous", datetime(2019, 2, 6)],
+                                      index=["Route", "Dose", "Frequency", "To"])),
+                        add_rows(s, "Dosing", [["S200", "03-Feb-2019", "s/c", "65mg", "twice daily", datetime(2019, 2, 7), "NA"]]))),
+         check=lambda r, c: (keys(r) == {(f"{BOOK}:Dosing", 6, "Dose", "dose_per_kg_without_weight", "value")} or pytest.fail(str(keys(r))),
+                             one(r)["value"] == "2mg/kg" or pytest.fail("value"),
+                             r.tables["anakinra"].sort_values("start")["route"].tolist() == ["IV", "SC", "SC", "IV"]
+                             or pytest.fail("routes"))),
+    Case("excel-error-cells", "SHF",
+         shf(edit=lambda b: [setattr(b[sheet][ref], "value", err) for sheet, ref, err in (
+             ("Patients", "K4", "#VALUE!"), ("Bloods", "C5", "#DIV/0!"), ("Dosing", "D6", "#N/A"),
+             ("Bloods", "D4", "#REF!"), ("Bloods", "E4", "#NAME?"), ("Bloods", "F4", "#NUM!"), ("Bloods", "G4", "#NULL!"))]),
+         check=lambda r, c: (keys(r) == {(f"{BOOK}:Patients", 4, "Weight (kg)", "spreadsheet_error", "value"),
+                                         (f"{BOOK}:Bloods", 5, "Ferritin (ug/L)", "spreadsheet_error", "value"),
+                                         (f"{BOOK}:Dosing", 6, "Dose", "spreadsheet_error", "value"),
+                                         *{(f"{BOOK}:Bloods", 4, col, "spreadsheet_error", "value") for col in (
+                                             "CRP (mg/L)", "Platelets (10^9/L)", "Hb (g/L)", "WBC (10^9/L)")}}
+                             or pytest.fail(str(keys(r))),
+                             set(r.ledger["value"]) == {"#VALUE!", "#DIV/0!", "#N/A", "#REF!", "#NAME?", "#NUM!", "#NULL!"}
+                             or pytest.fail(str(set(r.ledger["value"]))),
+                             r.tables["admissions"]["weight_kg"].isna().sum() == 1 or pytest.fail("weight"),
+                             len(r.tables["labs"]) == len(c.tables["labs"]) - 5 or pytest.fail("lab cells"))),
     # -- units and lab results
     Case("lab-units-in-other-forms", "LDN", ldn(_lab_units), check=check_units),
     Case("lab-results-qualified-and-text", "LDN",

@@ -89,6 +89,21 @@ def test_transfer_is_one_episode_at_first_centre_and_iv(result):
     assert bob["max_daily_dose_mg"] == 2400
 
 
+def test_a_regimen_without_an_mg_dose_makes_the_maximum_dose_not_evaluable():
+    """Gus's IV regimen was per kg without a weight (kept, mg dose missing): he stays IV from the
+    same index date, and his maximum daily dose is missing, not the SC regimen's 100 mg."""
+    tables = world().tables()
+    ana = tables["anakinra"]
+    iv = (ana["start"] == pd.Timestamp("2020-06-21")) & (ana["route"] == "IV")
+    assert iv.sum() == 1
+    ana.loc[iv, ["dose_mg", "daily_dose_mg"]] = float("nan")
+    cfg = dict(CONFIG, study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(tables))
+    gus = row(derive_cohort(linked, cfg, EXTRACT), "gus")
+    assert gus["route_group"] == "IV" and gus["first_route"] == "IV"
+    assert pd.isna(gus["max_daily_dose_mg"]) and pd.isna(gus["max_dose_mg_per_kg_day"])
+
+
 def test_follow_up_and_outcomes(result):
     alice = row(result, "alice")
     # Alive; last seen day 179 > 90, so censored at day 90; fever resolved day 4.

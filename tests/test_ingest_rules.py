@@ -330,11 +330,25 @@ def test_bloods_go_to_the_admission_whose_stay_holds_their_date(tmp_path):
     assert stay[pd.Timestamp("2019-05-08")] == pd.Timestamp("2019-05-10")
 
 
-def test_per_kg_dose_without_weight_leaves(tmp_path):
-    r = shf(tmp_path, lambda s: set_cell(s["Patients"], 1, "Weight (kg)", "NA"))
+def test_per_kg_dose_without_weight_keeps_the_row_with_the_mg_dose_missing(tmp_path):
+    """Route, start and stop are known: the row stays (the route cohort and index date do not
+    move), its mg dose is missing (not 0) with a scope=value entry."""
+    def change(s):
+        set_cell(s["Patients"], 1, "Weight (kg)", "NA")
+        s["Dosing"].loc[2, ["Route", "Dose", "Frequency", "To"]] = ["i.v. infusion", "2mg/kg", "continuous",
+                                                                     datetime(2019, 2, 6)]
+        s["Dosing"].loc[3] = ["S200", "03-Feb-2019", "s/c", "65mg", "twice daily", datetime(2019, 2, 7), "NA"]
+    r = shf(tmp_path, change)
     e = only_entry(r)
-    assert (e["file"], e["row"], e["value"], e["rule"]) == ("SHF_HLH_registry.xlsx:Dosing", 6, "2mg/kg",
-                                                            "unparseable_value")
+    assert (e["file"], e["row"], e["column"], e["value"], e["rule"], e["scope"]) == \
+        ("SHF_HLH_registry.xlsx:Dosing", 6, "Dose", "2mg/kg", "dose_per_kg_without_weight", "value")
+    doses = r.tables["anakinra"].sort_values("start")
+    s200 = doses[doses["start"] < pd.Timestamp("2019-03-01")]
+    assert list(s200["route"]) == ["IV", "SC"]
+    iv = s200.iloc[0]
+    assert iv["start"] == pd.Timestamp("2019-02-04") and iv["continuous"]
+    assert pd.isna(iv["dose_mg"]) and pd.isna(iv["rate_mg_per_h"]) and pd.isna(iv["daily_dose_mg"])
+    assert s200.iloc[1]["daily_dose_mg"] == pytest.approx(130.0)
 
 
 # ------------------------------------------------------------------------------ accounting
@@ -373,3 +387,31 @@ def test_ledger_summary_counts_entries_by_file_rule_and_scope():
     assert s.values.tolist() == [["LDN", "a.csv", "r1", "row", "x, y", 2], ["LDN", "a.csv", "r2", "value", "", 1],
                                  ["LDN", "b.csv", "r1", "row", "x", 1]]
     assert ledger_summary(ledger.iloc[:0], "LDN").empty
+
+
+def test_excel_error_cells_are_ledgered_and_read_as_missing(tmp_path):
+    """`#DIV/0!`, `#N/A`, `#VALUE!` cells (calamine reads them as empty): a scope=value entry each
+    with the error text, then missing."""
+    def change(s):
+        set_cell(s["Patients"], 0, "Weight (kg)", "#VALUE!")
+        set_cell(s["Bloods"], 0, "Ferritin (ug/L)", "#DIV/0!")
+        set_cell(s["Bloods"], 1, "CRP (mg/L)", "#N/A")
+    r = shf(tmp_path, change)
+    found = set(zip(r.ledger["file"], r.ledger["row"], r.ledger["column"], r.ledger["value"], r.ledger["rule"],
+                    r.ledger["scope"]))
+    assert found == {
+        ("SHF_HLH_registry.xlsx:Patients", 4, "Weight (kg)", "#VALUE!", "spreadsheet_error", "value"),
+        ("SHF_HLH_registry.xlsx:Bloods", 4, "Ferritin (ug/L)", "#DIV/0!", "spreadsheet_error", "value"),
+        ("SHF_HLH_registry.xlsx:Bloods", 5, "CRP (mg/L)", "#N/A", "spreadsheet_error", "value"),
+    }
+    assert r.tables["admissions"]["weight_kg"].isna().sum() == 1
+    assert len(r.tables["labs"].query("test == 'ferritin'")) == 1
+
+
+def test_fahrenheit_is_converted_exactly_not_rounded(tmp_path):
+    """101.111 degF is 38.395 degC: rounded to two decimals it would be 38.4 (or 38.39), on the
+    other side of the HScore's 38.4 cut-off from the measurement; 103.1 degF is exactly 39.5."""
+    r = bhm(tmp_path, lambda d: d.assign(tmax_f=d["tmax_f"].replace({"101.3": "101.111", "102.2": "103.1"})))
+    assert r.ledger.empty
+    temps = sorted(r.tables["admissions"]["max_temp_c"])
+    assert temps[0] == 38.395 and temps[1] == 39.5

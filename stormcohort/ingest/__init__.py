@@ -29,7 +29,10 @@ Cleaning policy (rules of the exclusions ledger):
               clinical numbers, flags, sex, trigger, NHS number and cells of wide lab layouts
               that fail are set to missing, the row kept; identifier_in_text: a direct
               identifier typed into free text (trigger detail, diagnosis, adverse-event text)
-              is replaced by `[redacted]`; recoded_text: bytes read in the fallback encoding
+              is replaced by `[redacted]`; recoded_text: bytes read in the fallback encoding;
+              dose_per_kg_without_weight: a per-kg dose or rate of an admission without a
+              weight (the row is kept, its mg dose missing); spreadsheet_error: an Excel error
+              cell (#N/A, #VALUE!, #DIV/0!...) in a read column, its error text shown, then missing
 Lab units are compared ignoring case, spaces and the spellings of micro and powers of ten, and
 converted when the unit is a known form of the test's quantity (`units.KNOWN_UNITS`, e.g.
 ferritin ng/mL = ug/L, CRP mg/dL x 10) or the map's `lab_unit_conversions`. Ledger values

@@ -100,6 +100,10 @@ def ingest_centre(delivery_dir: Path, centre: str, centre_map: dict, key: bytes,
         ledger.add(label, texts, column, "recoded_text",
                    f"bytes not valid {centre_map.get('encoding', 'utf-8-sig')} text, read as "
                    f"{centre_map.get('fallback_encoding')} (fallback_encoding); value kept", "value")
+    for label, column, texts in extract.spreadsheet_errors:
+        ledger.add(label, texts, column, "spreadsheet_error",
+                   "the cell holds a spreadsheet error (e.g. #N/A, #VALUE!, #DIV/0!), not a value; read as missing",
+                   "value")
     files = {label: drop_duplicate_rows(frame, label, ledger) for label, frame in extract.files.items()}
     if centre_map["format"] == "redcap":
         _exclude_unknown_instruments(files, extract.sources, ledger)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -67,11 +68,17 @@ def parse_numbers(text: pd.Series) -> pd.Series:
 
 
 def convert(values: pd.Series, spec: dict | None) -> pd.Series:
-    """A unit conversion from the centre map: subtract, then multiply, then divide, then round."""
+    """A unit conversion from the centre map: subtract, then multiply, then divide; never rounded.
+
+    Computed exactly on the decimals as written (`101.3` degF is 38.5 degC, not 38.49999...),
+    once per distinct value, so a value exactly at a cut-off stays there; rounding is for display."""
     if not spec:
         return values
-    values = (values - spec.get("subtract", 0)) * spec.get("multiply", 1) / spec.get("divide", 1)
-    return values.round(spec["round"]) if "round" in spec else values
+    subtract, multiply, divide = (Fraction(repr(float(spec.get(k, d)))) for k, d in
+                                  (("subtract", 0), ("multiply", 1), ("divide", 1)))
+    distinct = values[np.isfinite(values)].unique()  # inf (`1e309`) has no exact value: left to the range check
+    exact = {v: float((Fraction(repr(float(v))) - subtract) * multiply / divide) for v in distinct}
+    return values.map(exact).astype(float).fillna(values)
 
 
 def parse_lab_results(text: pd.Series) -> pd.DataFrame:
@@ -455,7 +462,8 @@ def dose_amounts(rows: Rows) -> None:
 
     With `infusion_dose_per_24h` in the map, a plain mg dose of a continuous infusion is the
     amount given over 24 hours (SHF prescribes infusions so), i.e. a rate of dose / 24 mg/h.
-    A dose that does not parse, needs a missing weight, or is implausible leaves the row.
+    A dose that does not parse or is implausible leaves the row; a per-kg dose of an admission
+    without a weight keeps the row (route and dates are known) with its mg dose and rate missing.
     """
     rows.values["dose_mg"] = np.nan
     rows.values["rate_mg_per_h"] = np.nan
@@ -468,8 +476,10 @@ def dose_amounts(rows: Rows) -> None:
         parsed = parsed.reindex(rows.raw.index)
         per_kg = parsed["per_kg"].astype(bool) | (field == "rate_per_kg")
         per_hour = parsed["per_hour"].astype(bool) | (field != "dose")
-        rows.exclude(per_kg & parsed["amount"].notna() & rows.values["weight_kg"].isna(), field, "unparseable_value",
-                     f"{what} is per kg but the admission has no weight")
+        # Route, start and stop are known: the row stays, its mg dose is missing (not evaluable).
+        rows.blank(per_kg & parsed["amount"].notna() & rows.values["weight_kg"].isna(), field,
+                   "dose_per_kg_without_weight", f"{what} is per kg but the admission has no weight; "
+                   "the row is kept with its mg dose missing")
         parsed, per_kg, per_hour = (x.reindex(rows.raw.index) for x in (parsed, per_kg, per_hour))
         over_24h = ~per_hour & rows.values["continuous"] & per_24h
         mg = parsed["amount"] * rows.values["weight_kg"].where(per_kg, 1.0) / np.where(over_24h, 24.0, 1.0)

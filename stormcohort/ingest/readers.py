@@ -34,6 +34,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -69,6 +70,8 @@ class Extract:
     malformed: dict[str, pd.Series] = field(default_factory=dict)
     # (file label, column, texts indexed by row) of cells read with the map's fallback encoding
     recoded: list[tuple[str, str, pd.Series]] = field(default_factory=list)
+    # (file label, column, error texts indexed by row) of Excel error cells (`#N/A`...), read as missing
+    spreadsheet_errors: list[tuple[str, str, pd.Series]] = field(default_factory=list)
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Table:
     frame: pd.DataFrame
     malformed: pd.Series  # row number -> reason
     recoded: list[tuple[str, pd.Series]] = field(default_factory=list)
+    errors: list[tuple[str, pd.Series]] = field(default_factory=list)  # Excel error cells per column
 
 
 def file_label(centre_map: dict, source: dict) -> str:
@@ -388,12 +392,53 @@ def _check_archive(path: Path, label: str) -> None:
                            "an .xlsx file", fix)
 
 
+XLSX_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+XLSX_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+XLSX_PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+CELL_REF = re.compile(r"^([A-Z]+)([0-9]+)$")
+
+
+def _error_cells(path: Path, sheets: list[str]) -> dict[str, list[tuple[int, int, str]]]:
+    """Excel error cells (`#N/A`, `#VALUE!`, `#DIV/0!`...: `t="e"` in the sheet's XML) of the named
+    sheets as (sheet row, 0-based column, error text). calamine reads them as empty cells."""
+    found: dict[str, list[tuple[int, int, str]]] = {sheet: [] for sheet in sheets}
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        if "xl/workbook.xml" not in names or "xl/_rels/workbook.xml.rels" not in names:
+            return found
+        targets = {rel.get("Id"): rel.get("Target", "")
+                   for rel in ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels")).iter(XLSX_PACKAGE_REL)}
+        book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+        parts = {sheet.get("name"): targets.get(sheet.get(XLSX_REL), "") for sheet in book.iter(f"{XLSX_MAIN}sheet")}
+        for sheet in sheets:
+            target = parts.get(sheet, "")
+            part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+            if part not in names:
+                continue
+            data = archive.read(part)
+            if b't="e"' not in data:  # most sheets: no error cell, no parse
+                continue
+            for cell in ElementTree.fromstring(data).iter(f"{XLSX_MAIN}c"):
+                ref = CELL_REF.match(cell.get("r", ""))
+                if cell.get("t") != "e" or ref is None:
+                    continue
+                column = 0
+                for letter in ref.group(1):
+                    column = column * 26 + ord(letter) - ord("A") + 1
+                value = cell.find(f"{XLSX_MAIN}v")
+                text = value.text if value is not None and value.text else "#ERROR"
+                found[sheet].append((int(ref.group(2)), column - 1, text.strip()))
+    return found
+
+
 def read_workbook(path: Path, label: str, centre_map: dict, expected: dict[str, set[str]],
                   log: logging.Logger | None = None) -> dict[str, Table]:
     """The named sheets of a workbook as text (through python-calamine); index = sheet row number.
 
     Date cells become `YYYY-MM-DD HH:MM:SS` text and whole numbers lose Excel's `.0`, so one
     parser handles typed and true dates alike.
+    Error cells (`#N/A`, `#VALUE!`, `#DIV/0!`, `#REF!`, `#NAME?`, `#NUM!`, `#NULL!`), which calamine
+    reads as empty, are found in the sheet's XML: missing, and listed in `Table.errors`.
     """
     centre = centre_map["centre"]
     header_row = centre_map["header_row"]
@@ -420,6 +465,7 @@ def read_workbook(path: Path, label: str, centre_map: dict, expected: dict[str, 
                 if close[0] != sheet and log is not None:
                     log.info("%s: sheet %r read as %r", label, close[0], sheet)
             raw = book.parse(sheet_name=list(found.values()), header=None, dtype=object, na_filter=False)
+        error_cells = _error_cells(path, list(found.values()))
     except ExtractError:
         raise
     except Exception as error:  # calamine raises its own types for corrupt or non-Excel files
@@ -446,8 +492,23 @@ def read_workbook(path: Path, label: str, centre_map: dict, expected: dict[str, 
         unnamed_empty = [c for c in body.columns
                          if c.startswith("(unnamed column") and (body[c].astype(str).str.strip() == "").all()]
         body = body.drop(columns=unnamed_empty)
-        tables[sheet] = Table(_tidy(body, centre_map["missing_values"], range(at + 2, at + 2 + len(body))),
-                              pd.Series(dtype=object, index=pd.Index([], dtype="int64", name="row")))
+        # Error cells of read columns hold their error text until tidied (a row of errors is not a
+        # blank row), then are missing, each listed for a scope=value ledger entry.
+        names = _unique(columns)
+        errors = pd.DataFrame([(row, names[column], text) for row, column, text in error_cells[actual]
+                               if row >= at + 2 and column < len(names) and names[column] in body.columns],
+                              columns=["row", "column", "text"])
+        for row, name, text in errors.itertuples(index=False):  # one per error cell: few
+            body.iloc[row - (at + 2), body.columns.get_loc(name)] = text
+        frame = _tidy(body, centre_map["missing_values"], range(at + 2, at + 2 + len(body)))
+        listed = []
+        for name, group in errors.groupby("column", sort=True):
+            texts = pd.Series(group["text"].to_numpy(), index=pd.Index(group["row"], dtype="int64", name="row"),
+                              dtype=object)
+            frame.loc[texts.index, name] = pd.NA
+            listed.append((name, texts))
+        tables[sheet] = Table(frame, pd.Series(dtype=object, index=pd.Index([], dtype="int64", name="row")),
+                              errors=listed)
     return tables
 
 
@@ -531,7 +592,7 @@ def read_extract(folder: Path, centre_map: dict, log: logging.Logger | None = No
         data, dictionary = centre_map["data_file"], centre_map["dictionary_file"]
         choices = read_redcap_dictionary(folder / dictionary, f"{centre}/{dictionary}", centre_map)
         tables[data] = read_csv_text(folder / data, f"{centre}/{data}", centre_map, expected[data], log)
-    files, malformed, recoded = {}, {}, []
+    files, malformed, recoded, spreadsheet_errors = {}, {}, [], []
     for label, table in tables.items():
         in_file = [s for lab, s in sources if lab == label]
         known = set()
@@ -551,6 +612,7 @@ def read_extract(folder: Path, centre_map: dict, log: logging.Logger | None = No
         malformed[label] = table.malformed
         renames = dict(zip(table.frame.columns, frame.columns))
         recoded += [(label, renames.get(column, column), texts) for column, texts in table.recoded]
+        spreadsheet_errors += [(label, renames.get(column, column), texts) for column, texts in table.errors]
         if log is not None:
             log.info("%s/%s: %d data rows read", centre, label, len(frame) + len(table.malformed))
             if len(table.malformed):
@@ -559,7 +621,8 @@ def read_extract(folder: Path, centre_map: dict, log: logging.Logger | None = No
             for column, texts in table.recoded:
                 log.info("%s/%s: %d value(s) of column %r read as %s", centre, label, len(texts), column,
                          centre_map.get("fallback_encoding"))
-    return Extract(files=files, sources=sources, choices=choices, malformed=malformed, recoded=recoded)
+    return Extract(files=files, sources=sources, choices=choices, malformed=malformed, recoded=recoded,
+                   spreadsheet_errors=spreadsheet_errors)
 
 
 def source_rows(frame: pd.DataFrame, source: dict) -> pd.DataFrame:
