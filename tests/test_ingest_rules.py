@@ -123,6 +123,48 @@ def test_unparseable_admission_date_drops_the_admission_and_orphans_its_rows(tmp
         {("anakinra.csv", 4), ("labs.csv", 4), ("labs.csv", 5), ("adverse_events.csv", 3)}
 
 
+def test_date_in_another_unambiguous_format_is_read_with_a_value_entry(tmp_path):
+    def change(t):
+        set_cell(t["admissions.csv"], 1, "Admit_Date", "2019-03-05")  # ISO in a dd/mm/yyyy map
+        set_cell(t["admissions.csv"], 0, "Discharge_Date", "28 February 2019")
+        set_cell(t["anakinra.csv"], 2, "Start_Date", "6-Mar-2019")
+        set_cell(t["labs.csv"], 0, "Sample_Time", "2019-02-10T09:30")
+    r = ldn(tmp_path, change)
+    got = {(e.file, e.row, e.column, e.value, e.scope) for e in entries(r, rule="date_format_differs").itertuples()}
+    assert got == {("admissions.csv", 3, "Admit_Date", "2019-03-05", "value"),
+                   ("admissions.csv", 2, "Discharge_Date", "28 February 2019", "value"),
+                   ("anakinra.csv", 4, "Start_Date", "6-Mar-2019", "value"),
+                   ("labs.csv", 2, "Sample_Time", "2019-02-10T09:30", "value")}, r.ledger.to_string()
+    assert set(r.ledger["rule"]) == {"date_format_differs"}
+    reasons = entries(r, rule="date_format_differs").set_index("column")["reason"]
+    assert "dd/mm/yyyy" in reasons["Admit_Date"] and "read as yyyy-mm-dd (ISO)" in reasons["Admit_Date"]
+    assert "read as dd Month yyyy" in reasons["Discharge_Date"]
+    assert "read as dd-Mon-yyyy" in reasons["Start_Date"]
+    assert "read as yyyy-mm-ddTHH:MM (ISO)" in reasons["Sample_Time"]
+    adm = r.tables["admissions"].set_index("diagnosis")
+    assert len(adm) == 2 and len(r.tables["patients"]) == 2
+    assert adm.loc["mas", "admit_date"] == pd.Timestamp("2019-03-05")
+    assert adm.loc["shlh", "discharge_date"] == pd.Timestamp("2019-02-28")
+    assert pd.Timestamp("2019-03-06") in set(r.tables["anakinra"]["start"])
+    assert pd.Timestamp("2019-02-10 09:30") in set(r.tables["labs"]["sample_time"])
+    assert len(r.tables["anakinra"]) == 3 and len(r.tables["labs"]) == 4 and len(r.tables["adverse_events"]) == 2
+
+
+@pytest.mark.parametrize("centre, text", [("LDN", "2019-02-31"), ("LDN", "12/31/2019"), ("BHM", "01/02/2019")])
+def test_ambiguous_or_impossible_date_in_another_format_still_leaves(tmp_path, centre, text):
+    if centre == "LDN":
+        r = ldn(tmp_path, lambda t: set_cell(t["admissions.csv"], 1, "Admit_Date", text))
+        file, row, column = "admissions.csv", 3, "Admit_Date"
+    else:
+        r = bhm(tmp_path, lambda d: d.assign(adm_date=d["adm_date"].mask(d.index == 0, text)))  # ISO map
+        file, row, column = "BHM_HLH_DATA.csv", 2, "adm_date"
+    e = entries(r, rule="unparseable_date")
+    assert [tuple(x) for x in e[["file", "row", "column", "value", "scope"]].to_numpy()] == \
+        [(file, row, column, text, "row")]
+    assert entries(r, rule="date_format_differs").empty
+    assert len(r.tables["admissions"]) == 1
+
+
 def test_unparseable_sample_time(tmp_path):
     r = ldn(tmp_path, lambda t: set_cell(t["labs.csv"], 2, "Sample_Time", "yesterday"))
     e = only_entry(r)

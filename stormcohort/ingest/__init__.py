@@ -32,7 +32,11 @@ Cleaning policy (rules of the exclusions ledger):
               is replaced by `[redacted]`; recoded_text: bytes read in the fallback encoding;
               dose_per_kg_without_weight: a per-kg dose or rate of an admission without a
               weight (the row is kept, its mg dose missing); spreadsheet_error: an Excel error
-              cell (#N/A, #VALUE!, #DIV/0!...) in a read column, its error text shown, then missing
+              cell (#N/A, #VALUE!, #DIV/0!...) in a read column, its error text shown, then missing;
+              date_format_differs: a date not in the map's formats that can be read in only one
+              way (ISO yyyy-mm-dd, with or without a time; a month in letters, 8-Jan-2019,
+              8 January 2019) is read so, the row kept (ambiguous ones, 01/02/2019 in an ISO
+              map, are unparseable_date)
 Lab units are compared ignoring case, spaces and the spellings of micro and powers of ten, and
 converted when the unit is a known form of the test's quantity (`units.KNOWN_UNITS`, e.g.
 ferritin ng/mL = ug/L, CRP mg/dL x 10) or the map's `lab_unit_conversions`. Ledger values

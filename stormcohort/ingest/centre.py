@@ -20,7 +20,7 @@ from stormcohort.ingest.clean import (
     clean_anakinra,
     clean_labs,
     clean_patients,
-    parse_dates,
+    read_dates,
 )
 from stormcohort.ingest.ledger import Ledger, accounting
 from stormcohort.ingest.readers import REDCAP_INSTRUMENT, Extract, read_extract, source_rows
@@ -192,7 +192,7 @@ def extract_identifiers(extract: Extract, centre_map: dict) -> set[str]:
                 found.update(digits)
                 found.update(digits.str[:3] + " " + digits.str[3:6] + " " + digits.str[6:])
             elif field == "dob":
-                found.update(parse_dates(values, centre_map["date_formats"]).dropna().dt.strftime("%Y-%m-%d"))
+                found.update(read_dates(values, centre_map["date_formats"])[0].dropna().dt.strftime("%Y-%m-%d"))
             elif field == "full_name":
                 found.update(values.str.split(",").explode().str.strip().dropna())
     found.discard("")

@@ -33,6 +33,15 @@ DOSE_FIELDS = {"dose": "dose", "rate": "infusion rate", "rate_per_kg": "infusion
 # placeholders or typing errors (01/01/1900, Excel's day 0), not events: anakinra was first
 # licensed in 2001. Dates of birth are checked through the age at admission instead.
 EARLIEST_EVENT_DATE = pd.Timestamp("1990-01-01")
+# Dates in another format than the map's that can be read in only one way: the year first with
+# dashes (ISO, with or without a time), or the month in letters. `01/02/2019` in an ISO map is not
+# one of them (1 February or 2 January?): it stays unparseable.
+UNAMBIGUOUS_DATES = {
+    "%Y-%m-%d": "yyyy-mm-dd (ISO)", "%Y-%m-%d %H:%M": "yyyy-mm-dd HH:MM (ISO)",
+    "%Y-%m-%d %H:%M:%S": "yyyy-mm-dd HH:MM:SS (ISO)", "%Y-%m-%dT%H:%M": "yyyy-mm-ddTHH:MM (ISO)",
+    "%Y-%m-%dT%H:%M:%S": "yyyy-mm-ddTHH:MM:SS (ISO)", "%d-%b-%Y": "dd-Mon-yyyy", "%d %b %Y": "dd Mon yyyy",
+    "%d-%B-%Y": "dd-Month-yyyy", "%d %B %Y": "dd Month yyyy",
+}
 # Dates that cannot come before the admission date (set to missing, scope=value, when they do).
 AFTER_ADMISSION = {"discharge_date": "discharge date", "death_date": "date of death",
                    "last_seen_date": "date last seen", "fever_resolution_date": "fever resolution date"}
@@ -61,6 +70,26 @@ def parse_dates(text: pd.Series, formats: list[str]) -> pd.Series:
             break
         parsed[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
     return parsed
+
+
+def read_dates(text: pd.Series, formats: list[str]) -> tuple[pd.Series, pd.Series]:
+    """Dates from text by the map's formats, then, only for the cells none of them fits, by a format
+    that reads a date in exactly one way (`UNAMBIGUOUS_DATES`: ISO, or the month written in letters).
+
+    Returns the dates (NaT where nothing fits) and, per cell read by such a fallback, the format it
+    was read as (`yyyy-mm-dd`, `dd Month yyyy`...; NA for cells read by the map or not read)."""
+    parsed = parse_dates(text, formats)
+    read_as = pd.Series(pd.NA, index=text.index, dtype=object)
+    for fmt, shown in UNAMBIGUOUS_DATES.items():
+        todo = parsed.isna() & text.notna()
+        if not todo.any():
+            break
+        if fmt in formats:
+            continue
+        found = pd.to_datetime(text[todo], format=fmt, errors="coerce").dropna()
+        parsed[found.index] = found
+        read_as[found.index] = shown
+    return parsed, read_as
 
 
 def parse_numbers(text: pd.Series) -> pd.Series:
@@ -186,8 +215,9 @@ class Rows:
         self.raw = self.raw[~mask]
         self.values = self.values[~mask]
 
-    def blank(self, mask: pd.Series, field: str, rule: str, reason: str) -> pd.Series:
-        """A scope=value ledger entry per masked value; returns the mask (the caller sets them missing)."""
+    def blank(self, mask: pd.Series, field: str, rule: str, reason: str | pd.Series) -> pd.Series:
+        """A scope=value ledger entry per masked value; returns the mask (the caller sets them missing,
+        or changes them)."""
         mask = mask.reindex(self.raw.index, fill_value=False).astype(bool)
         if mask.any():
             self.ledger.add(self.file, self.text(field)[mask], self.column(field), rule, reason, "value")
@@ -212,10 +242,21 @@ def require(rows: Rows, field: str, what: str) -> None:
     rows.exclude(rows.text(field).isna(), field, "missing_key", f"{what} is empty (required)")
 
 
+def dates(rows: Rows, field: str, what: str, formats: list[str]) -> pd.Series:
+    """A date column read by `read_dates`: a date read in another format than the map's, in the one
+    way it can be read, is kept with a scope=value entry (`date_format_differs`) saying how it was read."""
+    parsed, read_as = read_dates(rows.text(field), formats)
+    differs = read_as.notna()
+    if differs.any():
+        rows.blank(differs, field, "date_format_differs",
+                   f"{what} is not written {describe_formats(formats)}; read as " + read_as[differs].astype(str))
+    return parsed
+
+
 def required_date(rows: Rows, field: str, what: str, ctx: Context, formats_key: str = "date_formats") -> None:
     require(rows, field, what)
     formats = ctx.centre_map[formats_key]
-    parsed = parse_dates(rows.text(field), formats)
+    parsed = dates(rows, field, what, formats)
     rows.exclude(parsed.isna(), field, "unparseable_date",
                  f"{what} is not a date (expected {describe_formats(formats)})")
     rows.exclude(parsed.dt.normalize() > ctx.extract_date, field, "implausible_value",
@@ -229,7 +270,7 @@ def optional_date(rows: Rows, field: str, what: str, ctx: Context,
                   earliest: pd.Timestamp | None = EARLIEST_EVENT_DATE) -> None:
     text = rows.text(field)
     formats = ctx.centre_map["date_formats"]
-    parsed = parse_dates(text, formats)
+    parsed = dates(rows, field, what, formats)
     unparseable = rows.blank(text.notna() & parsed.isna(), field, "unparseable_date",
                              f"{what} is not a date (expected {describe_formats(formats)}); set to missing")
     future = rows.blank(parsed > ctx.extract_date, field, "implausible_value",
