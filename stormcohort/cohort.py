@@ -232,7 +232,12 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
     assessed = assessed.rename(columns={"person_key": "patient_key"}).sort_values("admission_key")
 
     cohort = episodes[episodes["exclusion"].isna()].copy()
-    dataset = _analysis_rows(cohort, ana, baseline, patients, cfg, extract)
+    # The last date the patient is known alive from any record: a dose, a lab, an adverse event.
+    records = pd.concat([ana.groupby("episode_key")["start"].max(), ana.groupby("episode_key")["stop"].max(),
+                         labs.groupby("episode_key")["sample_time"].max(),
+                         aes.groupby("episode_key")["event_date"].max()], axis=1)
+    last_record = records.max(axis=1).reindex(cohort.index).dt.normalize()
+    dataset = _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record)
     attrition = _attrition(len(adm), episodes, merged.sum(), dataset)
     key_of = cohort["person_key"]
     long = {
@@ -246,7 +251,7 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
     return CohortResult(attrition, dataset, assessed.reset_index(drop=True), **long)
 
 
-def _analysis_rows(cohort, ana, baseline, patients, cfg, extract) -> pd.DataFrame:
+def _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record) -> pd.DataFrame:
     follow_up = pd.Timedelta(days=cfg["follow_up_days"])
     index_date = cohort["index_date"]
     doses = ana[ana["episode_key"].isin(cohort.index)]
@@ -260,8 +265,11 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract) -> pd.DataFram
     else:
         route_group = cohort["first_route"].to_numpy()
 
-    # Follow-up ends at death, last contact, day `follow_up_days` or the extract date.
-    last_contact = pd.concat([cohort["last_seen_date"], cohort["discharge_date"], last_stop], axis=1).max(axis=1)
+    # Follow-up ends at death, the last date the patient is known alive (last seen, discharge, or the
+    # last record of a dose, lab or adverse event; never later: a patient without any is not
+    # followed to the horizon), day `follow_up_days` or the extract date.
+    last_contact = pd.concat([cohort["last_seen_date"], cohort["discharge_date"], last_record],
+                             axis=1).max(axis=1)
     horizon = pd.concat([index_date + follow_up, pd.Series(extract, index=cohort.index)], axis=1).min(axis=1)
     died = cohort["died"].fillna(False).astype(bool) & cohort["death_date"].notna()
     death_in_fu = died & (cohort["death_date"] <= horizon)

@@ -38,6 +38,9 @@ def test_describe_tables(tables):
     t = dataset["time_to_death_days"]
     assert fu.loc["overall", "patients"] == len(dataset) and fu.loc["overall", "person_days"] == int(t.sum())
     assert fu.loc["overall", "median"] == pytest.approx(np.percentile(t, 50))
+    early = dataset["death_90d"].eq(0) & t.lt(90)
+    assert fu.loc["overall", "ended_alive_before_horizon"] == early.sum()
+    assert fu.loc["IV", "ended_alive_before_horizon"] == early[dataset["route_group"].eq("IV")].sum()
 
 
 def test_dictionary_documents_every_column(tables):

@@ -104,6 +104,24 @@ def test_a_regimen_without_an_mg_dose_makes_the_maximum_dose_not_evaluable():
     assert pd.isna(gus["max_daily_dose_mg"]) and pd.isna(gus["max_dose_mg_per_kg_day"])
 
 
+def test_follow_up_ends_at_the_last_record_when_contact_dates_are_missing():
+    """Alice without discharge, last-seen or dose-stop dates: followed to the last date any record
+    shows her alive (a lab, a dose, an adverse event), not to day 90 as if complete."""
+    tables = world().tables()
+    alice = tables["admissions"]["person_key"].eq(key("P", "alice")) & tables["admissions"]["admit_date"].eq(
+        pd.Timestamp("2019-02-01"))
+    admission = tables["admissions"].loc[alice, "admission_key"].iloc[0]
+    tables["admissions"].loc[alice, ["discharge_date", "last_seen_date"]] = pd.NaT
+    tables["anakinra"].loc[tables["anakinra"]["admission_key"].eq(admission), "stop"] = pd.NaT
+    labs = tables["labs"][tables["labs"]["admission_key"].eq(admission)]
+    last = max(labs["sample_time"].max().normalize(), pd.Timestamp("2019-02-03"))
+    cfg = dict(CONFIG, study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(tables))
+    alice = row(derive_cohort(linked, cfg, EXTRACT), "alice")
+    assert alice["time_to_death_days"] == (last - pd.Timestamp("2019-02-03")).days < 90
+    assert alice["death_90d"] == 0
+
+
 def test_follow_up_and_outcomes(result):
     alice = row(result, "alice")
     # Alive; last seen day 179 > 90, so censored at day 90; fever resolved day 4.

@@ -10,11 +10,11 @@ import pandas as pd
 from stormcohort.analyses.common import check_columns, check_routes
 from stormcohort.analyses.dictionary import dictionary_table
 from stormcohort.analyses.result import AnalysisResult
-from stormcohort.labels import GROUP, GROUPS
+from stormcohort.labels import GROUP, GROUPS, death_outcome
 from stormcohort.table1 import table1
 
 EXPOSURE_COLUMNS = ["variable", "group", "n", "count", "median", "q1", "q3", "missing"]
-FOLLOW_UP_COLUMNS = ["group", "patients", "median", "q1", "q3", "person_days"]
+FOLLOW_UP_COLUMNS = ["group", "patients", "median", "q1", "q3", "person_days", "ended_alive_before_horizon"]
 TIME = "time_to_death_days"
 
 
@@ -44,24 +44,27 @@ def exposure_summary(dataset: pd.DataFrame, anakinra: pd.DataFrame) -> pd.DataFr
     return pd.DataFrame(rows, columns=EXPOSURE_COLUMNS)
 
 
-def follow_up(dataset: pd.DataFrame) -> pd.DataFrame:
-    """Follow-up from the index date to death or censoring (capped at H), by route group and
-    overall: ``group, patients, median, q1, q3`` (days) and ``person_days`` (missing when no
-    patient has a time)."""
+def follow_up(dataset: pd.DataFrame, follow_up_days: int) -> pd.DataFrame:
+    """Follow-up from the index date to death or censoring (capped at H = ``follow_up_days``), by
+    route group and overall: ``group, patients, median, q1, q3`` (days), ``person_days`` (missing
+    when no patient has a time) and ``ended_alive_before_horizon`` (censored alive before day H)."""
+    died = pd.to_numeric(dataset[death_outcome(follow_up_days)], errors="coerce").eq(1)
+    early = ~died & pd.to_numeric(dataset[TIME], errors="coerce").lt(follow_up_days)
     rows = []
     for g in GROUPS:
         d = dataset if g == "overall" else dataset[dataset[GROUP].eq(g)]
         t = pd.to_numeric(d[TIME], errors="coerce").dropna()
         q = np.percentile(t, [25, 50, 75]) if len(t) else [np.nan] * 3
         rows.append({"group": g, "patients": len(d), "median": q[1], "q1": q[0], "q3": q[2],
-                     "person_days": int(t.sum()) if len(t) else pd.NA})
+                     "person_days": int(t.sum()) if len(t) else pd.NA,
+                     "ended_alive_before_horizon": int(early.loc[d.index].sum())})
     out = pd.DataFrame(rows, columns=FOLLOW_UP_COLUMNS)
     out["person_days"] = out["person_days"].astype("Int64")
     return out
 
 
 def describe_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, attrition: pd.DataFrame | None = None, *,
-                      synthetic: bool = False) -> AnalysisResult:
+                      follow_up_days: int = 90, synthetic: bool = False) -> AnalysisResult:
     """The ``describe`` rule: tables ``table1``, ``exposure``, ``follow_up`` and ``dictionary``, and
     the flow diagram of the ``attrition`` (one job for the STROBE participants and baseline: a
     job of its own would cost its interpreter and imports for one figure)."""
@@ -75,5 +78,5 @@ def describe_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, attrition: 
         return flow_diagram(attrition, synthetic)
 
     return AnalysisResult(tables={"table1": table1(dataset), "exposure": exposure_summary(dataset, anakinra),
-                                  "follow_up": follow_up(dataset), "dictionary": dictionary_table()},
+                                  "follow_up": follow_up(dataset, follow_up_days), "dictionary": dictionary_table()},
                           figures={"flow": flow} if attrition is not None else {})

@@ -54,6 +54,8 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "median": ("median follow-up, index to death or censoring (capped at cohort.follow_up_days)", "days"),
         "q1": ("first quartile of follow-up", "days"), "q3": ("third quartile of follow-up", "days"),
         "person_days": ("sum of follow-up", "patient-days"),
+        "ended_alive_before_horizon": ("patients alive whose follow-up ended before cohort.follow_up_days "
+                                       "(last record, or the extract date, before the horizon)", "patients"),
     },
     "km": {
         "group": _GROUP, "n": ("patients", "patients"), "events": ("deaths within follow-up", "patients"),

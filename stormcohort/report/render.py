@@ -105,7 +105,7 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
             "exclusions": S.exclusions_table(data["exclusions"], f),
             "linkage": S.link_table(data["link"], f),
             "attrition": S.attrition_table(data["attrition"], f),
-            "follow_up": S.follow_up_table(data["follow_up"], f),
+            "follow_up": S.follow_up_table(data["follow_up"], config["cohort"]["follow_up_days"], f),
             "table1": S.table1_table(data["table1"], f),
             "severity": severity,
             "exposure": S.exposure_table(data["exposure"], f),

@@ -128,13 +128,17 @@ def cohort_summary(attrition: pd.DataFrame, f: Formatter) -> dict:
             "iv_pct": f.pct(a.get("route_IV"), n), "sc_pct": f.pct(a.get("route_SC"), n)}
 
 
-def follow_up_table(follow_up: pd.DataFrame, f: Formatter) -> Table:
-    """Follow-up (index to death or censoring, capped at the follow-up window) by route."""
+def follow_up_table(follow_up: pd.DataFrame, horizon: int, f: Formatter) -> Table:
+    """Follow-up (index to death or censoring, capped at the horizon) by route, and how many
+    patients' follow-up ended alive before it."""
     rows = [[GROUP_LABELS.get(r.group, r.group), f.count(r.patients), f.median_iqr(r.median, r.q1, r.q3),
-             f.count(r.person_days)] for r in follow_up.itertuples()]
+             f.count(r.person_days), f.count(r.ended_alive_before_horizon)] for r in follow_up.itertuples()]
     return Table("follow-up", "Follow-up from the first anakinra dose",
-                 ["Group", "Patients", "Days of follow-up, median [IQR]", "Person-days"], rows,
-                 sources=["tables/follow_up.csv"])
+                 ["Group", "Patients", "Days of follow-up, median [IQR]", "Person-days",
+                  f"Alive, follow-up ended before day {horizon}"], rows, sources=["tables/follow_up.csv"],
+                 notes=["Follow-up ends at death, the last date a record shows the patient alive (last seen, "
+                        "discharge, a dose, a laboratory sample or an adverse event), day "
+                        f"{horizon} or the extract date, whichever comes first."])
 
 
 # --------------------------------------------------------------------------- baseline

@@ -8,6 +8,7 @@ rule describe:
     output:
         **declared("describe"),
     params:
+        follow_up_days=config["cohort"]["follow_up_days"],
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/describe.log",
