@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stormcohort.analyses.common import schema_defaults
-from stormcohort.analyses.forest import FOREST_COLUMNS, forest_analysis, label_of
+from stormcohort.analyses.forest import FOREST_COLUMNS, forest_analysis
 from stormcohort.analyses.forest import forest_rows as rows_of
 from stormcohort.figures import save
+from stormcohort.labels import outcome_label
 from stormcohort.plots.forest import forest_figure
+from tests.config_defaults import schema_defaults
 
 # tables/cox.csv as the contract gives it (+ the survival analysis's epv column)
 COX = pd.DataFrame({
@@ -103,10 +104,10 @@ def test_missing_column_names_the_table():
 
 def test_labels():
     labels = {"death_30d": "30-day mortality"}
-    assert label_of("death_30d", labels) == "30-day mortality"
-    assert label_of("death_30d") == "Death by day 30" and label_of("death_60d") == "Death by day 60"
-    assert label_of("hepatotox_3xuln", labels) == "ALT or AST >3\u00d7ULN"
-    assert label_of("bacterial_infection", labels) == "Bacterial infection"
+    assert outcome_label("death_30d", labels) == "30-day mortality"
+    assert outcome_label("death_30d") == "Death by day 30" and outcome_label("death_60d") == "Death by day 60"
+    assert outcome_label("hepatotox_3xuln", labels) == "ALT or AST >3\u00d7ULN"
+    assert outcome_label("bacterial_infection", labels) == "Bacterial infection"
     rows = forest_rows(COX, logistic_rows(), None, labels=labels)
     assert set(rows.loc[rows["outcome"].eq("death_30d"), "label"]) == {"30-day mortality"}
 

@@ -27,11 +27,6 @@ MEASURES = {"cox": "HR", "logistic": "OR", "rate": "IRR"}
 FOREST_COLUMNS = ["section", "outcome", "label", "measure", "model", "estimate", "lcl", "ucl", "p", "n", "events",
                   "estimable", "plotted", "note"]
 
-def label_of(outcome: str, labels: Mapping | None = None) -> str:
-    """The outcome's label (:func:`stormcohort.labels.outcome_label`, config ``labels:`` first)."""
-    return outcome_label(outcome, labels)
-
-
 def _need(table: pd.DataFrame, columns, name: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
@@ -83,7 +78,7 @@ def forest_rows(cox: pd.DataFrame | None, logistic: pd.DataFrame | None, rate_ra
     for c in ("estimate", "lcl", "ucl", "p", "n", "events"):
         out[c] = pd.to_numeric(out[c], errors="coerce")
     out["note"] = out["note"].where(out["note"].notna(), None)
-    out["label"] = [label_of(str(o), labels) for o in out["outcome"]]
+    out["label"] = [outcome_label(str(o), labels) for o in out["outcome"]]
     est = out["estimate"].to_numpy(dtype=float)
     out["estimable"] = np.isfinite(est)
     out["plotted"] = np.isfinite(est) & (est > 0)
