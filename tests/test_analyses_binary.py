@@ -22,9 +22,10 @@ from stormcohort.analyses.binary import (
     logistic_models,
     response_components,
 )
-from stormcohort.analyses.common import COUNT_COLUMNS, outcome_counts, schema_defaults
+from stormcohort.analyses.common import COUNT_COLUMNS, outcome_counts
 from stormcohort.analyses.hepatotoxicity import hepatotoxicity, hepatotoxicity_analysis
 from stormcohort.cohort import dataset_columns
+from tests.config_defaults import schema_defaults
 
 DATASET_COLUMNS = dataset_columns(90)
 # the centres' upper limits of normal (injected into analyses.hepatotoxicity.uln by the workflow)

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stormcohort.analyses.common import schema_defaults
 from stormcohort.analyses.competing import (
     CIF_COLUMNS,
     RISK_COLUMNS,
@@ -20,6 +19,7 @@ from stormcohort.analyses.competing import (
 )
 from stormcohort.figures import save
 from stormcohort.stats import cumulative_incidence
+from tests.config_defaults import schema_defaults
 
 T, E = "time_to_fever_days", "fever_outcome"
 

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stormcohort.analyses.common import schema_defaults
 from stormcohort.analyses.competing import competing_risks_analysis
 from stormcohort.analyses.describe import EXPOSURE_COLUMNS, FOLLOW_UP_COLUMNS, describe_analysis
 from stormcohort.analyses.dictionary import TABLES, undocumented
 from stormcohort.analyses.result import AnalysisResult, write_outputs
 from stormcohort.analyses.survival import survival_analysis
+from tests.config_defaults import schema_defaults
 from tests.test_analyses_binary import cohort_tables
 
 # rule output key -> the tables/<name>.csv it is written to

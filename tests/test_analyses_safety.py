@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from stormcohort.analyses.binary import LOGISTIC_COLUMNS
-from stormcohort.analyses.common import schema_defaults
 from stormcohort.analyses.safety import (
     EVENT_COLUMNS,
     RATE_COLUMNS,
@@ -30,6 +29,7 @@ from stormcohort.figures import save
 from stormcohort.plots.swimmer import lanes, swimmer_figure
 from stormcohort.stats import poisson_rate_ci
 from tests.canonical_factory import World
+from tests.config_defaults import schema_defaults
 from tests.test_analyses_binary import (
     AE_COLUMNS,
     ANAKINRA_COLUMNS,

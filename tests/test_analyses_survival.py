@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stormcohort.analyses.common import schema_defaults
 from stormcohort.analyses.survival import (
     COX_COLUMNS,
     KM_RISK_COLUMNS,
@@ -25,6 +24,7 @@ from stormcohort.analyses.survival import (
 )
 from stormcohort.figures import save
 from stormcohort.stats import cox_ph, cox_zph, logrank_test
+from tests.config_defaults import schema_defaults
 
 Z = 1.959963984540054
 

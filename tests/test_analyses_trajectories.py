@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stormcohort.analyses.common import schema_defaults
 from stormcohort.analyses.trajectories import (
     DAILY_COLUMNS,
     TABLE_COLUMNS,
@@ -18,6 +17,7 @@ from stormcohort.analyses.trajectories import (
 )
 from stormcohort.figures import save
 from stormcohort.plots.trajectories import trajectories_figure
+from tests.config_defaults import schema_defaults
 from tests.test_analyses_binary import LABS_COLUMNS, cohort_tables
 
 

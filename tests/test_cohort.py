@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from stormcohort.analyses.common import config_schema, fill_defaults
 from stormcohort.cohort import build_episodes, dataset_columns, derive_cohort
 from stormcohort.link import link_centres
 from tests.canonical_factory import World, key
+from tests.config_defaults import config_schema, fill_defaults
 
 CONFIG = yaml.safe_load(open("config/config.yaml"))["cohort"]
 EXTRACT = date(2020, 6, 30)

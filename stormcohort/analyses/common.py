@@ -1,5 +1,5 @@
-"""Helpers every analysis shares: the schema's default settings, checks of the input tables,
-and JSON-safe model summaries. The route groups are defined in :mod:`stormcohort.labels`."""
+"""Helpers every analysis shares: checks of the input tables, JSON-safe model summaries and
+outcome counts. The route groups are defined in :mod:`stormcohort.labels`."""
 
 from __future__ import annotations
 
@@ -10,46 +10,6 @@ import numpy as np
 import pandas as pd
 
 from stormcohort.labels import GROUP, REFERENCE, ROUTE_TERM, ROUTES  # noqa: F401 - re-exported
-
-SCHEMA = "config.schema.yaml"
-
-
-def schema_defaults(section: str, **given) -> dict:
-    """The complete settings of ``analyses.<section>``: ``given`` plus the config schema's
-    default for every other key (what Snakemake's ``validate(..., set_default=True)`` fills in)."""
-    schema = config_schema()["properties"]["analyses"]["properties"][section]
-    return fill_defaults(given, schema)
-
-
-def config_schema() -> dict:
-    """The study config's JSON schema, shipped with the package (``stormcohort/schemas``)."""
-    from importlib.resources import files
-
-    import yaml
-
-    return yaml.safe_load((files("stormcohort") / "schemas" / SCHEMA).read_text(encoding="utf-8"))
-
-
-def fill_defaults(instance: dict, schema: Mapping) -> dict:
-    """``instance`` validated against ``schema`` with each missing key's ``default`` set
-    (recursively, as Snakemake's ``validate(..., set_default=True)``)."""
-    import copy
-
-    import jsonschema
-
-    base = jsonschema.Draft202012Validator
-
-    def set_defaults(validator, properties, inst, sch):
-        if isinstance(inst, dict):
-            for key, sub in properties.items():
-                if "default" in sub:
-                    inst.setdefault(key, copy.deepcopy(sub["default"]))
-        yield from base.VALIDATORS["properties"](validator, properties, inst, sch)
-
-    validator = jsonschema.validators.extend(base, {"properties": set_defaults})
-    out = copy.deepcopy(dict(instance))
-    validator(dict(schema)).validate(out)
-    return out
 
 
 def jsonable(obj, digits: int = 6):
