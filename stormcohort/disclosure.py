@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.common import ROUTES
+from stormcohort.labels import ROUTES
 
 SUPPRESSED = "suppressed"
 

@@ -40,20 +40,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.common import (
-    GROUP,
-    REFERENCE,
-    ROUTE_TERM,
-    ROUTES,
-    calendar_day,
-    check_columns,
-    check_routes,
-    join_notes,
-    jsonable,
-    outcome_counts,
-)
+from stormcohort.analyses.common import calendar_day, check_columns, check_routes, join_notes, jsonable, outcome_counts
 from stormcohort.analyses.hepatotoxicity import outcome_names
 from stormcohort.analyses.result import AnalysisResult
+from stormcohort.labels import GROUP, REFERENCE, ROUTE_TERM, ROUTES
 from stormcohort.stats import firth_logistic, ml_logistic
 
 INTERCEPT = "(Intercept)"

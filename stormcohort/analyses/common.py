@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from stormcohort.labels import GROUP, REFERENCE, ROUTE_TERM, ROUTES  # noqa: F401 - re-exported
+from stormcohort.labels import GROUP, ROUTES
 
 
 def jsonable(obj, digits: int = 6):

@@ -23,14 +23,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.common import (
-    GROUP,
-    ROUTES,
-    check_columns,
-    check_routes,
-    jsonable,
-)
+from stormcohort.analyses.common import check_columns, check_routes, jsonable
 from stormcohort.analyses.result import AnalysisResult
+from stormcohort.labels import GROUP, ROUTES
 from stormcohort.stats import aalen_johansen
 from stormcohort.stats.competing import EVENT_FREE
 

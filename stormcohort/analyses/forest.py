@@ -15,12 +15,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.common import (
-    ROUTE_TERM,
-    join_notes,
-)
+from stormcohort.analyses.common import join_notes
 from stormcohort.analyses.result import AnalysisResult
-from stormcohort.labels import outcome_label
+from stormcohort.labels import ROUTE_TERM, outcome_label
 
 MODELS = ("unadjusted", "adjusted")
 MEASURES = {"cox": "HR", "logistic": "OR", "rate": "IRR"}

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from stormcohort.analyses.common import GROUP, calendar_day, check_columns, check_routes, outcome_counts
+from stormcohort.analyses.common import calendar_day, check_columns, check_routes, outcome_counts
 from stormcohort.analyses.result import AnalysisResult
-from stormcohort.labels import hepatotox_outcome
+from stormcohort.labels import GROUP, hepatotox_outcome
 
 
 def outcome_names(patients: pd.DataFrame) -> list[str]:

@@ -34,21 +34,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.common import (
-    GROUP,
-    ROUTE_TERM,
-    ROUTES,
-    calendar_day,
-    check_columns,
-    check_routes,
-    join_notes,
-    jsonable,
-    outcome_counts,
-)
+from stormcohort.analyses.common import calendar_day, check_columns, check_routes, join_notes, jsonable, outcome_counts
 from stormcohort.analyses.hepatotoxicity import outcome_names
 from stormcohort.analyses.result import AnalysisResult
 from stormcohort.canonical import AE_TERMS, INFECTION_TERMS
-from stormcohort.labels import death_outcome
+from stormcohort.labels import GROUP, ROUTE_TERM, ROUTES, death_outcome
 from stormcohort.stats import poisson_rate_ci, rate_ratio
 
 EVENT_COLUMNS = ["group", "term", "grade", "patients", "events", "n", "percent"]

@@ -26,18 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.common import (
-    GROUP,
-    REFERENCE,
-    ROUTE_TERM,
-    ROUTES,
-    check_columns,
-    check_routes,
-    join_notes,
-    jsonable,
-)
+from stormcohort.analyses.common import check_columns, check_routes, join_notes, jsonable
 from stormcohort.analyses.result import AnalysisResult
-from stormcohort.labels import death_outcome, landmark_days
+from stormcohort.labels import GROUP, REFERENCE, ROUTE_TERM, ROUTES, death_outcome, landmark_days
 from stormcohort.stats import (
     cox_ph,
     cox_zph,

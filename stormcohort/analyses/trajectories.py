@@ -23,19 +23,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.common import (
-    GROUP,
-    REFERENCE,
-    ROUTE_TERM,
-    ROUTES,
-    calendar_day,
-    check_columns,
-    check_routes,
-    join_notes,
-    jsonable,
-)
+from stormcohort.analyses.common import calendar_day, check_columns, check_routes, join_notes, jsonable
 from stormcohort.analyses.result import AnalysisResult
 from stormcohort.canonical import LAB_UNITS
+from stormcohort.labels import GROUP, REFERENCE, ROUTE_TERM, ROUTES
 from stormcohort.stats import lab_trajectory_lmm
 
 TERMS = ["Intercept", "day", ROUTE_TERM, f"{ROUTE_TERM}:day"]
