@@ -4,7 +4,7 @@ from datetime import date
 import pandas as pd
 
 from stormcohort.canonical import TABLES
-from stormcohort.cohort import data_dictionary, derive_cohort
+from stormcohort.cohort import conflicts_summary, data_dictionary, derive_cohort
 from stormcohort.io import as_written, rule_logger, write_csv, write_parquet
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
@@ -18,5 +18,9 @@ write_csv(result.assessed, sm.output.episodes)
 write_csv(result.anakinra, sm.output.anakinra)
 write_parquet(as_written(result.labs), sm.output.labs)  # the digits the CSV had
 write_csv(result.adverse_events, sm.output.adverse_events)
+write_csv(result.conflicts, sm.output.conflicts)
+write_csv(conflicts_summary(result.conflicts), sm.output.conflicts_summary)
 for row in result.attrition.itertuples():
     log.info("%-20s remaining %5d  excluded %s", row.step, row.n_remaining, row.n_excluded)
+for rule, n in result.conflicts["rule"].value_counts().sort_index().items():
+    log.info("data conflict %-20s %5d patient(s)", rule, n)

@@ -41,8 +41,8 @@ DATASET_COLUMNS = [
     "trigger_category", "icu", "oedema", "cns", "hscore", "hlh2004_count", "mas2016",
     "ferritin_baseline", "crp_baseline", "platelets_baseline", "alt_baseline",
     "days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day", "days_on_anakinra",
-    "route_switch", "length_of_stay_days", DEATH_H, "time_to_death_days", "death_30d",
-    "fever_outcome", "time_to_fever_days",
+    "route_switch", "length_of_stay_days", DEATH_H, "time_to_death_days", "death_30d", "death_date_unknown",
+    "fever_outcome", "time_to_fever_days", "fever_not_evaluable",
 ]
 
 DATA_DICTIONARY = {
@@ -73,13 +73,33 @@ DATA_DICTIONARY = {
     "days_on_anakinra": ("days", "First start to last stop (or discharge when no stop), inclusive"),
     "route_switch": ("0/1", "Both routes used during the episode"),
     "length_of_stay_days": ("days", "Episode discharge minus admission date"),
-    DEATH_H: ("0/1", "Death within cohort.follow_up_days (H) of the index date, within follow-up"),
+    DEATH_H: ("0/1", "Death on a recorded date within cohort.follow_up_days (H) of the index date, within "
+                     "follow-up (the time-to-event outcome: a death without a date is censored, death_date_unknown)"),
     "time_to_death_days": ("days", "Index to death or censoring "
-                                   "(last contact, day cohort.follow_up_days or extract date)"),
-    "death_30d": ("0/1", "Death by day 30; missing when censored alive before day 30"),
-    "fever_outcome": ("0/1/2", "0 censored, 1 fever resolved, 2 died before fever resolved"),
+                                   "(last date known alive, day cohort.follow_up_days or extract date)"),
+    "death_30d": ("0/1", "Death by day 30; a death without a date counts when the patient was last known alive "
+                         "before day 30; missing when censored alive before day 30"),
+    "death_date_unknown": ("0/1", "Died (death flag) without a date of death: censored at the last date known "
+                                  "alive in time-to-event analyses, a death in the binary outcomes"),
+    "fever_outcome": ("0/1/2", "0 censored, 1 fever resolved, 2 died before fever resolved; missing when not "
+                               "evaluable (fever_not_evaluable)"),
     "time_to_fever_days": ("days", "Index to fever resolution, death or censoring"),
+    "fever_not_evaluable": ("", "Why the patient is not at risk for fever resolution: afebrile_at_index (resolved "
+                                "before the index date) or no_resolution_date (alive, no date recorded); "
+                                "empty when evaluable"),
 }
+
+# The cohort's data conflicts: a patient-level consequence of a missing or contradictory value,
+# with the documented rule that handles it (cohort/data_conflicts.csv; the report counts them).
+CONFLICTS = {
+    "death_without_date": "death flag without a date: censored at the last date known alive in time-to-event "
+                          "analyses; a death in death_30d when last known alive before day 30",
+    "afebrile_at_index": "fever resolved before the index date: not at risk, excluded from the fever analyses",
+    "fever_date_missing": "no fever resolution date (alive or death without date): fever outcome not evaluable",
+    "no_contact_dates": "no date last seen or discharge date: follow-up ends at the last dose, lab or adverse event",
+    "dose_without_mg": "a regimen without an mg dose (per-kg dose, no weight): maximum daily dose not evaluable",
+}
+CONFLICT_COLUMNS = ["patient_key", "centre", "rule", "handling"]
 
 
 @dataclass
@@ -90,6 +110,7 @@ class CohortResult:
     anakinra: pd.DataFrame
     labs: pd.DataFrame
     adverse_events: pd.DataFrame
+    conflicts: pd.DataFrame  # CONFLICT_COLUMNS: one row per patient and rule
 
 
 def dataset_columns(follow_up_days: int) -> list[str]:
@@ -237,7 +258,7 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
                          labs.groupby("episode_key")["sample_time"].max(),
                          aes.groupby("episode_key")["event_date"].max()], axis=1)
     last_record = records.max(axis=1).reindex(cohort.index).dt.normalize()
-    dataset = _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record)
+    dataset, conflicted = _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record)
     attrition = _attrition(len(adm), episodes, merged.sum(), dataset)
     key_of = cohort["person_key"]
     long = {
@@ -248,7 +269,24 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
             ("adverse_events", aes, ["event_date"]),
         ]
     }
-    return CohortResult(attrition, dataset, assessed.reset_index(drop=True), **long)
+    return CohortResult(attrition, dataset, assessed.reset_index(drop=True), **long,
+                        conflicts=_conflicts(dataset, conflicted))
+
+
+def conflicts_summary(conflicts: pd.DataFrame) -> pd.DataFrame:
+    """Patients per centre and rule of the conflicts list, with the rule's handling (for the report)."""
+    summary = conflicts.groupby(["centre", "rule"], sort=True).size().rename("patients").reset_index()
+    return summary.assign(handling=summary["rule"].map(CONFLICTS))
+
+
+def _conflicts(dataset: pd.DataFrame, conflicted: pd.DataFrame) -> pd.DataFrame:
+    """One row per patient and CONFLICTS rule that applied (``conflicted``: a boolean column per rule)."""
+    long = conflicted.set_axis(dataset["patient_key"]).rename_axis("patient_key").melt(
+        ignore_index=False, var_name="rule", value_name="hit")
+    long = long[long["hit"]].reset_index()
+    long["centre"] = long["patient_key"].map(dataset.set_index("patient_key")["centre"])
+    long["handling"] = long["rule"].map(CONFLICTS)
+    return long[CONFLICT_COLUMNS].sort_values(["rule", "patient_key"], ignore_index=True)
 
 
 def _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record) -> pd.DataFrame:
@@ -271,24 +309,33 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record) -
     last_contact = pd.concat([cohort["last_seen_date"], cohort["discharge_date"], last_record],
                              axis=1).max(axis=1)
     horizon = pd.concat([index_date + follow_up, pd.Series(extract, index=cohort.index)], axis=1).min(axis=1)
-    died = cohort["died"].fillna(False).astype(bool) & cohort["death_date"].notna()
-    death_in_fu = died & (cohort["death_date"] <= horizon)
+    # A death without a date (ingest made every dated death a death) is censored at the last date known
+    # alive; in death_30d it counts as a death unless the patient was known alive on day 30.
+    dated = cohort["death_date"].notna()
+    undated = cohort["died"].fillna(False).astype(bool) & ~dated
+    death_in_fu = dated & (cohort["death_date"] <= horizon)
     censor = pd.concat([last_contact, horizon], axis=1).min(axis=1)
     end = cohort["death_date"].where(death_in_fu, censor)
     time_to_death = _days(end, index_date).clip(lower=0)
-    death_30 = death_in_fu & (_days(cohort["death_date"], index_date) <= 30)
+    death_30 = (death_in_fu & (_days(cohort["death_date"], index_date) <= 30)) | (undated & (time_to_death < 30))
     death_30d = death_30.astype("Int64").mask(~death_30 & (time_to_death < 30))
 
+    # Fever: not at risk when it resolved before the index date; not evaluable without a resolution
+    # date unless a dated death came first (died febrile). Neither is a failure to respond.
     fever = cohort["fever_resolution_date"]
+    not_evaluable = pd.Series(np.select([fever < index_date, fever.isna() & ~death_in_fu],
+                                        ["afebrile_at_index", "no_resolution_date"], ""), index=cohort.index)
     fever_in_fu = fever.notna() & (fever <= end) & ~(death_in_fu & (fever > cohort["death_date"]))
-    fever_outcome = np.select([fever_in_fu, death_in_fu], [1, 2], 0)
-    fever_end = fever.where(fever_in_fu, end)
+    fever_outcome = pd.Series(np.select([fever_in_fu, death_in_fu], [1, 2], 0), index=cohort.index,
+                              dtype="Int64").mask(not_evaluable.ne(""))
+    fever_end = fever.where(fever_in_fu, end).mask(not_evaluable.ne(""))
 
     stop_or_discharge = last_stop.fillna(cohort["discharge_date"]).fillna(horizon)
     # A regimen whose mg dose is missing (a per-kg dose without a weight) makes the maximum not
     # evaluable: missing, not the largest of the other regimens.
-    max_daily = per_episode["daily_dose_mg"].max().mask(
-        doses["daily_dose_mg"].isna().groupby(doses["episode_key"]).any()).reindex(cohort.index)
+    dose_without_mg = doses["daily_dose_mg"].isna().groupby(doses["episode_key"]).any().reindex(
+        cohort.index, fill_value=False)
+    max_daily = per_episode["daily_dose_mg"].max().reindex(cohort.index).mask(dose_without_mg)
     age = cohort["age_years"]
     flag = lambda col: cohort[col].astype("Int64")  # noqa: E731 - 0/1 with missing kept missing
 
@@ -319,10 +366,21 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record) -
         death_outcome(cfg["follow_up_days"]): death_in_fu.astype(int),
         "time_to_death_days": time_to_death,
         "death_30d": death_30d,
+        "death_date_unknown": undated.astype(int),
         "fever_outcome": fever_outcome,
         "time_to_fever_days": _days(fever_end, index_date).clip(lower=0),
+        "fever_not_evaluable": not_evaluable,
     })
-    return dataset[dataset_columns(cfg["follow_up_days"])].sort_values("patient_key").reset_index(drop=True)
+    conflicted = pd.DataFrame({
+        "death_without_date": undated,
+        "afebrile_at_index": not_evaluable.eq("afebrile_at_index"),
+        "fever_date_missing": not_evaluable.eq("no_resolution_date"),
+        "no_contact_dates": cohort["last_seen_date"].isna() & cohort["discharge_date"].isna(),
+        "dose_without_mg": dose_without_mg,
+    })
+    order = np.argsort(dataset["patient_key"].to_numpy(), kind="stable")
+    return (dataset[dataset_columns(cfg["follow_up_days"])].iloc[order].reset_index(drop=True),
+            conflicted.iloc[order].reset_index(drop=True))
 
 
 def _attrition(n_admissions: int, episodes: pd.DataFrame, n_merged: int, dataset: pd.DataFrame) -> pd.DataFrame:

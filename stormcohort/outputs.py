@@ -29,6 +29,9 @@ OUTPUTS: dict[str, dict[str, str]] = {
         # Parquet: the one table that grows with every sample (millions of rows in a registry)
         "labs": "cohort/labs.parquet",
         "adverse_events": "cohort/adverse_events.csv",
+        # a patient-level consequence of a missing or contradictory value, and its count by centre
+        "conflicts": "cohort/data_conflicts.csv",
+        "conflicts_summary": "cohort/data_conflicts_summary.csv",
     },
     "hepatotoxicity": {"patients": "cohort/hepatotoxicity.csv", "summary": "tables/hepatotoxicity.csv"},
     "describe": {

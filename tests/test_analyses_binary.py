@@ -63,7 +63,8 @@ def patient_row(key, route_group, **kw) -> dict:
                age_group="adult", sex="F", trigger_category="infection", icu=0, ferritin_baseline=10000.0,
                crp_baseline=200.0, platelets_baseline=50.0, alt_baseline=60.0, days_admission_to_anakinra=1.0,
                days_on_anakinra=10.0, route_switch=0, length_of_stay_days=15.0, death_90d=0,
-               time_to_death_days=90.0, death_30d=0, fever_outcome=1, time_to_fever_days=3.0)
+               time_to_death_days=90.0, death_30d=0, death_date_unknown=0, fever_outcome=1, time_to_fever_days=3.0,
+               fever_not_evaluable="")
     row.update(kw)
     return row
 
@@ -148,6 +149,19 @@ def test_response_components_hand_checked():
     assert comp.loc["e", "crp_fall"] is pd.NA and comp.loc["e", "ferritin_fall"] == 1
     assert comp.loc["f", "ferritin_fall"] == 0
     assert comp.loc["d", "ferritin_fall"] is pd.NA and comp.loc["d", "afebrile"] == 0
+
+
+def test_afebrile_at_index_meets_the_fever_component_and_a_missing_date_is_unknown():
+    """Afebrile before the first dose: no fever to resolve (met); no resolution date: unknown, never
+    'still febrile' (a failure)."""
+    na = {"fever_outcome": pd.NA, "time_to_fever_days": np.nan}
+    ds = pd.DataFrame([patient_row("a", "SC", **na, fever_not_evaluable="afebrile_at_index"),
+                       patient_row("b", "SC", **na, fever_not_evaluable="no_resolution_date")])
+    labs = pd.DataFrame([lab(k, t, v, 7.0) for k in "ab" for t, v in (("ferritin", 1000), ("crp", 10))],
+                        columns=LABS_COLUMNS)
+    comp = response_components(ds, labs, settings()).set_index("patient_key")
+    assert comp.loc["a", "afebrile"] == 1 and comp.loc["a", "response_day7"] == 1
+    assert comp.loc["b", "afebrile"] is pd.NA and comp.loc["b", "response_day7"] is pd.NA
 
 
 def test_response_window_and_fall_are_configurable():

@@ -174,7 +174,9 @@ def test_works_on_a_derived_cohort():
     linked, _ = link_centres(split_by_centre(world().tables()))
     dataset = derive_cohort(linked, cfg, EXTRACT).dataset
     r = competing(dataset)
-    assert r.model["data"]["n"] == len(dataset)
+    not_evaluable = dataset["fever_not_evaluable"].ne("").sum()
+    assert not_evaluable and r.model["data"]["n"] == len(dataset) - not_evaluable
+    assert sum(r.model["data"]["n_not_evaluable"].values()) == not_evaluable
     json.dumps(r.model, allow_nan=False)
 
 
@@ -201,3 +203,18 @@ def test_still_febrile_table():
     assert list(risk.columns) == RISK_COLUMNS and set(risk["outcome"]) == {"fever_resolution"}
     assert risk.set_index(["group", "day"])["n_risk"].to_dict() == {
         ("IV", 0): 4, ("IV", 2): 3, ("IV", 4): 1, ("SC", 0): 4, ("SC", 2): 4, ("SC", 4): 2}
+
+
+def test_patients_not_at_risk_or_not_evaluable_are_excluded_and_counted():
+    """Two patients afebrile at index and one without a resolution date leave the analysis, counted
+    by reason; the curves are those of the others."""
+    extra = pd.DataFrame({"route_group": ["IV", "SC", "SC"], T: [np.nan] * 3, E: [pd.NA] * 3,
+                          "fever_not_evaluable": ["afebrile_at_index", "afebrile_at_index", "no_resolution_date"]})
+    base = hand().assign(fever_not_evaluable="")
+    with_extra = competing(pd.concat([base, extra], ignore_index=True))
+    alone = competing(base)
+    pd.testing.assert_frame_equal(with_extra.tables["cif"], alone.tables["cif"])
+    data = with_extra.model["data"]
+    assert data["n"] == 8 and data["n_excluded_missing"] == 0
+    assert data["n_not_evaluable"] == {"afebrile_at_index": 2, "no_resolution_date": 1}
+    assert any("2 afebrile at index, 1 no resolution date" in w for w in with_extra.notes)

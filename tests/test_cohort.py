@@ -194,3 +194,68 @@ def test_simultaneous_routes_rule_sets_first_route_whatever_the_row_order(rule, 
             assert dataset.loc[key("P", person), "first_route"] == first
             assert dataset.loc[key("P", person), "route_group"] == first  # exposure = first_dose
             assert dataset.loc[key("P", person), "route_switch"] == 1
+
+
+def derived(tables):
+    cfg = dict(CONFIG, study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(tables))
+    return derive_cohort(linked, cfg, EXTRACT)
+
+
+def conflicts_of(result, person):
+    c = result.conflicts
+    return set(c.loc[c["patient_key"].eq(key("P", person)), "rule"])
+
+
+def test_a_death_without_a_date_is_a_death_censored_at_the_last_date_known_alive():
+    """Bob died (flag) but his date of death is missing: never a survivor. Time-to-event: censored at
+    his last contact (discharge day 28); death_30d: a death (not known alive on day 30); listed."""
+    w = world()
+    tables = w.tables()
+    bob = tables["admissions"]["person_key"].eq(key("P", "bob"))
+    tables["admissions"].loc[bob, "death_date"] = pd.NaT
+    result = derived(tables)
+    bob = row(result, "bob")
+    assert bob["death_date_unknown"] == 1 and bob["death_90d"] == 0 and bob["time_to_death_days"] == 28
+    assert bob["death_30d"] == 1
+    assert bob["fever_outcome"] is pd.NA and bob["fever_not_evaluable"] == "no_resolution_date"
+    assert conflicts_of(result, "bob") == {"death_without_date", "fever_date_missing"}
+    assert row(result, "alice")["death_date_unknown"] == 0 and not conflicts_of(result, "alice")
+
+
+def test_a_death_without_a_date_known_alive_on_day_30_is_not_a_30_day_death():
+    tables = world().tables()
+    bob = tables["admissions"]["person_key"].eq(key("P", "bob"))
+    tables["admissions"].loc[bob, ["death_date", "last_seen_date"]] = [pd.NaT, pd.Timestamp("2019-04-15")]
+    bob = row(derived(tables), "bob")
+    assert bob["death_30d"] == 0 and bob["time_to_death_days"] == 44 and bob["death_date_unknown"] == 1
+
+
+def test_fever_resolved_before_the_index_date_is_not_at_risk_and_a_missing_date_not_a_failure():
+    """Alice's fever resolved the day before her first dose: afebrile at index, not resolution on day 0.
+    Carol-like missing date (alive): not evaluable, not 'febrile to day 90'."""
+    tables = world().tables()
+    alice = tables["admissions"]["person_key"].eq(key("P", "alice")) & tables["admissions"]["admit_date"].eq(
+        pd.Timestamp("2019-02-01"))
+    tables["admissions"].loc[alice, "fever_resolution_date"] = pd.Timestamp("2019-02-02")
+    result = derived(tables)
+    alice = row(result, "alice")
+    assert alice["fever_outcome"] is pd.NA and pd.isna(alice["time_to_fever_days"])
+    assert alice["fever_not_evaluable"] == "afebrile_at_index"
+    assert conflicts_of(result, "alice") == {"afebrile_at_index"}
+    gus = row(result, "gus")  # alive, no resolution date
+    assert gus["fever_outcome"] is pd.NA and gus["fever_not_evaluable"] == "no_resolution_date"
+    hal = row(result, "hal")  # a dated death before resolution stays the competing event
+    assert hal["fever_outcome"] == 2 and hal["fever_not_evaluable"] == ""
+
+
+def test_conflicts_list_patients_without_contact_dates_and_doses_without_mg():
+    tables = world().tables()
+    gus = tables["admissions"]["person_key"].eq(key("P", "gus"))
+    tables["admissions"].loc[gus, "discharge_date"] = pd.NaT
+    tables["anakinra"].loc[tables["anakinra"]["admission_key"].isin(tables["admissions"].loc[gus, "admission_key"])
+                           & tables["anakinra"]["route"].eq("SC"), "daily_dose_mg"] = float("nan")
+    result = derived(tables)
+    assert conflicts_of(result, "gus") == {"no_contact_dates", "dose_without_mg", "fever_date_missing"}
+    assert list(result.conflicts.columns) == ["patient_key", "centre", "rule", "handling"]
+    assert result.conflicts["handling"].notna().all()

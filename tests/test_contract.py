@@ -27,7 +27,7 @@ def patient_level(out: Path) -> list[Path]:
     """Every file of a run below the summaries: the cleaned, linked and cohort tables, the ledgers'
     rows and the per-patient hepatotoxicity flags (only the attrition and the summaries stay)."""
     keep = {output("ingest", n, c) for n in ("accounting", "ledger_summary") for c in CENTRES} | {
-        output("link", "summary"), output("cohort", "attrition")}
+        output("link", "summary"), output("cohort", "attrition"), output("cohort", "conflicts_summary")}
     files = [p for folder in ("clean", "linked", "cohort") for p in (out / folder).rglob("*") if p.is_file()]
     return [p for p in files if str(p.relative_to(out)) not in keep]
 

@@ -419,15 +419,17 @@ def test_accounting_refuses_a_row_that_is_neither_kept_nor_excluded():
 
 
 def test_ledger_summary_counts_entries_by_file_rule_and_scope():
-    from stormcohort.ingest.ledger import ledger_summary
+    from stormcohort.ingest.ledger import RULES, ledger_summary
 
     ledger = pd.DataFrame({"file": ["a.csv", "a.csv", "a.csv", "b.csv"], "row": [1, 2, 3, 4],
                            "column": ["x", "y", None, "x"], "value": ["1", "2", "", "3"],
-                           "rule": ["r1", "r1", "r2", "r1"], "reason": [""] * 4,
+                           "rule": ["orphan", "orphan", "spreadsheet_error", "orphan"], "reason": [""] * 4,
                            "scope": ["row", "row", "value", "row"]})
     s = ledger_summary(ledger, "LDN")
-    assert s.values.tolist() == [["LDN", "a.csv", "r1", "row", "x, y", 2], ["LDN", "a.csv", "r2", "value", "", 1],
-                                 ["LDN", "b.csv", "r1", "row", "x", 1]]
+    orphan, error = RULES["orphan"], RULES["spreadsheet_error"]
+    assert s.values.tolist() == [["LDN", "a.csv", "orphan", "row", "x, y", 2, orphan],
+                                 ["LDN", "a.csv", "spreadsheet_error", "value", "", 1, error],
+                                 ["LDN", "b.csv", "orphan", "row", "x", 1, orphan]]
     assert ledger_summary(ledger.iloc[:0], "LDN").empty
 
 
@@ -457,3 +459,37 @@ def test_fahrenheit_is_converted_exactly_not_rounded(tmp_path):
     assert r.ledger.empty
     temps = sorted(r.tables["admissions"]["max_temp_c"])
     assert temps[0] == 38.395 and temps[1] == 39.5
+
+
+def test_a_recorded_death_is_never_lost(tmp_path):
+    """A date of death is a death whatever the outcome column says (a conflict is ledgered); a date
+    before the admission is set to missing but the death kept; a flag without a date stays a death."""
+    def change(t):
+        adm = t["admissions.csv"]
+        set_cell(adm, 0, "Outcome", "Alive")          # alive, with a date of death: conflict
+        set_cell(adm, 0, "Date_of_Death", "01/03/2019")
+        set_cell(adm, 1, "Outcome", "")               # blank outcome, dated before the admission
+        set_cell(adm, 1, "Date_of_Death", "01/01/2019")
+    r = ldn(tmp_path, change)
+    adm = r.tables["admissions"].set_index("diagnosis")
+    assert adm["died"].tolist() == [True, True]
+    assert adm.loc["shlh", "death_date"] == pd.Timestamp("2019-03-01")
+    assert pd.isna(adm.loc["mas", "death_date"])
+    got = {(e.row, e.column, e.rule, e.scope) for e in r.ledger.itertuples()}
+    assert got == {(2, "Outcome", "death_conflict", "value"), (3, "Outcome", "death_flag_missing", "value"),
+                   (3, "Date_of_Death", "implausible_value", "value")}, r.ledger.to_string()
+    assert "kept as a death" in entries(r, column="Date_of_Death")["reason"].iloc[0]
+
+
+def test_a_death_flag_without_a_date_stays_a_death(tmp_path):
+    r = ldn(tmp_path, lambda t: set_cell(t["admissions.csv"], 1, "Date_of_Death", ""))
+    adm = r.tables["admissions"].set_index("diagnosis")
+    assert adm.loc["mas", "died"] == True and pd.isna(adm.loc["mas", "death_date"])  # noqa: E712
+    assert r.ledger.empty
+
+
+def test_a_ledger_rule_without_its_handling_is_refused():
+    from stormcohort.ingest.ledger import Ledger
+
+    with pytest.raises(ValueError, match="not one of ledger.RULES"):
+        Ledger("LDN", []).add("a.csv", pd.Series(["x"], index=[2]), "Col", "made_up_rule", "why", "value")

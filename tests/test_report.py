@@ -23,7 +23,7 @@ from stormcohort.report import provenance as P
 from stormcohort.report.fmt import Formatter
 from stormcohort.report.inputs import report_inputs
 from stormcohort.report.methods import covariates, join_and, methods
-from stormcohort.report.sections import km_table, lower_first, rates_table, table1_table
+from stormcohort.report.sections import conflicts_table, km_table, lower_first, rates_table, table1_table
 from stormcohort.report.strobe import ITEMS, strobe_map
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +195,8 @@ def test_the_report_reads_no_patient_level_file():
     """Its inputs are summary tables, model summaries and figures: nothing per patient or per row."""
     inputs = report_inputs(["LDN", "SHF", "BHM"])
     paths = [p for v in inputs.values() for p in ([v] if isinstance(v, str) else v)]
-    patient_level = {output("cohort", n) for n in OUTPUTS["cohort"] if n != "attrition"} | {
+    summaries = ("attrition", "conflicts_summary")
+    patient_level = {output("cohort", n) for n in OUTPUTS["cohort"] if n not in summaries} | {
         output("hepatotoxicity", "patients")}
     assert not patient_level & set(paths)
     assert not [p for p in paths if p.endswith(".parquet") or p.startswith("linked/") and "summary" not in p]
@@ -221,3 +222,20 @@ def test_km_table_gives_the_log_rank_reason_when_not_estimable():
                           "deaths is zero.")
     assert t.columns[-1] == "Survival at day 30 (CI)"
 
+
+
+def test_conflicts_table_lists_ledger_rules_and_cohort_rules_with_their_handling():
+    ledger = pd.DataFrame({"centre": ["LDN", "LDN"], "file": ["admissions.csv", "labs.csv"],
+                           "rule": ["death_conflict", "orphan"], "scope": ["value", "row"],
+                           "columns": ["Outcome", np.nan], "entries": [1, 3],
+                           "handling": ["counted as a death", "row excluded"]})
+    cohort = pd.DataFrame({"centre": ["SHF"], "rule": ["death_without_date"], "patients": [2],
+                           "handling": ["censored at the last date known alive"]})
+    t = conflicts_table(ledger, cohort, Formatter())
+    assert t.rows == [
+        ["LDN", "cleaning", "death conflict", "admissions.csv: Outcome", "1 values", "counted as a death"],
+        ["LDN", "cleaning", "orphan", "labs.csv", "3 rows", "row excluded"],
+        ["SHF", "cohort", "death without date", "analysis dataset", "2 patients",
+         "censored at the last date known alive"]]
+    assert t.sources == ["clean/LDN/exclusions.csv", "cohort/data_conflicts.csv"]
+    assert conflicts_table(ledger.iloc[:0], cohort.iloc[:0], Formatter()).notes

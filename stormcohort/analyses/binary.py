@@ -13,11 +13,12 @@ Outcomes (one 0/1 column per patient; missing = not evaluable, counted, never mo
   date; ties to the earlier day, then the earlier sample) has fallen by at least the given
   fraction from the patient's baseline (``<test>_baseline``). A component is *met*, *failed*
   or *unknown*: fever fails when it resolved after the day or never did (death before
-  resolution, or still febrile when censored on or after the day) and is unknown when
-  censored earlier; a lab component is unknown without a baseline or without a sample in the
-  window. Response is 1 when every component is met, 0 when any component failed (so a
-  patient who died febrile before day 7 is a non-responder, not "not evaluable"), and not
-  evaluable otherwise.
+  resolution, or still febrile when censored on or after the day), is met for a patient afebrile
+  at index (``fever_not_evaluable`` ``afebrile_at_index``: no fever to resolve), and is unknown
+  when censored earlier or without a resolution date (``no_resolution_date``); a lab component
+  is unknown without a baseline or without a sample in the window. Response is 1 when every
+  component is met, 0 when any component failed (so a patient who died febrile before day 7 is
+  a non-responder, not "not evaluable"), and not evaluable otherwise.
 * ``ae_grade3plus``: at least one adverse event of CTCAE grade >= ``ae_min_grade`` on days
   ``ae_window_days`` (every cohort patient is evaluable; AEs with a missing grade do not count).
 * ``hepatotox_<k>xuln``: read from the hepatotoxicity rule's patient table
@@ -84,7 +85,9 @@ def response_components(dataset: pd.DataFrame, labs: pd.DataFrame, cfg: Mapping)
     by = float(r["afebrile_by_day"])
     outcome = pd.to_numeric(dataset["fever_outcome"], errors="coerce")
     t = pd.to_numeric(dataset["time_to_fever_days"], errors="coerce")
-    met = outcome.eq(1) & t.le(by)
+    afebrile_at_index = dataset.get("fever_not_evaluable", pd.Series("", index=dataset.index)).eq(
+        "afebrile_at_index")
+    met = (outcome.eq(1) & t.le(by)) | afebrile_at_index
     failed = (outcome.eq(1) & t.gt(by)) | outcome.eq(2) | (outcome.eq(0) & t.ge(by))
     comp = pd.DataFrame({"patient_key": dataset["patient_key"].to_numpy()}, index=dataset.index)
     comp["afebrile"] = pd.Series(np.where(met, 1, np.where(failed, 0, -1)), index=dataset.index)

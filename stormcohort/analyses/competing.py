@@ -1,7 +1,9 @@
 """Time to fever resolution with death as a competing event, IV vs SC.
 
 Analysis dataset in, tidy tables out (no I/O). ``fever_outcome``: 0 censored, 1 fever resolved,
-2 died before fever resolved; ``time_to_fever_days``: index to that event or censoring.
+2 died before fever resolved; ``time_to_fever_days``: index to that event or censoring. Patients
+not at risk (afebrile at index) or not evaluable (no resolution date) have neither and are
+excluded, counted by the reason in ``fever_not_evaluable``.
 
 * Aalen-Johansen cumulative incidence (CIF) overall and by route, 95% CI from the
   infinitesimal-jackknife variance with R's "log" intervals (:func:`stormcohort.stats.aalen_johansen`,
@@ -161,7 +163,9 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: 
     cif_summary, cif_risk``, the CIF figure and the model."""
     s = dict(cfg)
     d = _validate(dataset)
-    n_dropped = len(dataset) - len(d)
+    reasons = dataset.get("fever_not_evaluable", pd.Series("", index=dataset.index)).fillna("")
+    not_evaluable = reasons[~dataset.index.isin(d.index) & reasons.ne("")].value_counts().sort_index()
+    n_dropped = len(dataset) - len(d) - int(not_evaluable.sum())
     curves = aj_curves(d, s["conf_level"])
     cif = cif_table(curves)
     summary = summary_table(d, curves, s["summary_days"])
@@ -173,6 +177,10 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: 
         counts[g] = {"n": len(sub), "censored": int(vc.get(0, 0)),
                      **{name: int(vc.get(code, 0)) for code, name in CAUSES.items()}}
     warnings = []
+    if len(not_evaluable):
+        why = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in not_evaluable.items())
+        warnings.append(f"{int(not_evaluable.sum())} patient(s) not at risk or not evaluable for fever "
+                        f"resolution excluded ({why})")
     if n_dropped:
         warnings.append(f"{n_dropped} patient(s) without time, outcome or route excluded")
     for g in ROUTES:
@@ -189,7 +197,8 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: 
         "exposure": {"column": GROUP},
         "settings": s,
         "methods": METHODS,
-        "data": {"n": len(d), "n_excluded_missing": n_dropped, "by_group": counts},
+        "data": {"n": len(d), "n_excluded_missing": n_dropped,
+                 "n_not_evaluable": {str(k): int(v) for k, v in not_evaluable.items()}, "by_group": counts},
         "cif_at_days": summary,
         "warnings": warnings,
     }

@@ -36,7 +36,9 @@ Cleaning policy (rules of the exclusions ledger):
               date_format_differs: a date not in the map's formats that can be read in only one
               way (ISO yyyy-mm-dd, with or without a time; a month in letters, 8-Jan-2019,
               8 January 2019) is read so, the row kept (ambiguous ones, 01/02/2019 in an ISO
-              map, are unparseable_date)
+              map, are unparseable_date); death_conflict / death_flag_missing: a date of death
+              with the outcome `alive` / blank: counted as a death (a date of death is a death; one
+              before the admission date is set to missing and the death kept, at an unknown date)
 Lab units are compared ignoring case, spaces and the spellings of micro and powers of ten, and
 converted when the unit is a known form of the test's quantity (`units.KNOWN_UNITS`, e.g.
 ferritin ng/mL = ug/L, CRP mg/dL x 10) or the map's `lab_unit_conversions`. Ledger values

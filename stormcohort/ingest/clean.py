@@ -403,9 +403,12 @@ def clean_admissions(rows: Rows, ctx: Context, patients: Rows | None) -> None:
     rows.values["admission_key"] = admission_key(ctx.centre, rows.values["local_id"], ctx.key)
     for field, what in AFTER_ADMISSION.items():
         optional_date(rows, field, what, ctx)
+        handled = "kept as a death at an unknown date" if field == "death_date" else "set to missing"
         before = rows.blank(rows.values[field].dt.normalize() < rows.values["admit_date"].dt.normalize(), field,
-                            "implausible_value", f"{what} is before the admission date; set to missing")
+                            "implausible_value", f"{what} is before the admission date; {handled}")
         rows.values[field] = rows.values[field].mask(before)
+        if field == "death_date":
+            rows.values["death_recorded"] = before
     rows.values["diagnosis"], recorded = classified(rows, "diagnosis", "diagnosis", "diagnosis", ctx)
     rows.values["diagnosis_text"] = free_text(rows, "diagnosis", ctx, recorded)
     rows.values["trigger_category"] = coded(rows, "trigger_category", "trigger_category", "trigger", ctx,
@@ -415,8 +418,21 @@ def clean_admissions(rows: Rows, ctx: Context, patients: Rows | None) -> None:
         clinical_number(rows, field, what, ctx)
     for field in ADMISSION_FLAGS:
         rows.values[field] = flag(rows, field, field.replace("_", " "), ctx)
-    rows.values["died"] = flag(rows, "died", "outcome", ctx, group="died")
+    rows.values["died"] = deaths(rows, flag(rows, "died", "outcome", ctx, group="died"))
     rows.values["age_years"] = age_at_admission(rows)
+
+
+def deaths(rows: Rows, died: pd.Series) -> pd.Series:
+    """A recorded death is never lost: a date of death is a death whatever the outcome says (a
+    conflicting `alive` is ledgered as `death_conflict`, a blank one as `death_flag_missing`), and so
+    is a date of death set to missing for coming before the admission. A death flag without a date
+    stays a death at an unknown date (the cohort lists it among its data conflicts)."""
+    dated = rows.values["death_date"].notna() | rows.values.pop("death_recorded")
+    rows.blank(dated & died.eq(False).fillna(False), "died", "death_conflict",
+               "outcome says alive but a date of death is recorded; counted as a death")
+    rows.blank(dated & died.isna(), "died", "death_flag_missing",
+               "outcome blank but a date of death is recorded; counted as a death")
+    return died.mask(dated, True).astype("boolean")
 
 
 def age_at_admission(rows: Rows) -> pd.Series:

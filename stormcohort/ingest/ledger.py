@@ -16,6 +16,32 @@ from stormcohort.ingest.scrub import holds_identifier
 
 REDACTED = "<redacted>"
 SCOPES = ("row", "value")
+# Each rule, and how its entries were handled: what the report's data-conflicts table says. A row
+# that leaves takes what hangs on it: an admission its patient's episode (unless another admission
+# remains), a dose row its regimen (which may change the route or the index date).
+ROW_LEFT = "row excluded"
+RULES = {
+    "duplicate_row": ROW_LEFT + " (an exact duplicate; the first kept)",
+    "duplicate_key": ROW_LEFT + " (a second row for the same id; the first kept)",
+    "missing_key": ROW_LEFT + " (no id to link it)",
+    "malformed_row": ROW_LEFT + " (another number of fields than the header)",
+    "orphan": ROW_LEFT + " (its admission or patient is not in the extract, or left)",
+    "unparseable_date": "a required date: row excluded (an admission leaves with its records); "
+                        "an optional date: set to missing",
+    "unknown_code": "a required field: row excluded; an optional one: set to missing",
+    "unknown_unit": ROW_LEFT + " (a lab unit without a conversion)",
+    "implausible_value": "a required value: row excluded; an optional value: set to missing "
+                         "(a date of death before the admission: the death kept, at an unknown date)",
+    "stop_before_start": ROW_LEFT + " (a regimen stopping before it starts)",
+    "unparseable_value": "a dose or long-format result: row excluded; a wide-layout cell: set to missing",
+    "identifier_in_text": "identifier replaced by [redacted], the row kept",
+    "recoded_text": "bytes read in the fallback encoding, the row kept",
+    "dose_per_kg_without_weight": "regimen kept (route and dates), its mg dose missing: maximum dose not evaluable",
+    "spreadsheet_error": "an Excel error cell read as missing",
+    "date_format_differs": "read in the one way the date can be read, the row kept",
+    "death_conflict": "outcome alive but a date of death: counted as a death",
+    "death_flag_missing": "outcome blank but a date of death: counted as a death",
+}
 
 
 class Ledger:
@@ -31,6 +57,8 @@ class Ledger:
         """One entry per element of `values` (index = row numbers; the raw cell texts)."""
         if scope not in SCOPES:
             raise ValueError(f"ledger scope {scope!r} is not one of {SCOPES}")
+        if rule not in RULES:
+            raise ValueError(f"ledger rule {rule!r} is not one of ledger.RULES (add it with its handling)")
         if values.empty:
             return
         identifying = any(part in self.identifier_columns for part in column.split(" + "))
@@ -77,11 +105,12 @@ def accounting(centre: str, rows_in: dict[str, pd.Index], rows_kept: dict[str, p
 
 
 def ledger_summary(ledger: pd.DataFrame, centre: str) -> pd.DataFrame:
-    """The ledger by file, rule and scope: its entries and the columns they touch (what the report
-    shows; the ledger itself lists each row and value)."""
-    columns = ["centre", "file", "rule", "scope", "columns", "entries"]
+    """The ledger by file, rule and scope: its entries, the columns they touch and how the rule's
+    entries were handled (what the report shows; the ledger itself lists each row and value)."""
+    columns = ["centre", "file", "rule", "scope", "columns", "entries", "handling"]
     if ledger.empty:
         return pd.DataFrame(columns=columns)
     g = ledger.assign(column=ledger["column"].astype("string")).groupby(["file", "rule", "scope"], sort=True)
     out = g.agg(columns=("column", lambda c: ", ".join(sorted(set(c.dropna())))), entries=("row", "size"))
-    return out.reset_index().assign(centre=centre)[columns]
+    out = out.reset_index().assign(centre=centre)
+    return out.assign(handling=out["rule"].map(RULES))[columns]

@@ -14,6 +14,7 @@ from stormcohort.outputs import output
 TABLES = {
     "link": ("link", "summary"),
     "attrition": ("cohort", "attrition"),
+    "conflicts": ("cohort", "conflicts_summary"),
     "table1": ("describe", "table1"),
     "exposure": ("describe", "exposure"),
     "follow_up": ("describe", "follow_up"),

@@ -89,7 +89,12 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
     multiples = join_and([f"{m:g}\u00d7" for m in hp["multiples"]])
     out.append({"title": "Outcomes", "text": (
         f"Death within {c['follow_up_days']} days of the index date (time to death, censored at the end of "
-        f"follow-up); death by day 30. Fever resolution, with death before resolution as a competing event. "
+        f"follow-up); death by day 30. A date of death is a death whatever the outcome field says; a death "
+        f"recorded without a date is censored at the last date the patient was known alive in time-to-event "
+        f"analyses and counts as a death by day 30 unless the patient was known alive on day 30 (each is listed "
+        f"under data conflicts). Fever resolution, with death before resolution as a competing event; a patient "
+        f"whose fever resolved before the index date is not at risk, and one alive without a resolution date is "
+        f"not evaluable (both excluded and counted, neither a failure to respond). "
         f"Response at day {resp['target_day']:g}: afebrile by day {resp['afebrile_by_day']:g} and, in the sample "
         f"nearest day {resp['target_day']:g} within {days_range(resp['window_days'])}, a fall from baseline of "
         f"{falls}; not evaluable when a component is unknown and none failed. Adverse event of CTCAE grade "

@@ -102,7 +102,7 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
         "tables": {
             "files": S.files_table(files, data["accounting"], str(delivery.get("extract_date")), f),
             "cleaning": S.cleaning_table(data["accounting"], f),
-            "exclusions": S.exclusions_table(data["exclusions"], f),
+            "conflicts": S.conflicts_table(data["exclusions"], data["conflicts"], f),
             "linkage": S.link_table(data["link"], f),
             "attrition": S.attrition_table(data["attrition"], f),
             "follow_up": S.follow_up_table(data["follow_up"], config["cohort"]["follow_up_days"], f),

@@ -72,17 +72,22 @@ def cleaning_table(accounting: pd.DataFrame, f: Formatter) -> Table:
                  sources=[f"clean/{c}/accounting.csv" for c in dict.fromkeys(accounting["centre"])])
 
 
-def exclusions_table(summary: pd.DataFrame, f: Formatter) -> Table:
-    """Ledger entries by centre, file, rule and scope (row excluded, or one value set missing), from
-    each centre's ledger summary."""
-    rows = [[r.centre, r.file, str(r.rule).replace("_", " "), r.columns if isinstance(r.columns, str) else MISSING,
-             "rows excluded" if r.scope == "row" else "values set missing (row kept)", f.count(r.entries)]
-            for r in summary.itertuples()]
-    centres = list(dict.fromkeys(summary["centre"]))
-    return Table("exclusions", "Exclusions by reason (the ledgers list each row and value)",
-                 ["Centre", "Table", "Rule", "Column", "Effect", "Entries"], rows,
-                 sources=[f"clean/{c}/exclusions.csv" for c in centres],
-                 notes=[] if rows else ["No row or value was excluded."])
+def conflicts_table(ledger: pd.DataFrame, cohort: pd.DataFrame, f: Formatter) -> Table:
+    """Data conflicts by centre and rule: each ledger rule (rows or values of a file, from each
+    centre's ledger summary) and each cohort rule (patients, from the cohort's conflicts summary),
+    with how it was handled."""
+    rows = [[r.centre, "cleaning", str(r.rule).replace("_", " "),
+             f"{r.file}: {r.columns}" if isinstance(r.columns, str) and r.columns else r.file,
+             f"{f.count(r.entries)} {'rows' if r.scope == 'row' else 'values'}", r.handling]
+            for r in ledger.itertuples()]
+    rows += [[r.centre, "cohort", str(r.rule).replace("_", " "), "analysis dataset", f"{f.count(r.patients)} patients",
+              r.handling] for r in cohort.itertuples()]
+    centres = list(dict.fromkeys(ledger["centre"]))
+    return Table("conflicts", "Data conflicts: values and rows cleaning changed or excluded, and patients a cohort "
+                 "rule handled, by centre and rule",
+                 ["Centre", "Stage", "Rule", "Where", "Affected", "How it was handled"], rows,
+                 sources=[*(f"clean/{c}/exclusions.csv" for c in centres), "cohort/data_conflicts.csv"],
+                 notes=[] if rows else ["No value, row or patient was affected."])
 
 
 def link_table(link: pd.DataFrame, f: Formatter) -> Table:
