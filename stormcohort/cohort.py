@@ -105,16 +105,25 @@ def data_dictionary(follow_up_days: int) -> pd.DataFrame:
     )
 
 
-def build_episodes(admissions: pd.DataFrame, gap_days: int) -> pd.Series:
-    """Episode key per admission: a later admission at another centre that starts within
-    `gap_days` of the person's previous discharge continues that episode (a transfer)."""
+def build_episodes(admissions: pd.DataFrame, gap_days: int, *, without_discharge_days: int,
+                   same_centre: bool) -> pd.DataFrame:
+    """Per admission, `episode_key` and `merged_without_discharge`. A person's later admission
+    continues the previous one (a transfer) when it is at another centre (or at any centre when
+    `same_centre`) and starts within `gap_days` of the previous discharge or, when that discharge
+    date is missing, within `without_discharge_days` of the previous admission (flagged)."""
     adm = admissions.sort_values(["person_key", "admit_date", "centre", "admission_key"])
     same_person = adm["person_key"].eq(adm["person_key"].shift())
-    other_centre = adm["centre"].ne(adm["centre"].shift())
+    centre_ok = adm["centre"].ne(adm["centre"].shift()) | same_centre
     gap = (adm["admit_date"] - adm["discharge_date"].shift()).dt.days
-    continues = same_person & other_centre & gap.le(gap_days).fillna(False)
+    # Without the sending centre's discharge date only the admission dates can tell a transfer.
+    no_discharge = adm["discharge_date"].shift().isna()
+    since_admit = (adm["admit_date"] - adm["admit_date"].shift()).dt.days
+    by_discharge = gap.le(gap_days).fillna(False)
+    by_admit = no_discharge & since_admit.le(without_discharge_days).fillna(False)
+    continues = same_person & centre_ok & (by_discharge | by_admit)
     first = adm["admission_key"].where(~continues)
-    return first.ffill().reindex(admissions.index).rename("episode_key")
+    return pd.DataFrame({"episode_key": first.ffill(),
+                         "merged_without_discharge": continues & by_admit}).reindex(admissions.index)
 
 
 def _any(series: pd.Series) -> pd.Series:
@@ -136,6 +145,7 @@ def _episode_table(adm: pd.DataFrame) -> pd.DataFrame:
         "fever_resolution_date": ("fever_resolution_date", "min"),
         "n_admissions": ("admission_key", "size"),
         "familial": ("is_fhlh", "max"),
+        "merged_without_discharge": ("merged_without_discharge", "any"),
     }
     episodes = adm.assign(is_fhlh=adm["diagnosis"].eq("fhlh")).groupby("episode_key", sort=True).agg(**agg)
     for flag in FLAGS:
@@ -172,7 +182,9 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
     patients = tables["patients"].set_index("person_key")
     extract = pd.Timestamp(extract_date)
 
-    adm["episode_key"] = build_episodes(adm, cfg["transfer_gap_days"])
+    adm[["episode_key", "merged_without_discharge"]] = build_episodes(
+        adm, cfg["transfer_gap_days"], without_discharge_days=cfg["transfer_without_discharge_days"],
+        same_centre=cfg["transfer_same_centre"])
     episodes = _episode_table(adm)
     episode_of = adm.set_index("admission_key")["episode_key"]
 
@@ -224,7 +236,8 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
     episodes["exclusion"] = reason
 
     assessed = adm[["admission_key", "person_key", "centre", "episode_key"]].merge(
-        episodes[["exclusion", "hscore", "hlh2004_count", "mas2016", "meets_definition"]],
+        episodes[["exclusion", "hscore", "hlh2004_count", "mas2016", "meets_definition",
+                  "merged_without_discharge"]],
         left_on="episode_key", right_index=True,
     )
     merged = assessed["admission_key"].ne(assessed["episode_key"])

@@ -165,10 +165,11 @@ def test_transfer_needs_another_centre_and_small_gap():
         "admit_date": pd.to_datetime(["2019-01-01", "2019-01-06", "2019-01-01", "2019-01-08"]),
         "discharge_date": pd.to_datetime(["2019-01-05", "2019-01-09", "2019-01-05", "2019-01-10"]),
     })
-    episodes = build_episodes(adm, gap_days=1)
+    def episodes(gap):
+        return list(build_episodes(adm, gap, without_discharge_days=0, same_centre=False)["episode_key"])
     # Same centre next day is a readmission; another centre 3 days later is not a transfer.
-    assert list(episodes) == ["A1", "A2", "A3", "A4"]
-    assert list(build_episodes(adm, gap_days=3)) == ["A1", "A2", "A3", "A3"]
+    assert episodes(1) == ["A1", "A2", "A3", "A4"]
+    assert episodes(3) == ["A1", "A2", "A3", "A3"]
 
 
 @pytest.mark.parametrize("rule, first", [("iv_first", "IV"), ("sc_first", "SC"), (None, "IV")])
@@ -194,3 +195,37 @@ def test_simultaneous_routes_rule_sets_first_route_whatever_the_row_order(rule, 
             assert dataset.loc[key("P", person), "first_route"] == first
             assert dataset.loc[key("P", person), "route_group"] == first  # exposure = first_dose
             assert dataset.loc[key("P", person), "route_switch"] == 1
+
+
+def test_transfer_without_a_discharge_date_and_within_one_centre():
+    """A missing discharge at the sending centre: the next admission at another centre within
+    cohort.transfer_without_discharge_days of the previous admission continues the episode (flagged);
+    within one centre only when cohort.transfer_same_centre says so."""
+    adm = pd.DataFrame({
+        "admission_key": ["A1", "A2", "A3", "A4", "A5", "A6"],
+        "person_key": ["P1", "P1", "P2", "P2", "P3", "P3"],
+        "centre": ["LDN", "SHF", "LDN", "SHF", "LDN", "LDN"],
+        "admit_date": pd.to_datetime(["2019-01-01", "2019-01-06", "2019-01-01", "2019-01-20",
+                                      "2019-01-01", "2019-01-06"]),
+        "discharge_date": pd.to_datetime([None, "2019-01-09", None, "2019-01-25", "2019-01-05", "2019-01-09"]),
+    })
+    ep = build_episodes(adm, gap_days=1, without_discharge_days=7, same_centre=False)
+    # P1: SHF 5 days after an LDN admission without discharge date; P2: 19 days, a new episode.
+    assert list(ep["episode_key"]) == ["A1", "A1", "A3", "A4", "A5", "A6"]
+    assert list(ep["merged_without_discharge"]) == [False, True, False, False, False, False]
+    same = build_episodes(adm, gap_days=1, without_discharge_days=7, same_centre=True)
+    assert list(same["episode_key"]) == ["A1", "A1", "A3", "A4", "A5", "A5"]
+    assert not same["merged_without_discharge"].iloc[5]
+
+
+def test_merge_without_discharge_is_recorded_in_assessed():
+    w = World()
+    w.admission("ian", "LDN", "2019-03-01", None)
+    w.admission("ian", "SHF", "2019-03-04", "2019-03-20", doses=[("2019-03-05", "2019-03-12", "SC", 200)])
+    w.admission("jo", "LDN", "2019-04-01", "2019-04-20", doses=[("2019-04-02", "2019-04-09", "SC", 200)])
+    cfg = dict(CONFIG, study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(w.tables()))
+    result = derive_cohort(linked, cfg, EXTRACT)
+    flags = result.assessed.groupby("patient_key")["merged_without_discharge"].all()
+    assert flags[key("P", "ian")] and not flags[key("P", "jo")]
+    assert result.attrition.set_index("step").loc["transfer_merged", "n_excluded"] == 1
