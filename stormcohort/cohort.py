@@ -37,8 +37,8 @@ STEPS = [
 # The survival outcome's column is named from the horizon H (cohort.follow_up_days): death_<H>d.
 DEATH_H = "death_<H>d"
 DATASET_COLUMNS = [
-    "patient_key", "centre", "route_group", "first_route", "age_years", "age_group", "sex", "weight_kg",
-    "trigger_category", "icu", "oedema", "cns", "hscore", "hlh2004_count", "mas2016",
+    "patient_key", "centre", "admitting_centre", "route_group", "first_route", "age_years", "age_group", "sex",
+    "weight_kg", "trigger_category", "icu", "oedema", "cns", "hscore", "hlh2004_count", "mas2016",
     "ferritin_baseline", "crp_baseline", "platelets_baseline", "alt_baseline",
     "days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day", "days_on_anakinra",
     "route_switch", "length_of_stay_days", DEATH_H, "time_to_death_days", "death_30d",
@@ -47,7 +47,9 @@ DATASET_COLUMNS = [
 
 DATA_DICTIONARY = {
     "patient_key": ("", "Pseudonymous person key (keyed HMAC-SHA256 of the NHS number or local id)"),
-    "centre": ("", "Centre of the episode's first admission"),
+    "centre": ("", "Treating centre: centre of the admission where the first anakinra dose was given"),
+    "admitting_centre": ("", "Centre of the episode's first admission (differs from centre after a transfer "
+                             "before the first dose)"),
     "route_group": ("", "IV = any intravenous anakinra in the episode (config cohort.exposure=any_iv) "
                         "or route of the first dose (first_dose); else SC"),
     "first_route": ("", "Route of the first anakinra dose"),
@@ -133,7 +135,7 @@ def _any(series: pd.Series) -> pd.Series:
 def _episode_table(adm: pd.DataFrame) -> pd.DataFrame:
     """Collapse admissions into episodes (first admission's values; flags true if any)."""
     adm = adm.sort_values(["episode_key", "admit_date", "admission_key"])
-    first_cols = ["person_key", "centre", "admit_date", "age_years", "weight_kg", "diagnosis",
+    first_cols = ["person_key", "admitting_centre", "admit_date", "age_years", "weight_kg", "diagnosis",
                   "trigger_category", "trigger_detail"]
     agg = {c: (c, "first") for c in first_cols}
     agg |= {f: (f, "max") for f in FLAGS}
@@ -147,7 +149,8 @@ def _episode_table(adm: pd.DataFrame) -> pd.DataFrame:
         "familial": ("is_fhlh", "max"),
         "merged_without_discharge": ("merged_without_discharge", "any"),
     }
-    episodes = adm.assign(is_fhlh=adm["diagnosis"].eq("fhlh")).groupby("episode_key", sort=True).agg(**agg)
+    adm = adm.assign(is_fhlh=adm["diagnosis"].eq("fhlh"), admitting_centre=adm["centre"])
+    episodes = adm.groupby("episode_key", sort=True).agg(**agg)
     for flag in FLAGS:
         episodes[flag] = _any(episodes[flag])
     return episodes
@@ -200,6 +203,10 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
                   .drop_duplicates("episode_key").set_index("episode_key"))
     episodes["index_time"] = first_dose["start"].reindex(episodes.index)
     episodes["first_route"] = first_dose["route"].reindex(episodes.index)
+    # The episode's centre is the treating centre (where anakinra started); else the admitting one.
+    centre_of = adm.set_index("admission_key")["centre"]
+    episodes["centre"] = first_dose["admission_key"].map(centre_of).reindex(episodes.index).fillna(
+        episodes["admitting_centre"])
     episodes["index_date"] = episodes["index_time"].dt.normalize()
     reference = episodes["index_date"].fillna(episodes["admit_date"])
 
@@ -230,7 +237,7 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
     reason = pd.Series(pd.NA, index=episodes.index, dtype="object")
     for step, failed in checks:
         reason = reason.mask(reason.isna() & failed, step)
-    qualifying = episodes[reason.isna()].sort_values(["person_key", "index_time", "centre"])
+    qualifying = episodes[reason.isna()].sort_values(["person_key", "index_time", "admitting_centre"])
     later = qualifying["person_key"].duplicated()
     reason.loc[qualifying.index[later]] = "readmission"
     episodes["exclusion"] = reason
@@ -308,6 +315,7 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record) -
     dataset = pd.DataFrame({
         "patient_key": cohort["person_key"],
         "centre": cohort["centre"],
+        "admitting_centre": cohort["admitting_centre"],
         "route_group": route_group,
         "first_route": cohort["first_route"],
         "age_years": age,

@@ -229,3 +229,19 @@ def test_merge_without_discharge_is_recorded_in_assessed():
     flags = result.assessed.groupby("patient_key")["merged_without_discharge"].all()
     assert flags[key("P", "ian")] and not flags[key("P", "jo")]
     assert result.attrition.set_index("step").loc["transfer_merged", "n_excluded"] == 1
+
+
+def test_centre_is_the_treating_centre_and_admitting_centre_kept():
+    """Kim is transferred LDN -> SHF and first given anakinra at SHF: her centre is SHF (treating),
+    her admitting centre LDN. Bob started anakinra at LDN before his transfer: LDN for both."""
+    w = world()
+    w.admission("kim", "LDN", "2019-07-01", "2019-07-03")
+    w.admission("kim", "SHF", "2019-07-03", "2019-07-25", doses=[("2019-07-04", "2019-07-12", "SC", 200)])
+    cfg = dict(CONFIG, study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(w.tables()))
+    out = derive_cohort(linked, cfg, EXTRACT)
+    kim, bob = row(out, "kim"), row(out, "bob")
+    assert (kim["centre"], kim["admitting_centre"]) == ("SHF", "LDN")
+    assert (bob["centre"], bob["admitting_centre"]) == ("LDN", "LDN")
+    columns = dataset_columns(90)
+    assert columns[columns.index("centre") + 1] == "admitting_centre"

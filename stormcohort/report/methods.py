@@ -71,7 +71,9 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
         f"An episode was sHLH/MAS when at least "
         f"{d['hlh2004_min_criteria']} of the 8 HLH-2004 criteria were met, or the HScore was at least "
         f"{d['hscore_min']:g}{mas}. Excluded diagnoses: {excluded}. Patients had to receive anakinra during the "
-        f"episode; each person's first qualifying episode was analysed (later ones are readmissions). Children "
+        f"episode; each person's first qualifying episode was analysed (later ones are readmissions). A "
+        f"patient's centre is the treating centre, where anakinra was started (after a transfer it may differ "
+        f"from the admitting centre, which the dataset keeps as admitting_centre). Children "
         f"are patients younger than {c['age_groups']['child_below']:g} years.")})
     exposure = ("IV if any intravenous dose was given during the episode, otherwise SC"
                 if c["exposure"] == "any_iv" else "the route of the first anakinra dose")
