@@ -31,6 +31,7 @@ STEPS = [
     ("excluded_diagnosis", "Excluded diagnosis (familial HLH)", "episodes"),
     ("criteria_not_met", "Does not meet the sHLH/MAS definition", "episodes"),
     ("no_anakinra", "No anakinra during the episode", "episodes"),
+    ("prevalent_user", "Anakinra in an earlier episode (prevalent user)", "episodes"),
     ("readmission", "Readmission: not the person's first qualifying episode", "patients"),
 ]
 
@@ -239,12 +240,23 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
         reason = reason.mask(reason.isna() & failed, step)
     qualifying = episodes[reason.isna()].sort_values(["person_key", "index_time", "admitting_centre"])
     later = qualifying["person_key"].duplicated()
+    first = qualifying[~later]
+    # A prevalent user had anakinra in an episode admitted, and started, before their first qualifying
+    # episode (before the window or excluded for another reason): not a new user.
+    of_person = first.set_index("person_key")
+    treated = episodes[episodes["index_time"].notna()]
+    before = (treated["admit_date"].lt(treated["person_key"].map(of_person["admit_date"]))
+              & treated["index_time"].lt(treated["person_key"].map(of_person["index_time"])))
+    prevalent = first.index[first["person_key"].isin(treated.loc[before, "person_key"])]
+    episodes["prevalent_user"] = episodes.index.isin(prevalent)
+    if cfg["exclude_prevalent_users"]:
+        reason = reason.mask(episodes["prevalent_user"], "prevalent_user")
     reason.loc[qualifying.index[later]] = "readmission"
     episodes["exclusion"] = reason
 
     assessed = adm[["admission_key", "person_key", "centre", "episode_key"]].merge(
         episodes[["exclusion", "hscore", "hlh2004_count", "mas2016", "meets_definition",
-                  "merged_without_discharge"]],
+                  "merged_without_discharge", "prevalent_user"]],
         left_on="episode_key", right_index=True,
     )
     merged = assessed["admission_key"].ne(assessed["episode_key"])
@@ -258,7 +270,11 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
                          aes.groupby("episode_key")["event_date"].max()], axis=1)
     last_record = records.max(axis=1).reindex(cohort.index).dt.normalize()
     dataset = _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record)
-    attrition = _attrition(len(adm), episodes, merged.sum(), dataset)
+    # Kept prevalent users are still counted, in the step's description.
+    kept = int((episodes["prevalent_user"] & episodes["exclusion"].isna()).sum())
+    notes = {} if cfg["exclude_prevalent_users"] else {
+        "prevalent_user": f": not excluded (cohort.exclude_prevalent_users false), {kept} in the cohort"}
+    attrition = _attrition(len(adm), episodes, merged.sum(), dataset, notes)
     key_of = cohort["person_key"]
     long = {
         name: _long_table(frame, cohort, key_of, dataset, time_cols)
@@ -346,7 +362,8 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record) -
     return dataset[dataset_columns(cfg["follow_up_days"])].sort_values("patient_key").reset_index(drop=True)
 
 
-def _attrition(n_admissions: int, episodes: pd.DataFrame, n_merged: int, dataset: pd.DataFrame) -> pd.DataFrame:
+def _attrition(n_admissions: int, episodes: pd.DataFrame, n_merged: int, dataset: pd.DataFrame,
+               notes: dict[str, str]) -> pd.DataFrame:
     excluded = episodes["exclusion"].value_counts()
     rows, remaining = [], n_admissions
     for step, description, _unit in STEPS:
@@ -355,7 +372,7 @@ def _attrition(n_admissions: int, episodes: pd.DataFrame, n_merged: int, dataset
         else:
             n_excluded = int(n_merged if step == "transfer_merged" else excluded.get(step, 0))
             remaining -= n_excluded
-        rows.append((step, description, remaining, n_excluded))
+        rows.append((step, description + notes.get(step, ""), remaining, n_excluded))
     assert remaining == len(dataset), "attrition does not add up to the analysis dataset"
     rows.append(("final_cohort", "Patients in the analysis cohort", remaining, pd.NA))
     for group in ("IV", "SC"):

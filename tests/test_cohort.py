@@ -61,7 +61,7 @@ def test_attrition_counts_every_step(result):
     a = result.attrition.set_index("step")
     assert a.loc["all_admissions", "n_remaining"] == 10
     expected_excluded = {"transfer_merged": 1, "outside_window": 1, "excluded_diagnosis": 1,
-                         "criteria_not_met": 1, "no_anakinra": 1, "readmission": 1}
+                         "criteria_not_met": 1, "no_anakinra": 1, "prevalent_user": 0, "readmission": 1}
     assert {s: int(a.loc[s, "n_excluded"]) for s in expected_excluded} == expected_excluded
     assert a.loc["final_cohort", "n_remaining"] == 4 == len(result.dataset)
     assert a.loc["route_IV", "n_remaining"] == 2 and a.loc["route_SC", "n_remaining"] == 2
@@ -245,3 +245,41 @@ def test_centre_is_the_treating_centre_and_admitting_centre_kept():
     assert (bob["centre"], bob["admitting_centre"]) == ("LDN", "LDN")
     columns = dataset_columns(90)
     assert columns[columns.index("centre") + 1] == "admitting_centre"
+
+
+def prevalent_world() -> World:
+    w = world()
+    # Lee: anakinra in 2018 (outside the window), then a qualifying episode in 2019: prevalent user.
+    w.admission("lee", "LDN", "2018-10-01", "2018-10-20", doses=[("2018-10-02", "2018-10-09", "SC", 200)])
+    w.admission("lee", "LDN", "2019-03-01", "2019-03-20", doses=[("2019-03-02", "2019-03-09", "SC", 200)])
+    # Mo: an earlier 2019 episode not meeting the definition but treated: prevalent too.
+    w.admission("mo", "SHF", "2019-02-01", "2019-02-10", sick=False, diagnosis="other",
+                doses=[("2019-02-02", "2019-02-03", "SC", 100)])
+    w.admission("mo", "SHF", "2019-05-01", "2019-05-20", doses=[("2019-05-02", "2019-05-09", "IV", 800)])
+    # Ned: an earlier episode without anakinra: a new user.
+    w.admission("ned", "BHM", "2019-02-01", "2019-02-10")
+    w.admission("ned", "BHM", "2019-06-01", "2019-06-20", doses=[("2019-06-02", "2019-06-09", "SC", 200)])
+    return w
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_prevalent_users_are_counted_and_excluded_by_default(exclude):
+    cfg = dict(CONFIG, exclude_prevalent_users=exclude, study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(prevalent_world().tables()))
+    out = derive_cohort(linked, cfg, EXTRACT)
+    a = out.attrition.set_index("step")
+    steps = list(a.index)
+    assert steps.index("prevalent_user") == steps.index("readmission") - 1
+    assert a.loc["prevalent_user", "n_excluded"] == (2 if exclude else 0)
+    assert a.loc["readmission", "n_excluded"] == 1  # Alice's second episode only
+    assert ("not excluded (cohort.exclude_prevalent_users false), 2 in the cohort"
+            in a.loc["prevalent_user", "description"]) is not exclude
+    cohort = set(out.dataset["patient_key"])
+    assert key("P", "ned") in cohort
+    assert ({key("P", "lee"), key("P", "mo")} <= cohort) is not exclude
+    assessed = out.assessed.set_index("admission_key")
+    second = {p: key("A", f"{c}{p}{d}") for p, c, d in [("lee", "LDN", "2019-03-01"), ("mo", "SHF", "2019-05-01")]}
+    assert assessed.loc[list(second.values()), "prevalent_user"].all()
+    reasons = assessed.loc[list(second.values()), "exclusion"]
+    assert (reasons.eq("prevalent_user").all() if exclude else reasons.isna().all())
+    assert not assessed.loc[assessed["patient_key"].eq(key("P", "ned")), "prevalent_user"].any()
