@@ -31,14 +31,15 @@ STEPS = [
     ("excluded_diagnosis", "Excluded diagnosis (familial HLH)", "episodes"),
     ("criteria_not_met", "Does not meet the sHLH/MAS definition", "episodes"),
     ("no_anakinra", "No anakinra during the episode", "episodes"),
+    ("prevalent_user", "Anakinra in an earlier episode (prevalent user)", "episodes"),
     ("readmission", "Readmission: not the person's first qualifying episode", "patients"),
 ]
 
 # The survival outcome's column is named from the horizon H (cohort.follow_up_days): death_<H>d.
 DEATH_H = "death_<H>d"
 DATASET_COLUMNS = [
-    "patient_key", "centre", "route_group", "first_route", "age_years", "age_group", "sex", "weight_kg",
-    "trigger_category", "icu", "oedema", "cns", "hscore", "hlh2004_count", "mas2016",
+    "patient_key", "centre", "admitting_centre", "route_group", "first_route", "age_years", "age_group", "sex",
+    "weight_kg", "trigger_category", "icu", "oedema", "cns", "hscore", "hlh2004_count", "mas2016",
     "ferritin_baseline", "crp_baseline", "platelets_baseline", "alt_baseline",
     "days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day", "days_on_anakinra",
     "route_switch", "length_of_stay_days", DEATH_H, "time_to_death_days", "death_30d", "death_date_unknown",
@@ -47,7 +48,9 @@ DATASET_COLUMNS = [
 
 DATA_DICTIONARY = {
     "patient_key": ("", "Pseudonymous person key (keyed HMAC-SHA256 of the NHS number or local id)"),
-    "centre": ("", "Centre of the episode's first admission"),
+    "centre": ("", "Treating centre: centre of the admission where the first anakinra dose was given"),
+    "admitting_centre": ("", "Centre of the episode's first admission (differs from centre after a transfer "
+                             "before the first dose)"),
     "route_group": ("", "IV = any intravenous anakinra in the episode (config cohort.exposure=any_iv) "
                         "or route of the first dose (first_dose); else SC"),
     "first_route": ("", "Route of the first anakinra dose"),
@@ -98,6 +101,10 @@ CONFLICTS = {
     "fever_date_missing": "no fever resolution date (alive or death without date): fever outcome not evaluable",
     "no_contact_dates": "no date last seen or discharge date: follow-up ends at the last dose, lab or adverse event",
     "dose_without_mg": "a regimen without an mg dose (per-kg dose, no weight): maximum daily dose not evaluable",
+    "transfer_without_discharge": "no discharge date at the sending centre: the next admission within "
+                                  "cohort.transfer_without_discharge_days of it continues the episode",
+    "prevalent_user_kept": "anakinra in an earlier episode, kept in the cohort (cohort.exclude_prevalent_users "
+                           "false)",
 }
 CONFLICT_COLUMNS = ["patient_key", "centre", "rule", "handling"]
 
@@ -126,16 +133,25 @@ def data_dictionary(follow_up_days: int) -> pd.DataFrame:
     )
 
 
-def build_episodes(admissions: pd.DataFrame, gap_days: int) -> pd.Series:
-    """Episode key per admission: a later admission at another centre that starts within
-    `gap_days` of the person's previous discharge continues that episode (a transfer)."""
+def build_episodes(admissions: pd.DataFrame, gap_days: int, *, without_discharge_days: int,
+                   same_centre: bool) -> pd.DataFrame:
+    """Per admission, `episode_key` and `merged_without_discharge`. A person's later admission
+    continues the previous one (a transfer) when it is at another centre (or at any centre when
+    `same_centre`) and starts within `gap_days` of the previous discharge or, when that discharge
+    date is missing, within `without_discharge_days` of the previous admission (flagged)."""
     adm = admissions.sort_values(["person_key", "admit_date", "centre", "admission_key"])
     same_person = adm["person_key"].eq(adm["person_key"].shift())
-    other_centre = adm["centre"].ne(adm["centre"].shift())
+    centre_ok = adm["centre"].ne(adm["centre"].shift()) | same_centre
     gap = (adm["admit_date"] - adm["discharge_date"].shift()).dt.days
-    continues = same_person & other_centre & gap.le(gap_days).fillna(False)
+    # Without the sending centre's discharge date only the admission dates can tell a transfer.
+    no_discharge = adm["discharge_date"].shift().isna()
+    since_admit = (adm["admit_date"] - adm["admit_date"].shift()).dt.days
+    by_discharge = gap.le(gap_days).fillna(False)
+    by_admit = no_discharge & since_admit.le(without_discharge_days).fillna(False)
+    continues = same_person & centre_ok & (by_discharge | by_admit)
     first = adm["admission_key"].where(~continues)
-    return first.ffill().reindex(admissions.index).rename("episode_key")
+    return pd.DataFrame({"episode_key": first.ffill(),
+                         "merged_without_discharge": continues & by_admit}).reindex(admissions.index)
 
 
 def _any(series: pd.Series) -> pd.Series:
@@ -145,7 +161,7 @@ def _any(series: pd.Series) -> pd.Series:
 def _episode_table(adm: pd.DataFrame) -> pd.DataFrame:
     """Collapse admissions into episodes (first admission's values; flags true if any)."""
     adm = adm.sort_values(["episode_key", "admit_date", "admission_key"])
-    first_cols = ["person_key", "centre", "admit_date", "age_years", "weight_kg", "diagnosis",
+    first_cols = ["person_key", "admitting_centre", "admit_date", "age_years", "weight_kg", "diagnosis",
                   "trigger_category", "trigger_detail"]
     agg = {c: (c, "first") for c in first_cols}
     agg |= {f: (f, "max") for f in FLAGS}
@@ -157,8 +173,10 @@ def _episode_table(adm: pd.DataFrame) -> pd.DataFrame:
         "fever_resolution_date": ("fever_resolution_date", "min"),
         "n_admissions": ("admission_key", "size"),
         "familial": ("is_fhlh", "max"),
+        "merged_without_discharge": ("merged_without_discharge", "any"),
     }
-    episodes = adm.assign(is_fhlh=adm["diagnosis"].eq("fhlh")).groupby("episode_key", sort=True).agg(**agg)
+    adm = adm.assign(is_fhlh=adm["diagnosis"].eq("fhlh"), admitting_centre=adm["centre"])
+    episodes = adm.groupby("episode_key", sort=True).agg(**agg)
     for flag in FLAGS:
         episodes[flag] = _any(episodes[flag])
     return episodes
@@ -193,7 +211,9 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
     patients = tables["patients"].set_index("person_key")
     extract = pd.Timestamp(extract_date)
 
-    adm["episode_key"] = build_episodes(adm, cfg["transfer_gap_days"])
+    adm[["episode_key", "merged_without_discharge"]] = build_episodes(
+        adm, cfg["transfer_gap_days"], without_discharge_days=cfg["transfer_without_discharge_days"],
+        same_centre=cfg["transfer_same_centre"])
     episodes = _episode_table(adm)
     episode_of = adm.set_index("admission_key")["episode_key"]
 
@@ -209,6 +229,10 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
                   .drop_duplicates("episode_key").set_index("episode_key"))
     episodes["index_time"] = first_dose["start"].reindex(episodes.index)
     episodes["first_route"] = first_dose["route"].reindex(episodes.index)
+    # The episode's centre is the treating centre (where anakinra started); else the admitting one.
+    centre_of = adm.set_index("admission_key")["centre"]
+    episodes["centre"] = first_dose["admission_key"].map(centre_of).reindex(episodes.index).fillna(
+        episodes["admitting_centre"])
     episodes["index_date"] = episodes["index_time"].dt.normalize()
     reference = episodes["index_date"].fillna(episodes["admit_date"])
 
@@ -239,13 +263,25 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
     reason = pd.Series(pd.NA, index=episodes.index, dtype="object")
     for step, failed in checks:
         reason = reason.mask(reason.isna() & failed, step)
-    qualifying = episodes[reason.isna()].sort_values(["person_key", "index_time", "centre"])
+    qualifying = episodes[reason.isna()].sort_values(["person_key", "index_time", "admitting_centre"])
     later = qualifying["person_key"].duplicated()
+    first = qualifying[~later]
+    # A prevalent user had anakinra in an episode admitted, and started, before their first qualifying
+    # episode (before the window or excluded for another reason): not a new user.
+    of_person = first.set_index("person_key")
+    treated = episodes[episodes["index_time"].notna()]
+    before = (treated["admit_date"].lt(treated["person_key"].map(of_person["admit_date"]))
+              & treated["index_time"].lt(treated["person_key"].map(of_person["index_time"])))
+    prevalent = first.index[first["person_key"].isin(treated.loc[before, "person_key"])]
+    episodes["prevalent_user"] = episodes.index.isin(prevalent)
+    if cfg["exclude_prevalent_users"]:
+        reason = reason.mask(episodes["prevalent_user"], "prevalent_user")
     reason.loc[qualifying.index[later]] = "readmission"
     episodes["exclusion"] = reason
 
     assessed = adm[["admission_key", "person_key", "centre", "episode_key"]].merge(
-        episodes[["exclusion", "hscore", "hlh2004_count", "mas2016", "meets_definition"]],
+        episodes[["exclusion", "hscore", "hlh2004_count", "mas2016", "meets_definition",
+                  "merged_without_discharge", "prevalent_user"]],
         left_on="episode_key", right_index=True,
     )
     merged = assessed["admission_key"].ne(assessed["episode_key"])
@@ -259,7 +295,11 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
                          aes.groupby("episode_key")["event_date"].max()], axis=1)
     last_record = records.max(axis=1).reindex(cohort.index).dt.normalize()
     dataset, conflicted = _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record)
-    attrition = _attrition(len(adm), episodes, merged.sum(), dataset)
+    # Kept prevalent users are still counted, in the step's description.
+    kept = int((episodes["prevalent_user"] & episodes["exclusion"].isna()).sum())
+    notes = {} if cfg["exclude_prevalent_users"] else {
+        "prevalent_user": f": not excluded (cohort.exclude_prevalent_users false), {kept} in the cohort"}
+    attrition = _attrition(len(adm), episodes, merged.sum(), dataset, notes)
     key_of = cohort["person_key"]
     long = {
         name: _long_table(frame, cohort, key_of, dataset, time_cols)
@@ -342,6 +382,7 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record) -
     dataset = pd.DataFrame({
         "patient_key": cohort["person_key"],
         "centre": cohort["centre"],
+        "admitting_centre": cohort["admitting_centre"],
         "route_group": route_group,
         "first_route": cohort["first_route"],
         "age_years": age,
@@ -377,13 +418,16 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record) -
         "fever_date_missing": not_evaluable.eq("no_resolution_date"),
         "no_contact_dates": cohort["last_seen_date"].isna() & cohort["discharge_date"].isna(),
         "dose_without_mg": dose_without_mg,
+        "transfer_without_discharge": cohort["merged_without_discharge"].astype(bool),
+        "prevalent_user_kept": cohort["prevalent_user"].astype(bool),
     })
     order = np.argsort(dataset["patient_key"].to_numpy(), kind="stable")
     return (dataset[dataset_columns(cfg["follow_up_days"])].iloc[order].reset_index(drop=True),
             conflicted.iloc[order].reset_index(drop=True))
 
 
-def _attrition(n_admissions: int, episodes: pd.DataFrame, n_merged: int, dataset: pd.DataFrame) -> pd.DataFrame:
+def _attrition(n_admissions: int, episodes: pd.DataFrame, n_merged: int, dataset: pd.DataFrame,
+               notes: dict[str, str]) -> pd.DataFrame:
     excluded = episodes["exclusion"].value_counts()
     rows, remaining = [], n_admissions
     for step, description, _unit in STEPS:
@@ -392,7 +436,7 @@ def _attrition(n_admissions: int, episodes: pd.DataFrame, n_merged: int, dataset
         else:
             n_excluded = int(n_merged if step == "transfer_merged" else excluded.get(step, 0))
             remaining -= n_excluded
-        rows.append((step, description, remaining, n_excluded))
+        rows.append((step, description + notes.get(step, ""), remaining, n_excluded))
     assert remaining == len(dataset), "attrition does not add up to the analysis dataset"
     rows.append(("final_cohort", "Patients in the analysis cohort", remaining, pd.NA))
     for group in ("IV", "SC"):

@@ -61,7 +61,7 @@ def test_attrition_counts_every_step(result):
     a = result.attrition.set_index("step")
     assert a.loc["all_admissions", "n_remaining"] == 10
     expected_excluded = {"transfer_merged": 1, "outside_window": 1, "excluded_diagnosis": 1,
-                         "criteria_not_met": 1, "no_anakinra": 1, "readmission": 1}
+                         "criteria_not_met": 1, "no_anakinra": 1, "prevalent_user": 0, "readmission": 1}
     assert {s: int(a.loc[s, "n_excluded"]) for s in expected_excluded} == expected_excluded
     assert a.loc["final_cohort", "n_remaining"] == 4 == len(result.dataset)
     assert a.loc["route_IV", "n_remaining"] == 2 and a.loc["route_SC", "n_remaining"] == 2
@@ -165,10 +165,11 @@ def test_transfer_needs_another_centre_and_small_gap():
         "admit_date": pd.to_datetime(["2019-01-01", "2019-01-06", "2019-01-01", "2019-01-08"]),
         "discharge_date": pd.to_datetime(["2019-01-05", "2019-01-09", "2019-01-05", "2019-01-10"]),
     })
-    episodes = build_episodes(adm, gap_days=1)
+    def episodes(gap):
+        return list(build_episodes(adm, gap, without_discharge_days=0, same_centre=False)["episode_key"])
     # Same centre next day is a readmission; another centre 3 days later is not a transfer.
-    assert list(episodes) == ["A1", "A2", "A3", "A4"]
-    assert list(build_episodes(adm, gap_days=3)) == ["A1", "A2", "A3", "A3"]
+    assert episodes(1) == ["A1", "A2", "A3", "A4"]
+    assert episodes(3) == ["A1", "A2", "A3", "A3"]
 
 
 @pytest.mark.parametrize("rule, first", [("iv_first", "IV"), ("sc_first", "SC"), (None, "IV")])
@@ -259,3 +260,95 @@ def test_conflicts_list_patients_without_contact_dates_and_doses_without_mg():
     assert conflicts_of(result, "gus") == {"no_contact_dates", "dose_without_mg", "fever_date_missing"}
     assert list(result.conflicts.columns) == ["patient_key", "centre", "rule", "handling"]
     assert result.conflicts["handling"].notna().all()
+
+
+def test_transfer_without_a_discharge_date_and_within_one_centre():
+    """A missing discharge at the sending centre: the next admission at another centre within
+    cohort.transfer_without_discharge_days of the previous admission continues the episode (flagged);
+    within one centre only when cohort.transfer_same_centre says so."""
+    adm = pd.DataFrame({
+        "admission_key": ["A1", "A2", "A3", "A4", "A5", "A6"],
+        "person_key": ["P1", "P1", "P2", "P2", "P3", "P3"],
+        "centre": ["LDN", "SHF", "LDN", "SHF", "LDN", "LDN"],
+        "admit_date": pd.to_datetime(["2019-01-01", "2019-01-06", "2019-01-01", "2019-01-20",
+                                      "2019-01-01", "2019-01-06"]),
+        "discharge_date": pd.to_datetime([None, "2019-01-09", None, "2019-01-25", "2019-01-05", "2019-01-09"]),
+    })
+    ep = build_episodes(adm, gap_days=1, without_discharge_days=7, same_centre=False)
+    # P1: SHF 5 days after an LDN admission without discharge date; P2: 19 days, a new episode.
+    assert list(ep["episode_key"]) == ["A1", "A1", "A3", "A4", "A5", "A6"]
+    assert list(ep["merged_without_discharge"]) == [False, True, False, False, False, False]
+    same = build_episodes(adm, gap_days=1, without_discharge_days=7, same_centre=True)
+    assert list(same["episode_key"]) == ["A1", "A1", "A3", "A4", "A5", "A5"]
+    assert not same["merged_without_discharge"].iloc[5]
+
+
+def test_merge_without_discharge_is_recorded_in_assessed():
+    w = World()
+    w.admission("ian", "LDN", "2019-03-01", None)
+    w.admission("ian", "SHF", "2019-03-04", "2019-03-20", doses=[("2019-03-05", "2019-03-12", "SC", 200)])
+    w.admission("jo", "LDN", "2019-04-01", "2019-04-20", doses=[("2019-04-02", "2019-04-09", "SC", 200)])
+    cfg = dict(CONFIG, study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(w.tables()))
+    result = derive_cohort(linked, cfg, EXTRACT)
+    flags = result.assessed.groupby("patient_key")["merged_without_discharge"].all()
+    assert flags[key("P", "ian")] and not flags[key("P", "jo")]
+    assert "transfer_without_discharge" in conflicts_of(result, "ian")
+    assert "transfer_without_discharge" not in conflicts_of(result, "jo")
+    assert result.attrition.set_index("step").loc["transfer_merged", "n_excluded"] == 1
+
+
+def test_centre_is_the_treating_centre_and_admitting_centre_kept():
+    """Kim is transferred LDN -> SHF and first given anakinra at SHF: her centre is SHF (treating),
+    her admitting centre LDN. Bob started anakinra at LDN before his transfer: LDN for both."""
+    w = world()
+    w.admission("kim", "LDN", "2019-07-01", "2019-07-03")
+    w.admission("kim", "SHF", "2019-07-03", "2019-07-25", doses=[("2019-07-04", "2019-07-12", "SC", 200)])
+    cfg = dict(CONFIG, study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(w.tables()))
+    out = derive_cohort(linked, cfg, EXTRACT)
+    kim, bob = row(out, "kim"), row(out, "bob")
+    assert (kim["centre"], kim["admitting_centre"]) == ("SHF", "LDN")
+    assert (bob["centre"], bob["admitting_centre"]) == ("LDN", "LDN")
+    columns = dataset_columns(90)
+    assert columns[columns.index("centre") + 1] == "admitting_centre"
+
+
+def prevalent_world() -> World:
+    w = world()
+    # Lee: anakinra in 2018 (outside the window), then a qualifying episode in 2019: prevalent user.
+    w.admission("lee", "LDN", "2018-10-01", "2018-10-20", doses=[("2018-10-02", "2018-10-09", "SC", 200)])
+    w.admission("lee", "LDN", "2019-03-01", "2019-03-20", doses=[("2019-03-02", "2019-03-09", "SC", 200)])
+    # Mo: an earlier 2019 episode not meeting the definition but treated: prevalent too.
+    w.admission("mo", "SHF", "2019-02-01", "2019-02-10", sick=False, diagnosis="other",
+                doses=[("2019-02-02", "2019-02-03", "SC", 100)])
+    w.admission("mo", "SHF", "2019-05-01", "2019-05-20", doses=[("2019-05-02", "2019-05-09", "IV", 800)])
+    # Ned: an earlier episode without anakinra: a new user.
+    w.admission("ned", "BHM", "2019-02-01", "2019-02-10")
+    w.admission("ned", "BHM", "2019-06-01", "2019-06-20", doses=[("2019-06-02", "2019-06-09", "SC", 200)])
+    return w
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_prevalent_users_are_counted_and_excluded_by_default(exclude):
+    cfg = dict(CONFIG, exclude_prevalent_users=exclude, study_window={"start": "2019-01-01", "end": "2020-12-31"})
+    linked, _ = link_centres(split_by_centre(prevalent_world().tables()))
+    out = derive_cohort(linked, cfg, EXTRACT)
+    a = out.attrition.set_index("step")
+    steps = list(a.index)
+    assert steps.index("prevalent_user") == steps.index("readmission") - 1
+    assert a.loc["prevalent_user", "n_excluded"] == (2 if exclude else 0)
+    assert a.loc["readmission", "n_excluded"] == 1  # Alice's second episode only
+    assert ("not excluded (cohort.exclude_prevalent_users false), 2 in the cohort"
+            in a.loc["prevalent_user", "description"]) is not exclude
+    cohort = set(out.dataset["patient_key"])
+    assert key("P", "ned") in cohort
+    assert ({key("P", "lee"), key("P", "mo")} <= cohort) is not exclude
+    assessed = out.assessed.set_index("admission_key")
+    second = {p: key("A", f"{c}{p}{d}") for p, c, d in [("lee", "LDN", "2019-03-01"), ("mo", "SHF", "2019-05-01")]}
+    assert assessed.loc[list(second.values()), "prevalent_user"].all()
+    reasons = assessed.loc[list(second.values()), "exclusion"]
+    assert (reasons.eq("prevalent_user").all() if exclude else reasons.isna().all())
+    kept = set(out.conflicts.loc[out.conflicts["rule"].eq("prevalent_user_kept"), "patient_key"])
+    assert kept == (set() if exclude else {key("P", "lee"), key("P", "mo")})
+    assert not assessed.loc[assessed["patient_key"].eq(key("P", "ned")), "prevalent_user"].any()

@@ -66,16 +66,19 @@ def test_methods_text_follows_the_config():
     assert "from 2019-01-01 to 2019-12-31" in base and "at least 5 of the 8 HLH-2004 criteria" in base
     assert "day 90" in base and "IV if any intravenous dose" in base
     assert "start at the same time, the first dose's route is taken to be IV" in base
+    assert "was a prevalent user, excluded." in base and "within 7 day(s) of the previous admission" in base
     changed = copy.deepcopy(CONFIG)
     changed["analyses"]["survival"]["adjust_for"] = ["icu"]
     changed["cohort"]["exposure"] = "first_dose"
     changed["cohort"]["follow_up_days"] = 60
     changed["cohort"]["simultaneous_routes"] = "sc_first"
+    changed["cohort"]["exclude_prevalent_users"] = False
     changed["analyses"]["safety"]["per"] = 1000
     other = text(methods(changed, {}, DELIVERY))
     assert "unadjusted, and adjusted for intensive care." in other
     assert "the route of the first anakinra dose" in other and "day 60" in other
     assert "the first dose's route is taken to be SC (config cohort.simultaneous_routes = sc_first)" in other
+    assert "kept in the cohort (config cohort.exclude_prevalent_users = false)" in other
     assert "per 1000 patient-days" in other and "per 100 patient-days" not in other
 
 

@@ -61,14 +61,23 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
         f"(or local identifier); no direct identifier was kept.")}]
     mas = (f", or the 2016 EULAR/ACR/PRINTO MAS classification for episodes whose trigger matches "
            f"\u201c{d['mas_trigger_pattern']}\u201d (sJIA)") if d["mas2016"] else ""
+    same_centre = "; so did consecutive admissions at the same centre" if c["transfer_same_centre"] else ""
+    prevalent = ("A person given anakinra in an earlier episode (before the study window or excluded for "
+                 "another reason) was a prevalent user, " + ("excluded." if c["exclude_prevalent_users"] else
+                 "kept in the cohort (config cohort.exclude_prevalent_users = false)."))
     excluded = join_and([DIAGNOSES.get(x, x) for x in c["exclude_diagnoses"]]) or "none"
     out.append({"title": "Participants", "text": (
         f"Admissions starting from {c['study_window']['start']} to {c['study_window']['end']} inclusive. A "
         f"person's admission at another centre starting within {c['transfer_gap_days']} day(s) of the previous "
-        f"discharge continued the same episode (inter-centre transfer). An episode was sHLH/MAS when at least "
+        f"discharge (or, when that discharge date was missing, within {c['transfer_without_discharge_days']} "
+        f"day(s) of the previous admission) continued the same episode (inter-centre transfer){same_centre}. "
+        f"An episode was sHLH/MAS when at least "
         f"{d['hlh2004_min_criteria']} of the 8 HLH-2004 criteria were met, or the HScore was at least "
         f"{d['hscore_min']:g}{mas}. Excluded diagnoses: {excluded}. Patients had to receive anakinra during the "
-        f"episode; each person's first qualifying episode was analysed (later ones are readmissions). Children "
+        f"episode; each person's first qualifying episode was analysed (later ones are readmissions). "
+        f"{prevalent} A "
+        f"patient's centre is the treating centre, where anakinra was started (after a transfer it may differ "
+        f"from the admitting centre, which the dataset keeps as admitting_centre). Children "
         f"are patients younger than {c['age_groups']['child_below']:g} years.")})
     exposure = ("IV if any intravenous dose was given during the episode, otherwise SC"
                 if c["exposure"] == "any_iv" else "the route of the first anakinra dose")
