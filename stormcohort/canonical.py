@@ -30,6 +30,23 @@ LAB_UNITS = {
     "creatinine": "umol/L",
     "scd25": "U/mL",
 }
+# The direction in which each test is worse in sHLH/MAS (cohort.baseline.pick = worst): the
+# highest value, or the lowest (cytopenias, falling fibrinogen).
+LAB_WORSE = {
+    "ferritin": "high",
+    "crp": "high",
+    "platelets": "low",
+    "hb": "low",
+    "wbc": "low",
+    "neutrophils": "low",
+    "fibrinogen": "low",
+    "triglycerides": "high",
+    "alt": "high",
+    "ast": "high",
+    "bilirubin": "high",
+    "creatinine": "high",
+    "scd25": "high",
+}
 # Values outside these limits (canonical units) are impossible, not merely abnormal.
 LAB_PLAUSIBLE = {
     "ferritin": (0, 500_000),

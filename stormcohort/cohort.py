@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from stormcohort.canonical import FLAGS
+from stormcohort.canonical import FLAGS, LAB_WORSE
 from stormcohort.labels import death_outcome
 from stormcohort.scores import meets_shlh_definition
 
@@ -65,8 +65,9 @@ DATA_DICTIONARY = {
     "hscore": ("points", "HScore (Fardet 2014) at baseline; missing items score 0"),
     "hlh2004_count": ("criteria", "HLH-2004 criteria met at baseline (NK activity never available)"),
     "mas2016": ("0/1", "2016 EULAR/ACR/PRINTO MAS classification (sJIA only)"),
-    "ferritin_baseline": ("ug/L", "Baseline ferritin: sample nearest the index date "
-                                  "within cohort.baseline_window_days"),
+    "ferritin_baseline": ("ug/L", "Baseline ferritin: the sample before the first anakinra dose chosen by "
+                                  "cohort.baseline (window_days, same_day, nearest or worst); a censored "
+                                  "result (<x, >x) as its number x"),
     "crp_baseline": ("mg/L", "Baseline CRP (as ferritin)"),
     "platelets_baseline": ("10^9/L", "Baseline platelets (as ferritin)"),
     "alt_baseline": ("U/L", "Baseline ALT (as ferritin)"),
@@ -182,19 +183,42 @@ def _episode_table(adm: pd.DataFrame) -> pd.DataFrame:
     return episodes
 
 
-def baseline_labs(labs: pd.DataFrame, reference: pd.Series, window: tuple[int, int]) -> pd.DataFrame:
-    """Per episode and test, the sample nearest the reference date within the window
-    (ties: the earlier sample). `labs` carries `episode_key`; returns one column per test."""
-    lo, hi = window
-    ref = reference.reindex(labs["episode_key"]).to_numpy()
-    day = (labs["sample_time"].dt.normalize().to_numpy() - ref) / np.timedelta64(1, "D")
-    within = (day >= lo) & (day <= hi)
-    near = labs.loc[within, ["episode_key", "test", "sample_time", "value"]]  # one copy, of what is needed
-    near = near.assign(day=day[within], distance=np.abs(day[within]))
-    near = near.sort_values(["episode_key", "test", "distance", "sample_time"])
-    first = near.drop_duplicates(["episode_key", "test"])
-    wide = first.pivot(index="episode_key", columns="test", values="value")
-    return wide.reindex(columns=LAB_COLUMNS)
+def baseline_labs(labs: pd.DataFrame, index_time: pd.Series, reference: pd.Series, rule: dict) -> pd.DataFrame:
+    """Per episode and test, the baseline sample under ``rule`` (config ``cohort.baseline``).
+
+    Candidates: samples from ``window_days`` days before the reference date (the index date, or the
+    admission date without anakinra) to before the first dose (``index_time``). A sample on the
+    index date counts by ``same_day``: ``before_dose`` when its time is before the dose's (a
+    date-only sample or dose is at midnight, so neither is known to come first), ``always`` or
+    ``never``. Of the candidates, ``pick`` takes the ``nearest`` (the latest) or the ``worst``
+    (``LAB_WORSE``; ties: the earlier sample). ``labs`` carries ``episode_key``; returns one column
+    per test (the value) and ``<test>_qualifier`` ('', '<' or '>': the scores' input contract).
+    """
+    episode = labs["episode_key"]
+    time = labs["sample_time"].to_numpy()
+    date = labs["sample_time"].dt.normalize().to_numpy()
+    dose = index_time.reindex(episode).to_numpy()
+    day = (date - reference.reindex(episode).to_numpy()) / np.timedelta64(1, "D")
+    if rule["same_day"] == "before_dose":
+        same_day_ok = (time > date) & (time < dose)  # a time of day (not midnight), before the dose's
+    else:
+        same_day_ok = np.full(len(labs), rule["same_day"] == "always")
+    # Without anakinra there is no dose to be before: the window ends on the admission date, inclusive.
+    same_day_ok |= pd.isna(dose)
+    keep = (day >= -rule["window_days"]) & ((day < 0) | ((day == 0) & same_day_ok))
+    base = labs.loc[keep, ["episode_key", "test", "sample_time", "value", "qualifier"]]  # one copy, of what is needed
+    if rule["pick"] == "worst":
+        worse_first = base["value"] * base["test"].map(LAB_WORSE).map({"high": -1.0, "low": 1.0})
+        base = base.assign(rank=worse_first).sort_values(["episode_key", "test", "rank", "sample_time"],
+                                                         kind="mergesort")
+    else:
+        base = base.sort_values(["episode_key", "test", "sample_time"], ascending=[True, True, False],
+                                kind="mergesort")
+    first = base.drop_duplicates(["episode_key", "test"]).set_index(["episode_key", "test"])
+    value = first["value"].unstack().reindex(columns=LAB_COLUMNS)
+    qualifier = first["qualifier"].fillna("").unstack().reindex(columns=LAB_COLUMNS)
+    return value.join(qualifier.add_suffix("_qualifier")).rename_axis(columns=None)
+
 
 # cohort.simultaneous_routes: the order of the routes of regimens starting at the same time.
 # iv_first: an IV loading dose given with the first SC dose (the usual practice) starts an IV regimen.
@@ -236,7 +260,7 @@ def derive_cohort(tables: dict[str, pd.DataFrame], cfg: dict, extract_date: date
     episodes["index_date"] = episodes["index_time"].dt.normalize()
     reference = episodes["index_date"].fillna(episodes["admit_date"])
 
-    baseline = baseline_labs(labs, reference, tuple(cfg["baseline_window_days"])).reindex(episodes.index)
+    baseline = baseline_labs(labs, episodes["index_time"], reference, cfg["baseline"]).reindex(episodes.index)
     definition = cfg["shlh_definition"]
     score_input = baseline.join(episodes[["max_temp_c", "hepatomegaly", "splenomegaly", "immunosuppression",
                                           "bm_haemophagocytosis"]])

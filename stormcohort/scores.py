@@ -6,6 +6,14 @@ fibrinogen g/L, triglycerides mmol/L, ast U/L, scd25 U/mL), ``max_temp_c`` in de
 the flags ``hepatomegaly, splenomegaly, immunosuppression, bm_haemophagocytosis`` (and ``sjia``
 for MAS) as nullable booleans.
 
+Censored results: a lab column ``<test>`` may come with ``<test>_qualifier`` ('' plain, '<' the
+true value is below ``<test>``, '>' above it; as the canonical labs' ``qualifier``). A missing
+qualifier column, or an NA/'' qualifier, means the value is exact, so callers without censored
+values pass plain columns. A censored value meets a cut-off only when every value it stands
+for does (:func:`meets_cutoff`): ``<500`` ferritin never meets ``>= 500``. Scores and counts
+are then lower bounds, and an HScore item whose points could still rise counts in
+``hscore_items_missing``.
+
 Missing-data convention, common to every function here: a missing *value* (NaN/NA) means the
 item or criterion is not met (0 points). Every item is monotone, so the HScore is then a lower
 bound and the HLH-2004 count an undercount; ``hscore_items_missing`` says how far to trust it.
@@ -48,6 +56,48 @@ def _num(df: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
+_OPS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+
+
+def meets_cutoff(value: np.ndarray, qualifier: np.ndarray, op: str, cut: float, possible: bool = False) -> np.ndarray:
+    """Whether ``value op cut`` holds for every value a result stands for (``possible``: for some).
+
+    ``qualifier`` '' is an exact value; '<x' stands for the values below x, '>x' above it. Every
+    value of '<x' meets ``<= cut``/``< cut`` iff x <= cut, and never ``>= cut``/``> cut`` (some
+    does iff x > cut); '>x' mirrors it. A missing value meets nothing (possibly: anything).
+    """
+    upper = op.startswith("<")
+    exact = _OPS[op](value, cut)
+    toward = qualifier == ("<" if upper else ">")  # censored in the cut-off's own direction
+    away = qualifier == (">" if upper else "<")
+    if possible:
+        # toward: some value is beyond any cut; away: only when the bound is strictly inside.
+        inside = value < cut if upper else value > cut
+        return np.isnan(value) | np.where(toward, True, np.where(away, inside, exact))
+    bound = value <= cut if upper else value >= cut
+    return np.where(toward, bound, np.where(away, False, exact))
+
+
+def _lab(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """(value, qualifier) of a column; no ``<col>_qualifier`` column (or NA in it) means exact."""
+    value = _num(df, col)
+    qual = f"{col}_qualifier"
+    if qual not in df.columns:
+        return value, np.full(len(df), "", dtype=object)
+    return value, df[qual].astype(object).where(df[qual].notna(), "").to_numpy(dtype=object)
+
+
+def _cutoffs(df: pd.DataFrame, possible: bool = False):
+    """``meets(col, op, cut)`` for this frame's columns, qualifiers read once per column."""
+    cache = {}
+
+    def meets(col: str, op: str, cut: float) -> np.ndarray:
+        if col not in cache:
+            cache[col] = _lab(df, col)
+        return meets_cutoff(*cache[col], op, cut, possible)
+    return meets
+
+
 def _flag(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     """(present-and-True, missing) ndarrays for a nullable boolean flag."""
     s = df[col].astype("boolean")
@@ -55,53 +105,52 @@ def _flag(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     return s.fillna(False).to_numpy(dtype=bool), missing
 
 
-def hscore_components(df: pd.DataFrame) -> pd.DataFrame:
-    """Points per HScore item (9 columns) plus ``hscore_items_missing``.
-
-    See :func:`hscore` for the cut-offs. An item counts as missing when *any* of its
-    inputs is missing (organomegaly: either flag; cytopenias: any of Hb/platelets/WBC),
-    because its points could then still rise; so ``hscore_items_missing == 0`` exactly
-    when the HScore is fully ascertained, and otherwise the score is a lower bound.
-    """
-    _require(df, HSCORE_COLUMNS)
+def _hscore_points(df: pd.DataFrame, possible: bool) -> dict[str, np.ndarray]:
+    """Points per HScore item that every value reaches (``possible``: the most any value could)."""
+    meets = _cutoffs(df, possible)
     imm, imm_na = _flag(df, "immunosuppression")
     hep, hep_na = _flag(df, "hepatomegaly")
     spl, spl_na = _flag(df, "splenomegaly")
     bm, bm_na = _flag(df, "bm_haemophagocytosis")
-    temp = _num(df, "max_temp_c")
-    hb, plt, wbc = _num(df, "hb"), _num(df, "platelets"), _num(df, "wbc")
-    ferr, tg = _num(df, "ferritin"), _num(df, "triglycerides")
-    fib, ast = _num(df, "fibrinogen"), _num(df, "ast")
-
-    # NaN compares False everywhere below, so a missing value falls to the 0-point band.
-    n_cyto = (hb <= 92).astype(int) + (plt <= 110).astype(int) + (wbc <= 5.0).astype(int)
+    if possible:  # an unrecorded flag could be yes
+        imm, hep, spl, bm = imm | imm_na, hep | hep_na, spl | spl_na, bm | bm_na
+    n_cyto = (meets("hb", "<=", 92).astype(int) + meets("platelets", "<=", 110).astype(int)
+              + meets("wbc", "<=", 5.0).astype(int))
     n_organ = hep.astype(int) + spl.astype(int)
-    pts = {
+    return {
         "immunosuppression": np.where(imm, 18, 0),
         # 38.4-39.4 is closed on both ends: <38.4 -> 0, >39.4 -> 49.
-        "temperature": np.select([temp > 39.4, temp >= 38.4], [49, 33], 0),
+        "temperature": np.select([meets("max_temp_c", ">", 39.4), meets("max_temp_c", ">=", 38.4)], [49, 33], 0),
         "organomegaly": np.select([n_organ == 2, n_organ == 1], [38, 23], 0),
         # 0 or 1 lineage -> 0 points.
         "cytopenias": np.select([n_cyto == 3, n_cyto == 2], [34, 24], 0),
-        "ferritin": np.select([ferr > 6000, ferr >= 2000], [50, 35], 0),
-        "triglycerides": np.select([tg > 4.0, tg >= 1.5], [64, 44], 0),
-        "fibrinogen": np.where(fib <= 2.5, 30, 0),
-        "ast": np.where(ast >= 30, 19, 0),
+        "ferritin": np.select([meets("ferritin", ">", 6000), meets("ferritin", ">=", 2000)], [50, 35], 0),
+        "triglycerides": np.select([meets("triglycerides", ">", 4.0), meets("triglycerides", ">=", 1.5)], [64, 44], 0),
+        "fibrinogen": np.where(meets("fibrinogen", "<=", 2.5), 30, 0),
+        "ast": np.where(meets("ast", ">=", 30), 19, 0),
         "bm_haemophagocytosis": np.where(bm, 35, 0),
     }
-    missing = [
-        imm_na,
-        np.isnan(temp),
-        hep_na | spl_na,
-        np.isnan(hb) | np.isnan(plt) | np.isnan(wbc),
-        np.isnan(ferr),
-        np.isnan(tg),
-        np.isnan(fib),
-        np.isnan(ast),
-        bm_na,
-    ]
+
+
+def hscore_components(df: pd.DataFrame) -> pd.DataFrame:
+    """Points per HScore item (9 columns) plus ``hscore_items_missing``.
+
+    See :func:`hscore` for the cut-offs. An item counts as missing when *any* of its
+    inputs is missing (organomegaly: either flag; cytopenias: any of Hb/platelets/WBC), or
+    when a censored value leaves its points open (``>3000`` ferritin: 35, could be 50),
+    because its points could then still rise; so ``hscore_items_missing == 0`` exactly
+    when the HScore is fully ascertained, and otherwise the score is a lower bound.
+    """
+    _require(df, HSCORE_COLUMNS)
+    # A missing value or a censored one meets a cut-off only when certain: the lower band.
+    pts = _hscore_points(df, possible=False)
+    most = _hscore_points(df, possible=True)
+    # Missing or censored, an item is not ascertained when its points could still rise (an
+    # unrecorded flag or value always could), and cytopenias whenever a lineage is unrecorded.
+    missing = {k: most[k] > v for k, v in pts.items()}
+    missing["cytopenias"] |= np.isnan(_num(df, "hb")) | np.isnan(_num(df, "platelets")) | np.isnan(_num(df, "wbc"))
     out = pd.DataFrame({f"hscore_{k}": v.astype(float) for k, v in pts.items()}, index=df.index)
-    out["hscore_items_missing"] = np.sum(missing, axis=0).astype("int64")
+    out["hscore_items_missing"] = np.sum(list(missing.values()), axis=0).astype("int64")
     return out
 
 
@@ -143,27 +192,25 @@ def hlh2004_count(df: pd.DataFrame) -> pd.Series:
       6 low/absent NK-cell activity: never available in this cohort, always 0;
       7 ferritin >=500 ug/L;
       8 soluble CD25 >=2400 U/mL.
-    The molecular-diagnosis arm of HLH-2004 is not assessed. Missing = criterion not met,
-    so the count is a lower bound.
+    The molecular-diagnosis arm of HLH-2004 is not assessed. Missing = criterion not met, and a
+    censored value meets a criterion only when every value it stands for does (``<500`` ferritin
+    does not meet 7), so the count is a lower bound.
     """
     _require(df, HLH2004_COLUMNS)
-    temp = _num(df, "max_temp_c")
+    meets = _cutoffs(df)
     spl, _ = _flag(df, "splenomegaly")
     bm, _ = _flag(df, "bm_haemophagocytosis")
-    hb, plt, neut = _num(df, "hb"), _num(df, "platelets"), _num(df, "neutrophils")
-    tg, fib = _num(df, "triglycerides"), _num(df, "fibrinogen")
-    ferr, scd25 = _num(df, "ferritin"), _num(df, "scd25")
-
-    n_cyto = (hb < 90).astype(int) + (plt < 100).astype(int) + (neut < 1.0).astype(int)
+    n_cyto = (meets("hb", "<", 90).astype(int) + meets("platelets", "<", 100).astype(int)
+              + meets("neutrophils", "<", 1.0).astype(int))
     criteria = [
-        temp >= 38.5,
+        meets("max_temp_c", ">=", 38.5),
         spl,
         n_cyto >= 2,
-        (tg >= 3.0) | (fib <= 1.5),
+        meets("triglycerides", ">=", 3.0) | meets("fibrinogen", "<=", 1.5),
         bm,
         np.zeros(len(df), dtype=bool),  # NK-cell activity: not measured
-        ferr >= 500,
-        scd25 >= 2400,
+        meets("ferritin", ">=", 500),
+        meets("scd25", ">=", 2400),
     ]
     return pd.Series(np.sum(criteria, axis=0).astype("int64"), index=df.index, name="hlh2004_count")
 
@@ -178,22 +225,22 @@ def mas2016(df: pd.DataFrame) -> pd.Series:
       fibrinogen <=360 mg/dL (= <=3.6 g/L).
     The criteria say only "febrile"; fever is taken here as max_temp_c >=38.0 C.
     Returns a ``boolean`` Series with no NA: ``sjia`` False or missing -> False; missing
-    temperature or labs -> that criterion not met.
+    temperature or labs -> that criterion not met; a censored value meets a criterion only when
+    every value it stands for does.
     """
     _require(df, MAS2016_COLUMNS)
+    meets = _cutoffs(df)
     sjia, _ = _flag(df, "sjia")
-    temp = _num(df, "max_temp_c")
-    ferr, plt, ast = _num(df, "ferritin"), _num(df, "platelets"), _num(df, "ast")
-    tg, fib = _num(df, "triglycerides"), _num(df, "fibrinogen")
-
-    # Compare triglycerides in mg/dL so the published cut-off 156 is applied literally.
+    tg, tg_qualifier = _lab(df, "triglycerides")
+    # Compare triglycerides in mg/dL so the published cut-off 156 is applied literally (a
+    # positive factor keeps the qualifier's direction).
     n_other = (
-        (plt <= 181).astype(int)
-        + (ast > 48).astype(int)
-        + (tg * TG_MG_DL_PER_MMOL_L > 156).astype(int)
-        + (fib <= 3.6).astype(int)
+        meets("platelets", "<=", 181).astype(int)
+        + meets("ast", ">", 48).astype(int)
+        + meets_cutoff(tg * TG_MG_DL_PER_MMOL_L, tg_qualifier, ">", 156).astype(int)
+        + meets("fibrinogen", "<=", 3.6).astype(int)
     )
-    result = sjia & (temp >= 38.0) & (ferr > 684) & (n_other >= 2)
+    result = sjia & meets("max_temp_c", ">=", 38.0) & meets("ferritin", ">", 684) & (n_other >= 2)
     return pd.Series(result, index=df.index, name="mas2016", dtype="boolean")
 
 

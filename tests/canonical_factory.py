@@ -50,11 +50,19 @@ class World:
                 "dose_mg": daily / 4, "frequency": "QDS", "rate_mg_per_h": float("nan"), "daily_dose_mg": daily,
             })
         labs = HIGH_LABS if sick else LOW_LABS
-        day = pd.Timestamp(lab_day or (doses[0][0] if doses else admit))
+        # Default labs: the day before the first dose (baseline labs are taken before it), or the
+        # admission date without anakinra.
+        day = pd.Timestamp(lab_day) if lab_day else (
+            pd.Timestamp(doses[0][0]).normalize() - pd.Timedelta(days=1) if doses else pd.Timestamp(admit))
         for test, value in labs.items():
-            self.rows["labs"].append({"admission_key": adm_key, "centre": centre, "sample_time": day, "test": test,
-                                      "value": value, "qualifier": "", "unit": "x"})
+            self.lab(adm_key, day, test, value)
         return adm_key
+
+    def lab(self, adm_key, sample_time, test, value, qualifier=""):
+        """One more lab result of an admission made by :meth:`admission`."""
+        centre = next(r["centre"] for r in self.rows["admissions"] if r["admission_key"] == adm_key)
+        self.rows["labs"].append({"admission_key": adm_key, "centre": centre, "sample_time": pd.Timestamp(sample_time),
+                                  "test": test, "value": float(value), "qualifier": qualifier, "unit": "x"})
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {}

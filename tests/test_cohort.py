@@ -2,11 +2,13 @@
 
 from datetime import date
 
+import jsonschema
 import pandas as pd
 import pytest
 import yaml
 
-from stormcohort.cohort import build_episodes, dataset_columns, derive_cohort
+from stormcohort.canonical import LAB_UNITS, LAB_WORSE
+from stormcohort.cohort import baseline_labs, build_episodes, dataset_columns, derive_cohort
 from stormcohort.link import link_centres
 from tests.canonical_factory import World, key
 from tests.config_defaults import config_schema, fill_defaults
@@ -352,3 +354,127 @@ def test_prevalent_users_are_counted_and_excluded_by_default(exclude):
     kept = set(out.conflicts.loc[out.conflicts["rule"].eq("prevalent_user_kept"), "patient_key"])
     assert kept == (set() if exclude else {key("P", "lee"), key("P", "mo")})
     assert not assessed.loc[assessed["patient_key"].eq(key("P", "ned")), "prevalent_user"].any()
+
+
+# ------------------------------------------------------------------ baseline: before the first dose
+
+STUDY = {"study_window": {"start": "2019-01-01", "end": "2020-12-31"}}
+
+
+def cohort_config(**baseline):
+    """The cohort config as the workflow gets it (schema defaults filled), baseline rule overridden."""
+    cfg = fill_defaults(dict(CONFIG, **STUDY), config_schema()["properties"]["cohort"])
+    cfg["baseline"] = {**cfg["baseline"], **baseline}
+    return cfg
+
+
+def derive(w: World, **baseline):
+    linked, _ = link_centres(split_by_centre(w.tables()))
+    return derive_cohort(linked, cohort_config(**baseline), EXTRACT)
+
+
+def test_a_day_plus_one_sample_never_replaces_a_day_minus_two_one():
+    # Full labs on day -2 (HScore 319); a lower ferritin the day after the first dose (it would
+    # score 304) is nearer the index date but taken after treatment started.
+    w = World()
+    adm = w.admission("ivy", "LDN", "2019-02-01", "2019-02-20", lab_day="2019-02-01",
+                      doses=[("2019-02-03 10:00", "2019-02-10", "SC", 400)])
+    w.lab(adm, "2019-02-04 08:00", "ferritin", 3000)
+    ivy = row(derive(w), "ivy")
+    assert ivy["ferritin_baseline"] == 12000 and ivy["hscore"] == 319
+
+
+@pytest.mark.parametrize("dose, sample, counted", [
+    # (first dose, same-day ferritin sample): counted as baseline under same_day = before_dose?
+    ("2019-02-03 10:00", "2019-02-03 08:00", True),    # sampled before a timed dose
+    ("2019-02-03 10:00", "2019-02-03 12:00", False),   # after it
+    ("2019-02-03 10:00", "2019-02-03", False),         # date-only sample: not known to be before
+    ("2019-02-03", "2019-02-03 08:00", False),         # date-only dose (midnight): nothing is before it
+])
+@pytest.mark.parametrize("same_day", ["before_dose", "always", "never"])
+def test_same_day_sample_rule(dose, sample, counted, same_day):
+    w = World()
+    adm = w.admission("ivy", "LDN", "2019-02-01", "2019-02-20", lab_day="2019-01-31",
+                      doses=[(dose, "2019-02-10", "SC", 400)])
+    w.lab(adm, sample, "ferritin", 3000)
+    expected = {"before_dose": counted, "always": True, "never": False}[same_day]
+    ivy = row(derive(w, same_day=same_day), "ivy")
+    assert ivy["ferritin_baseline"] == (3000 if expected else 12000)
+
+
+def test_same_day_default_is_before_dose():
+    assert cohort_config()["baseline"]["same_day"] == "before_dose"
+    assert cohort_config()["baseline"]["pick"] == "nearest"
+
+
+def test_the_window_starts_window_days_before_the_index_date():
+    labs = pd.DataFrame({"episode_key": ["E1"] * 2, "test": ["crp", "alt"], "value": [80.0, 10.0],
+                         "qualifier": ["", ""],
+                         "sample_time": pd.to_datetime(["2019-01-27 09:00", "2019-01-26 23:00"])})
+    index_time = pd.Series(pd.to_datetime(["2019-02-03 10:00"]), index=["E1"])
+    rule = {"window_days": 7, "pick": "nearest", "same_day": "before_dose"}
+    base = baseline_labs(labs, index_time, index_time.dt.normalize(), rule)
+    assert base.loc["E1", "crp"] == 80 and pd.isna(base.loc["E1", "alt"])  # day -7 in, day -8 out
+    assert set(LAB_WORSE) == set(LAB_UNITS)  # every canonical test has a direction for pick = worst
+
+
+@pytest.mark.parametrize("pick, ferritin, platelets", [("nearest", 8000, 60), ("worst", 15000, 20)])
+def test_pick_nearest_or_worst_before_the_dose(pick, ferritin, platelets):
+    w = World()
+    adm = w.admission("ivy", "LDN", "2019-02-01", "2019-02-20", lab_day="2019-01-31",  # day -3
+                      doses=[("2019-02-03 10:00", "2019-02-10", "SC", 400)])
+    for day, ferr, plt in (("2019-02-02 07:00", 8000, 60), ("2019-01-29 07:00", 15000, 20)):
+        w.lab(adm, day, "ferritin", ferr)
+        w.lab(adm, day, "platelets", plt)
+    w.lab(adm, "2019-02-04 07:00", "ferritin", 40000)  # after the dose: never baseline, however bad
+    w.lab(adm, "2019-02-04 07:00", "platelets", 5)
+    ivy = row(derive(w, pick=pick), "ivy")
+    assert (ivy["ferritin_baseline"], ivy["platelets_baseline"]) == (ferritin, platelets)
+
+
+def test_worst_ties_go_to_the_earlier_sample():
+    labs = pd.DataFrame({"episode_key": ["E1"] * 2, "test": ["ferritin"] * 2, "value": [6000.0, 6000.0],
+                         "qualifier": [">", ""],
+                         "sample_time": pd.to_datetime(["2019-02-02 07:00", "2019-01-30 07:00"])})
+    index_time = pd.Series(pd.to_datetime(["2019-02-03 10:00"]), index=["E1"])
+    worst = baseline_labs(labs, index_time, index_time.dt.normalize(), {"window_days": 7, "pick": "worst",
+                                                                       "same_day": "before_dose"})
+    assert worst.loc["E1", "ferritin"] == 6000 and worst.loc["E1", "ferritin_qualifier"] == ""
+
+
+def test_without_anakinra_the_window_ends_on_the_admission_date():
+    # No dose to be before: samples up to the admission date, inclusive; the day after is not baseline.
+    w = World()
+    w.admission("fay", "SHF", "2019-06-01", "2019-06-21", lab_day="2019-06-01 15:00")
+    w.admission("gil", "SHF", "2019-06-01", "2019-06-21", lab_day="2019-06-02 08:00")
+    reasons = derive(w).assessed.set_index("patient_key")["exclusion"]
+    assert reasons[key("P", "fay")] == "no_anakinra" and reasons[key("P", "gil")] == "criteria_not_met"
+
+
+@pytest.mark.parametrize("qualifier, meets", [("", True), ("<", False)])
+def test_below_500_baseline_ferritin_does_not_meet_the_definition(qualifier, meets):
+    # HLH-2004 criteria: fever, spleen, marrow, sCD25 and ferritin 500 = 5 (HScore 91): '<500' makes 4.
+    w = World()
+    adm = w.admission("ivy", "LDN", "2019-02-01", "2019-02-20", sick=False,
+                      doses=[("2019-02-03 10:00", "2019-02-10", "SC", 400)])
+    tables = w.tables()
+    tables["admissions"]["max_temp_c"] = 39.0
+    for flag in ("splenomegaly", "bm_haemophagocytosis"):
+        tables["admissions"][flag] = pd.array([True], dtype="boolean")
+    labs = tables["labs"]
+    labs.loc[labs["test"].eq("scd25"), "value"] = 3000.0
+    labs.loc[labs["test"].eq("ferritin"), ["value", "qualifier"]] = [500.0, qualifier]
+    linked, _ = link_centres(split_by_centre(tables))
+    episode = derive_cohort(linked, cohort_config(), EXTRACT).assessed.set_index("admission_key").loc[adm]
+    assert episode["hscore"] == 91 and episode["hlh2004_count"] == (5 if meets else 4)
+    assert bool(episode["meets_definition"]) == meets
+    assert pd.isna(episode["exclusion"]) if meets else episode["exclusion"] == "criteria_not_met"
+
+
+def test_the_study_config_validates_with_the_baseline_rule():
+    study = yaml.safe_load(open("config/config.yaml"))
+    filled = fill_defaults(study, config_schema())
+    assert set(filled["cohort"]["baseline"]) == {"window_days", "pick", "same_day"}
+    old = dict(study, cohort={**study["cohort"], "baseline_window_days": [-7, 1]})
+    with pytest.raises(jsonschema.ValidationError, match="baseline_window_days"):
+        fill_defaults(old, config_schema())

@@ -82,6 +82,23 @@ def test_methods_text_follows_the_config():
     assert "per 1000 patient-days" in other and "per 100 patient-days" not in other
 
 
+def test_methods_state_the_baseline_rule_from_the_config():
+    base = text(methods(CONFIG, {}, DELIVERY))
+    assert "from 7 days before the index date and before the first anakinra dose" in base
+    assert "the sample nearest the first dose (the latest)" in base
+    assert "only when its recorded time was before the first dose's time" in base
+    assert "cohort.baseline: window_days = 7, pick = nearest, same_day = before_dose" in base
+    # the peak temperature cannot be restricted to before the first dose
+    assert "peak temperature" in base and "may follow the first dose" in base
+    changed = copy.deepcopy(CONFIG)
+    changed["cohort"]["baseline"] = {"window_days": 3, "pick": "worst", "same_day": "always"}
+    other = text(methods(changed, {}, DELIVERY))
+    assert "from 3 days before the index date" in other and "the worst sample" in other
+    assert "any sample on the index date counted, even one taken after the first dose" in other
+    changed["cohort"]["baseline"]["same_day"] = "never"
+    assert "no sample on the index date counted" in text(methods(changed, {}, DELIVERY))
+
+
 def test_methods_quote_the_estimators_from_the_model_records():
     models = {"survival": {"methods": {"cox": "Cox proportional hazards, Efron ties (R coxph default)",
                                        "kaplan_meier": "Kaplan-Meier product-limit estimator, Greenwood variance"}}}

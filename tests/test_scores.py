@@ -16,6 +16,7 @@ from stormcohort.scores import (
     hscore_components,
     hscore_items_missing,
     mas2016,
+    meets_cutoff,
     meets_shlh_definition,
 )
 
@@ -299,3 +300,99 @@ def test_large_frame_matches_rowwise():
     assert len(res) == 120_000
     assert res["hscore"].tolist() == [0, 169, 19] * 40_000
     assert res["meets_definition"].tolist() == [False, True, True] * 40_000
+
+
+# ---------------------------------------------------------------- censored values ('<x', '>x')
+
+
+def censored(**values) -> pd.DataFrame:
+    """One NEUTRAL row whose labs are given as text, e.g. ferritin='<500': value + <test>_qualifier."""
+    row = {}
+    for test, text in values.items():
+        text = str(text)
+        qualifier = text[0] if text[0] in "<>" else ""
+        row[test], row[f"{test}_qualifier"] = float(text.lstrip("<>")), qualifier
+    return frame(row)
+
+
+@pytest.mark.parametrize(
+    "qualifier, value, op, cut, certain, possible",
+    [
+        ("<", 500, ">=", 500, False, False), ("<", 600, ">=", 500, False, True),
+        ("<", 600, ">", 500, False, True), ("<", 500, ">", 500, False, False),
+        ("<", 1.5, "<=", 2.5, True, True), ("<", 2.5, "<=", 2.5, True, True), ("<", 3.0, "<=", 2.5, False, True),
+        ("<", 100, "<", 100, True, True), ("<", 101, "<", 100, False, True),
+        (">", 6000, ">", 6000, True, True), (">", 3000, ">", 6000, False, True),
+        (">", 2000, ">=", 2000, True, True), (">", 1999, ">=", 2000, False, True),
+        (">", 2.5, "<=", 2.5, False, False), (">", 2.0, "<=", 2.5, False, True),
+        (">", 50, "<", 100, False, True), (">", 100, "<", 100, False, False),
+        ("", 500, ">=", 500, True, True), ("", 499, ">=", 500, False, False),
+    ],
+)
+def test_meets_cutoff_of_a_censored_value(qualifier, value, op, cut, certain, possible):
+    v, q = np.array([float(value)]), np.array([qualifier], dtype=object)
+    assert meets_cutoff(v, q, op, cut)[0] == certain  # every value it stands for meets the cut-off
+    assert meets_cutoff(v, q, op, cut, possible=True)[0] == possible  # some value does
+
+
+def test_missing_value_never_meets_but_possibly_does():
+    v, q = np.array([np.nan]), np.array([""], dtype=object)
+    assert not meets_cutoff(v, q, ">=", 500)[0] and meets_cutoff(v, q, ">=", 500, possible=True)[0]
+
+
+def test_below_500_ferritin_does_not_meet_hlh2004_ferritin():
+    assert hlh2004_count(censored(ferritin="<500")).iloc[0] == 0
+    assert hlh2004_count(censored(ferritin="500")).iloc[0] == 1
+    assert hlh2004_count(censored(ferritin=">500")).iloc[0] == 1
+
+
+def test_censored_fibrinogen_and_platelets_against_upper_cutoffs():
+    # '<1.5' g/L: every value is <=2.5 (HScore 30) and <=1.5 (HLH-2004 criterion 4).
+    df = censored(fibrinogen="<1.5")
+    assert hscore(df).iloc[0] == 30 and hlh2004_count(df).iloc[0] == 1
+    assert hscore_items_missing(df).iloc[0] == 0
+    # '>2.0' g/L might be <=2.5 or not: 0 points, not fully ascertained; '>2.5' is certainly 0.
+    assert hscore(censored(fibrinogen=">2.0")).iloc[0] == 0
+    assert hscore_items_missing(censored(fibrinogen=">2.0")).iloc[0] == 1
+    assert hscore_items_missing(censored(fibrinogen=">2.5")).iloc[0] == 0
+    # '<100' platelets meets HLH-2004's <100; with Hb 80 two lineages are cytopenic.
+    assert hlh2004_count(censored(platelets="<100", hb="80")).iloc[0] == 1
+    assert hlh2004_count(censored(platelets=">50", hb="80")).iloc[0] == 0
+
+
+@pytest.mark.parametrize("text, points, missing", [
+    (">6000", 50, 0),    # every value >6000: the top band
+    (">3000", 35, 1),    # 35 at least, could be 50
+    ("<2000", 0, 0),     # every value <2000
+    ("<3000", 0, 1),     # could be 35
+    (">1999", 0, 1),     # could be 35 or 50; not every value reaches 2000
+    (">2000", 35, 1),
+])
+def test_hscore_ferritin_band_of_a_censored_value(text, points, missing):
+    df = censored(ferritin=text)
+    assert hscore_components(df)["hscore_ferritin"].iloc[0] == points
+    assert hscore_items_missing(df).iloc[0] == missing
+
+
+def test_censored_cytopenias_count_as_not_ascertained_when_points_could_rise():
+    # Hb 80 and WBC 2 cytopenic (24); platelets '>100' might be <=110: could be 34.
+    df = censored(hb="80", wbc="2", platelets=">100")
+    assert hscore_components(df)["hscore_cytopenias"].iloc[0] == 24
+    assert hscore_items_missing(df).iloc[0] == 1
+    assert hscore_items_missing(censored(hb="80", wbc="2", platelets=">110")).iloc[0] == 0
+
+
+def test_mas2016_ferritin_censored():
+    assert mas2016(one(**MAS_BASE)).iloc[0]
+    base = {k: v for k, v in MAS_BASE.items() if k != "ferritin"}
+    for text, expected in ((">684", True), (">600", False), ("<700", False)):
+        df = censored(ferritin=text).assign(**base)
+        df["sjia"] = df["sjia"].astype("boolean")
+        assert mas2016(df).iloc[0] == expected, text
+
+
+def test_missing_or_empty_qualifier_means_unqualified():
+    df = censored(ferritin="<500")
+    df["ferritin_qualifier"] = pd.Series([pd.NA], dtype="object")
+    assert hlh2004_count(df).iloc[0] == 1
+    assert hlh2004_count(df.drop(columns="ferritin_qualifier")).iloc[0] == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from stormcohort.canonical import LAB_WORSE
 from stormcohort.labels import death_outcome, lab_label, outcome_label, var_label
 from stormcohort.report.sections import lower_first
 
@@ -39,6 +40,37 @@ def covariates(adjust_for: Sequence[str], reference_levels: Mapping) -> str:
 
 def pct(x: float) -> str:
     return f"{100 * x:g}%"
+
+
+SAME_DAY = {
+    "before_dose": "a sample on the index date counted only when its recorded time was before the first dose's "
+                   "time (a sample or dose recorded with a date only was not known to come first, so did not count)",
+    "always": "any sample on the index date counted, even one taken after the first dose",
+    "never": "no sample on the index date counted",
+}
+
+
+def _worse(direction: str) -> str:
+    return join_and([lower_first(lab_label(t)) for t, d in LAB_WORSE.items() if d == direction])
+
+
+PICK = {
+    "nearest": "the sample nearest the first dose (the latest)",
+    "worst": f"the worst sample (the highest {_worse('high')}; the lowest {_worse('low')}; ties to the earlier)",
+}
+
+
+def baseline_rule(b: Mapping) -> str:
+    """The baseline-laboratory rule of config ``cohort.baseline``, and what it cannot cover."""
+    return (
+        f"Baseline laboratory values, used for the sHLH/MAS definition, the scores and Table 1: for each test, "
+        f"{PICK[b['pick']]} of the samples taken from {b['window_days']} days before the index date and before "
+        f"the first anakinra dose; {SAME_DAY[b['same_day']]} (config cohort.baseline: window_days = "
+        f"{b['window_days']}, pick = {b['pick']}, same_day = {b['same_day']}). A result reported as below or "
+        f"above a limit (<x, >x) met a score's cut-off only when every value it stands for does. Episodes "
+        f"without anakinra, scored for the participant flow, took samples up to the admission date inclusive. "
+        f"The peak temperature used by the scores is recorded once per admission in every centre's extract, "
+        f"so it could not be restricted to before the first dose and may follow the first dose.")
 
 
 def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -> list[dict]:
@@ -82,13 +114,11 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
     exposure = ("IV if any intravenous dose was given during the episode, otherwise SC"
                 if c["exposure"] == "any_iv" else "the route of the first anakinra dose")
     simultaneous = "IV" if c["simultaneous_routes"] == "iv_first" else "SC"
-    lo, hi = c["baseline_window_days"]
     out.append({"title": "Exposure, baseline and follow-up", "text": (
         f"Route group: {exposure} (config cohort.exposure = {c['exposure']}); SC is the reference in every "
         f"comparison. Day 0 (the index date) is the first anakinra dose; when IV and SC regimens start at the "
         f"same time, the first dose's route is taken to be {simultaneous} (config cohort.simultaneous_routes = "
-        f"{c['simultaneous_routes']}). Baseline laboratory values: for each test, the sample nearest the index "
-        f"date from day {lo:g} to day {hi:g}, ties to the earlier. Follow-up "
+        f"{c['simultaneous_routes']}). {baseline_rule(c['baseline'])} Follow-up "
         f"runs from the index date to death, last contact, day {c['follow_up_days']} or the extract date, "
         f"whichever comes first.")})
     resp = bi["response"]

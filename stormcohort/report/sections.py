@@ -193,7 +193,10 @@ def table1_table(table1: pd.DataFrame, f: Formatter) -> Table:
                  ["Characteristic", *[f"{GROUP_LABELS[g]} (N = {f.count(n.get(g))})" for g in GROUPS],
                   "Missing", "SMD"], rows, sources=["tables/table1.csv"], header_rows=heads,
                  notes=["Percentages of the non-missing values. SMD: standardised mean difference IV vs SC "
-                        "(categorical variables: Yang & Dalton 2012); above 0.1 is usually read as imbalance."])
+                        "(categorical variables: Yang & Dalton 2012); above 0.1 is usually read as imbalance.",
+                        "Laboratory values, and the scores' laboratory items, are from baseline samples taken "
+                        "before the first anakinra dose (rule in Methods); the scores' peak temperature is per "
+                        "admission. A result reported below or above a limit (<x, >x) enters the medians as x."])
 
 
 def severity_table(table1: pd.DataFrame, f: Formatter) -> tuple[Table, list[dict]]:
