@@ -40,7 +40,8 @@ DEATH_H = "death_<H>d"
 DATASET_COLUMNS = [
     "patient_key", "centre", "admitting_centre", "route_group", "first_route", "age_years", "age_group", "sex",
     "weight_kg", "trigger_category", "icu", "oedema", "cns", "hscore", "hlh2004_count", "mas2016",
-    "ferritin_baseline", "crp_baseline", "platelets_baseline", "alt_baseline",
+    "ferritin_baseline", "crp_baseline", "platelets_baseline", "alt_baseline", "ferritin_baseline_qualifier",
+    "crp_baseline_qualifier", "platelets_baseline_qualifier", "alt_baseline_qualifier",
     "days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day", "days_on_anakinra",
     "route_switch", "length_of_stay_days", DEATH_H, "time_to_death_days", "death_30d", "death_date_unknown",
     "fever_outcome", "time_to_fever_days", "fever_not_evaluable",
@@ -71,6 +72,9 @@ DATA_DICTIONARY = {
     "crp_baseline": ("mg/L", "Baseline CRP (as ferritin)"),
     "platelets_baseline": ("10^9/L", "Baseline platelets (as ferritin)"),
     "alt_baseline": ("U/L", "Baseline ALT (as ferritin)"),
+    **{f"{t}_baseline_qualifier": ("", f"< or > when the baseline {t} is a censored result (the true value is "
+                                       f"below or above {t}_baseline); empty when exact")
+       for t in ("ferritin", "crp", "platelets", "alt")},
     "days_admission_to_anakinra": ("days", "Index date minus admission date"),
     "max_daily_dose_mg": ("mg/day", "Largest daily dose of any single regimen (dose x doses per day, or rate x 24)"),
     "max_dose_mg_per_kg_day": ("mg/kg/day", "max_daily_dose_mg / weight_kg"),
@@ -422,6 +426,8 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record) -
         "hlh2004_count": cohort["hlh2004_count"],
         "mas2016": cohort["mas2016"].astype("Int64"),
         **{f"{t}_baseline": baseline[t].reindex(cohort.index) for t in BASELINE_LABS},
+        **{f"{t}_baseline_qualifier": baseline[f"{t}_qualifier"].reindex(cohort.index).fillna("")
+           for t in BASELINE_LABS},
         "days_admission_to_anakinra": _days(index_date, cohort["admit_date"]),
         "max_daily_dose_mg": max_daily,
         "max_dose_mg_per_kg_day": max_daily / cohort["weight_kg"],

@@ -18,6 +18,7 @@ from stormcohort.analyses.binary import (
     ROUTE_TERM,
     binary_analysis,
     binary_outcomes,
+    fell_by,
     jsonable,
     logistic_models,
     response_components,
@@ -162,6 +163,22 @@ def test_afebrile_at_index_meets_the_fever_component_and_a_missing_date_is_unkno
     comp = response_components(ds, labs, settings()).set_index("patient_key")
     assert comp.loc["a", "afebrile"] == 1 and comp.loc["a", "response_day7"] == 1
     assert comp.loc["b", "afebrile"] is pd.NA and comp.loc["b", "response_day7"] is pd.NA
+
+
+def test_a_censored_result_decides_a_fall_only_when_every_value_it_stands_for_does():
+    """A 50% fall from baseline. ``>100000`` baseline and 40000 on day 7: a fall whatever the true
+    baseline (met); 60000: a fall or not (unknown, never 'failed' as 100000 would make it). ``<5``
+    on day 7 from 200: met. A ``<500`` baseline: 400 on day 7 is no 50% fall of any value below 500
+    (failed), 100 may be one (unknown)."""
+    fell = fell_by(pd.Series([100000.0, 100000, 200, 500, 500]), pd.Series([">", ">", "", "<", "<"]),
+                   pd.Series([40000.0, 60000, 5, 400, 100]), pd.Series(["", "", "<", "", ""]), 0.5)
+    assert fell.tolist() == [1, -1, 1, 0, -1]
+    assert fell_by(pd.Series([500.0]), pd.Series(["<"]), pd.Series([300.0]), pd.Series([">"]), 0.5).tolist() == [0]
+    assert fell_by(pd.Series([100.0]), pd.Series([""]), pd.Series([60.0]), pd.Series([">"]), 0.5).tolist() == [0]
+    ds = pd.DataFrame([patient_row("a", "SC", ferritin_baseline=100000.0, ferritin_baseline_qualifier=">")])
+    labs = pd.DataFrame([lab("a", "ferritin", 60000, 7.0), lab("a", "crp", 10, 7.0)], columns=LABS_COLUMNS)
+    comp = response_components(ds, labs, settings())
+    assert comp["ferritin_fall"].isna().all() and comp["response_day7"].isna().all()  # was a failure
 
 
 def test_response_window_and_fall_are_configurable():

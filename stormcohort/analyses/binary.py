@@ -11,7 +11,8 @@ Outcomes (one 0/1 column per patient; missing = not evaluable, counted, never mo
   and ``time_to_fever_days <= afebrile_by_day``), (b) for each test in ``lab_falls``, the
   sample nearest day ``target_day`` within ``window_days`` (calendar days from the index
   date; ties to the earlier day, then the earlier sample) has fallen by at least the given
-  fraction from the patient's baseline (``<test>_baseline``). A component is *met*, *failed*
+  fraction from the patient's baseline (``<test>_baseline``; a censored ``<x``/``>x`` result on
+  either side decides only when every value it stands for does). A component is *met*, *failed*
   or *unknown*: fever fails when it resolved after the day or never did (death before
   resolution, or still febrile when censored on or after the day), is met for a patient afebrile
   at index (``fever_not_evaluable`` ``afebrile_at_index``: no fever to resolve), and is unknown
@@ -66,15 +67,33 @@ METHOD_TEXT = {
 # --------------------------------------------------------------------------- outcome definitions
 
 
-def _nearest_sample(labs: pd.DataFrame, test: str, target: float, window: Sequence[float]) -> pd.Series:
-    """Per patient, the value of ``test`` nearest calendar day ``target`` within ``window``."""
+def _nearest_sample(labs: pd.DataFrame, test: str, target: float, window: Sequence[float]) -> pd.DataFrame:
+    """Per patient, the ``value`` and ``qualifier`` of ``test`` nearest calendar day ``target`` within ``window``."""
     d = labs.loc[labs["test"].eq(test), ["patient_key", "day", "value"]].copy()
+    d["qualifier"] = labs.loc[d.index, "qualifier"].fillna("") if "qualifier" in labs else ""
     d["value"] = pd.to_numeric(d["value"], errors="coerce")
     d["cday"] = calendar_day(d["day"])
     d = d[d["value"].notna() & d["cday"].between(window[0], window[1])]
     d["distance"] = (d["cday"] - target).abs()
     d = d.sort_values(["patient_key", "distance", "cday", "day"], kind="mergesort")
-    return d.drop_duplicates("patient_key").set_index("patient_key")["value"]
+    return d.drop_duplicates("patient_key").set_index("patient_key")[["value", "qualifier"]]
+
+
+def _bounds(value: pd.Series, qualifier: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The range of true values a result stands for: ``<x`` is [0, x], ``>x`` is [x, inf)."""
+    q = qualifier.fillna("")
+    return value.where(q.ne("<"), 0.0), value.where(q.ne(">"), np.inf)
+
+
+def fell_by(base: pd.Series, base_qualifier: pd.Series, value: pd.Series, value_qualifier: pd.Series,
+            fall: float) -> pd.Series:
+    """1 when the value fell from baseline by at least ``fall`` for every true value the (possibly
+    censored, ``<x``/``>x``) results stand for, 0 when it did for none, <NA> when it depends."""
+    base_lo, base_hi = _bounds(base, base_qualifier)
+    value_lo, value_hi = _bounds(value, value_qualifier)
+    met = value_hi.le((1 - fall) * base_lo)
+    failed = value_lo.gt((1 - fall) * base_hi)
+    return pd.Series(np.where(met, 1, np.where(failed, 0, -1)), index=base.index)
 
 
 def response_components(dataset: pd.DataFrame, labs: pd.DataFrame, cfg: Mapping) -> pd.DataFrame:
@@ -95,10 +114,13 @@ def response_components(dataset: pd.DataFrame, labs: pd.DataFrame, cfg: Mapping)
         base_col = f"{test}_baseline"
         check_columns(dataset, [base_col], "analysis dataset (response definition)")
         base = pd.to_numeric(dataset[base_col], errors="coerce")
-        value = dataset["patient_key"].map(_nearest_sample(labs, test, float(r["target_day"]), r["window_days"]))
+        base_qualifier = dataset.get(f"{base_col}_qualifier", pd.Series("", index=dataset.index))
+        sample = _nearest_sample(labs, test, float(r["target_day"]), r["window_days"]).reindex(dataset["patient_key"])
+        value = pd.Series(sample["value"].to_numpy(), index=dataset.index)
+        qualifier = pd.Series(sample["qualifier"].to_numpy(), index=dataset.index)
         ok = base.gt(0) & value.notna()
-        fell = value.le((1 - float(fall)) * base)
-        comp[f"{test}_fall"] = np.where(ok, fell.astype(int), -1)
+        fell = fell_by(base, base_qualifier, value, qualifier, float(fall))
+        comp[f"{test}_fall"] = np.where(ok, fell, -1)
     parts = comp.drop(columns="patient_key")
     composite = np.where(parts.eq(0).any(axis=1), 0, np.where(parts.eq(1).all(axis=1), 1, -1))
     comp["response_day7"] = composite
