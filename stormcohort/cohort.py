@@ -43,7 +43,7 @@ DATASET_COLUMNS = [
     "ferritin_baseline", "crp_baseline", "platelets_baseline", "alt_baseline", "ferritin_baseline_qualifier",
     "crp_baseline_qualifier", "platelets_baseline_qualifier", "alt_baseline_qualifier",
     "days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day", "days_on_anakinra",
-    "route_switch", "length_of_stay_days", DEATH_H, "time_to_death_days", "death_30d", "death_date_unknown",
+    "route_switch", "iv_start_day", "length_of_stay_days", DEATH_H, "time_to_death_days", "death_30d", "death_date_unknown",
     "fever_outcome", "time_to_fever_days", "fever_not_evaluable",
 ]
 
@@ -80,6 +80,8 @@ DATA_DICTIONARY = {
     "max_dose_mg_per_kg_day": ("mg/kg/day", "max_daily_dose_mg / weight_kg"),
     "days_on_anakinra": ("days", "First start to last stop (or discharge when no stop), inclusive"),
     "route_switch": ("0/1", "Both routes used during the episode"),
+    "iv_start_day": ("days", "Index date to the first intravenous dose (0 when the first dose is IV); missing "
+                             "when never IV (the target-trial strategies are defined on it)"),
     "length_of_stay_days": ("days", "Episode discharge minus admission date"),
     DEATH_H: ("0/1", "Death on a recorded date within cohort.follow_up_days (H) of the index date, within "
                      "follow-up (the time-to-event outcome: a death without a date is censored, death_date_unknown)"),
@@ -433,6 +435,8 @@ def _analysis_rows(cohort, ana, baseline, patients, cfg, extract, last_record) -
         "max_dose_mg_per_kg_day": max_daily / cohort["weight_kg"],
         "days_on_anakinra": _days(stop_or_discharge, index_date) + 1,
         "route_switch": route_used.all(axis=1).astype(int),
+        "iv_start_day": _days(doses[doses["route"].eq("IV")].groupby("episode_key")["start"].min().reindex(
+            cohort.index).dt.normalize(), index_date),
         "length_of_stay_days": _days(cohort["discharge_date"], cohort["admit_date"]),
         death_outcome(cfg["follow_up_days"]): death_in_fu.astype(int),
         "time_to_death_days": time_to_death,

@@ -478,3 +478,10 @@ def test_the_study_config_validates_with_the_baseline_rule():
     old = dict(study, cohort={**study["cohort"], "baseline_window_days": [-7, 1]})
     with pytest.raises(jsonschema.ValidationError, match="baseline_window_days"):
         fill_defaults(old, config_schema())
+
+
+def test_iv_start_day_is_the_day_of_the_first_intravenous_dose(result):
+    """Bob: SC from day 0, IV from his transfer day 4; Gus: IV first (day 0); Alice never IV."""
+    assert row(result, "bob")["iv_start_day"] == 4
+    assert row(result, "gus")["iv_start_day"] == 0
+    assert pd.isna(row(result, "alice")["iv_start_day"])
