@@ -43,7 +43,8 @@ DATASET_COLUMNS = [
     "ferritin_baseline", "crp_baseline", "platelets_baseline", "alt_baseline", "ferritin_baseline_qualifier",
     "crp_baseline_qualifier", "platelets_baseline_qualifier", "alt_baseline_qualifier",
     "days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day", "days_on_anakinra",
-    "route_switch", "iv_start_day", "length_of_stay_days", DEATH_H, "time_to_death_days", "death_30d", "death_date_unknown",
+    "route_switch", "iv_start_day", "length_of_stay_days", DEATH_H, "time_to_death_days", "death_30d",
+    "death_date_unknown",
     "fever_outcome", "time_to_fever_days", "fever_not_evaluable",
 ]
 
