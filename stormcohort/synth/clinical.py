@@ -48,7 +48,7 @@ RECOVERY_TARGET = {"ferritin": 250, "crp": 3, "platelets": 260, "hb": 115, "wbc"
 RECOVERY_RATE = {"ferritin": 0.28, "crp": 0.40, "platelets": 0.22, "hb": 0.04, "wbc": 0.15, "neutrophils": 0.15,
                  "fibrinogen": 0.20, "triglycerides": 0.10, "alt": 0.15, "ast": 0.22, "bilirubin": 0.15,
                  "creatinine": 0.12, "scd25": 0.15}
-LAB_DAYS = np.array([-2, -1, 0, 1, 2, 3, 4, 5, 7, 10, 14])
+LAB_DAYS = np.array([-3, -2, -1, 0, 1, 2, 3, 4, 5, 7, 10, 14])
 # Death by trigger before adjustment for ICU and age (published sHLH mortality 20-40%,
 # highest with malignancy, lowest in rheumatic MAS; see data/README.md).
 DEATH_BASE = {"infection": 0.30, "rheumatic": 0.10, "malignancy": 0.55, "idiopathic": 0.30}
@@ -354,37 +354,49 @@ SEGMENTS = pd.DataFrame(
 )
 
 
+def regimen(episode: np.ndarray, pattern: np.ndarray, u: np.ndarray) -> pd.DataFrame:
+    """The segments of each episode's regimen (SEGMENTS' rows of its pattern, in order) with
+    start and stop days from the index date. Segment j of the i-th episode lasts
+    dur_lo + floor(u[i, j] * (dur_hi - dur_lo + 1)) days, so an episode's timings depend on its
+    own draws only, whatever the regimens of the others."""
+    seg = pd.DataFrame({"episode": episode, "pattern": pattern, "i": np.arange(len(episode))})
+    seg = seg.merge(SEGMENTS, on="pattern", how="inner")  # keeps the episodes' order
+    i, j = seg.pop("i").to_numpy(), seg.groupby("episode").cumcount().to_numpy()
+    span = (seg["dur_hi"] - seg["dur_lo"] + 1).to_numpy()
+    duration = seg["dur_lo"].to_numpy() + np.floor(u[i, j] * span).astype(int)
+    seg["start_day"] = pd.Series(duration).groupby(seg["episode"].to_numpy()).cumsum().to_numpy() - duration
+    seg["stop_day"] = seg["start_day"] + duration - 1
+    return seg
+
+
 def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.DataFrame:
-    """Treatment group, timings (days from the index date) and outcome of each episode."""
+    """Treatment group, timings (days from the index date) and outcome of each episode.
+
+    Deaths fall when they fall. IV is planned for the sickest cohort patients; one whose planned
+    switch from SC to IV would come after death never receives IV and stays in the SC group, and
+    the next sickest is planned IV too, until exactly n_iv cohort patients receive IV."""
     r = rng(seed, 4)
     n = len(ep)
     kind = ep["kind"].to_numpy()
     cohort = kind == "cohort"
-    # IV goes to the sickest cohort patients (ranked on severity plus noise), exactly n_iv of them.
+    transfer = ep["transfer"].to_numpy()
     sickness = (1.2 * f["icu"] + 0.6 * f["oedema"] + 0.8 * f["cns"] + 0.5 * (f["platelets"] < 50)
                 + 0.3 * np.log10(f["ferritin"]) + r.normal(0, 0.6, n)).to_numpy()
-    ranked = np.flatnonzero(cohort)[np.argsort(-sickness[cohort], kind="stable")]
-    iv = np.zeros(n, bool)
-    iv[ranked[:n_iv]] = True
-    p_iv_other = pd.Series(kind).map({"outside_window": .35, "familial": .5, "not_meeting_criteria": .2})
-    p_iv_other = p_iv_other.fillna(0).to_numpy()
-    iv |= ~cohort & (r.random(n) < p_iv_other)
     has_anakinra = np.isin(kind, ["cohort", "outside_window", "readmission"]) | (
         np.isin(kind, ["familial", "not_meeting_criteria"]) & (r.random(n) < 0.5))
-    iv &= has_anakinra
-    transfer = ep["transfer"].to_numpy()
+    # The regimen an episode follows if given IV, and the draws that time its segments.
+    iv_pattern = pick(r, IV_PATTERNS, n)
+    iv_pattern = np.where(transfer, "SC_IV", iv_pattern)  # long enough to continue after transfer
+    u = rng(seed, 11).random((n, 3))
 
     c = pd.DataFrame(index=ep.index)
-    c["has_anakinra"], c["iv"] = has_anakinra, iv
-    c["pattern"] = np.where(iv, pick(r, IV_PATTERNS, n), "SC")
-    c["pattern"] = np.where(transfer & iv, "SC_IV", c["pattern"])  # long enough to continue after transfer
-    c["index_off"] = np.where(has_anakinra, r.choice(5, size=n, p=[.25, .3, .2, .15, .1]), 0)
+    c[["u0", "u1", "u2"]] = u
+    # Diagnostic labs come first: the first dose is given a day or more after admission (a
+    # transfer arrives at the second centre within a week of the first admission).
+    c["index_off"] = np.where(has_anakinra, 1 + r.choice(4, size=n, p=[.4, .3, .2, .1]), 0)
+    c["index_off"] = np.where(transfer, np.minimum(c["index_off"], 3), c["index_off"])
     c["transfer_day"] = np.where(transfer, r.integers(2, 4, n), -1)       # discharge from the first centre
     c["second_admit_day"] = np.where(transfer, c["transfer_day"] + r.integers(0, 2, n), -1)
-    los = 6 + np.round(r.gamma(2, 5, n)) + 7 * f["icu"].to_numpy()
-    los = np.where(iv, np.maximum(los, 10), los)
-    los = np.where(transfer, np.maximum(los, c["second_admit_day"] + 6), los)
-    c["los_after_index"] = np.minimum(los, 60)
 
     category = ep["trigger_category"].to_numpy()
     p_death = pd.Series(category).map(DEATH_BASE).to_numpy() * np.where(f["icu"], 1.5, 0.65) \
@@ -393,8 +405,30 @@ def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.D
     readmitted = np.isin(np.arange(n), ep["source"])
     died = (r.random(n) < p_death) & ~readmitted
     death_day = 2 + np.round(r.gamma(1.1, 20, n))
-    death_day = np.where(has_anakinra, np.maximum(death_day, 6), death_day)  # after any switch to IV
+    # A transferred patient was alive at the transfer (and some days after: the course continues).
     death_day = np.where(transfer, np.maximum(death_day, c["second_admit_day"] + 4), death_day)
+
+    # IV: the sickest cohort patients, until n_iv of them receive it.
+    seg = regimen(np.arange(n), iv_pattern, u)
+    first_iv = seg[seg["route"].eq("IV")].groupby("episode")["start_day"].min().reindex(np.arange(n)).to_numpy()
+    receives = first_iv <= np.where(died, death_day, np.inf)  # doses stop at death (build_dosing)
+    ranked = np.flatnonzero(cohort)[np.argsort(-sickness[cohort], kind="stable")]
+    received = np.cumsum(receives[ranked])
+    if n_iv > (received[-1] if len(received) else 0):
+        raise ValueError(f"--iv-patients {n_iv}: only {received[-1] if len(received) else 0} cohort patients "
+                         "live long enough to receive IV anakinra")
+    iv = np.zeros(n, bool)
+    iv[ranked[: np.searchsorted(received, n_iv) + 1 if n_iv else 0]] = True
+    p_iv_other = pd.Series(kind).map({"outside_window": .35, "familial": .5, "not_meeting_criteria": .2})
+    iv |= ~cohort & (r.random(n) < p_iv_other.fillna(0).to_numpy())
+    iv &= has_anakinra
+    c["has_anakinra"], c["iv"] = has_anakinra, iv  # iv: planned; the doses say who received it
+    c["pattern"] = np.where(iv, iv_pattern, "SC")
+    los = 6 + np.round(r.gamma(2, 5, n)) + 7 * f["icu"].to_numpy()
+    los = np.where(iv, np.maximum(los, 10), los)
+    los = np.where(transfer, np.maximum(los, c["second_admit_day"] + 6), los)
+    c["los_after_index"] = np.minimum(los, 60)
+
     c["death_day"] = np.where(died, death_day, np.nan)
     c["response_start"] = np.where(transfer, c["second_admit_day"], 0)
     fever = 1 + np.round(r.gamma(1.6, 1.6, n)) + c["response_start"]
@@ -484,16 +518,13 @@ def build_dosing(ep: pd.DataFrame, c: pd.DataFrame, adm: pd.DataFrame, weight: n
     death and the extract date; a transferred course is split between the two stays."""
     r = rng(seed, 6)
     on = np.flatnonzero(c["has_anakinra"].to_numpy())
-    seg = pd.DataFrame({"episode": on, "pattern": c["pattern"].to_numpy()[on]})
-    seg = seg.merge(SEGMENTS, on="pattern", how="left")
+    # The same timings draw_course planned IV with.
+    seg = regimen(on, c["pattern"].to_numpy()[on], c[["u0", "u1", "u2"]].to_numpy()[on])
     n = len(seg)
     e = seg["episode"].to_numpy()
     wt = weight[e]
     child = ~ep["adult"].to_numpy()[e]
     seg["frequency"] = np.where(r.random(n) < seg["p_a"], seg["freq_a"], seg["freq_b"])
-    duration = r.integers(seg["dur_lo"], seg["dur_hi"] + 1)
-    seg["start_day"] = pd.Series(duration).groupby(e).cumsum().to_numpy() - duration
-    seg["stop_day"] = seg["start_day"] + duration - 1
     per_kg = r.uniform(seg["per_kg_lo"], seg["per_kg_hi"])
     doses_per_day = seg["frequency"].map(DOSES_PER_DAY).to_numpy(dtype=float)  # NaN for infusions
     paed = np.where(seg["route"].eq("SC"), per_kg * wt / doses_per_day, per_kg * wt)
@@ -537,11 +568,13 @@ def build_dosing(ep: pd.DataFrame, c: pd.DataFrame, adm: pd.DataFrame, weight: n
 
 def build_labs(ep: pd.DataFrame, f: pd.DataFrame, c: pd.DataFrame, adm: pd.DataFrame,
                extract: pd.Timestamp, seed: int) -> pd.DataFrame:
-    """Results on days -2..+14 from the index date while in hospital. Until a day after the
-    response starts (the index; for a transfer, the first dose at the second centre) values
-    stay within 4% of baseline, so whichever sample a rule takes as baseline scores the same;
-    then each test relaxes towards normal at the episode's response rate (worsening in most
-    of those who die)."""
+    """Results on days -3..+14 from the index date while in hospital. The day before the first
+    dose every test is measured (the diagnostic set: whatever treats the episode comes after
+    it), as on admission day for episodes never given anakinra and on arrival at a transfer's
+    second centre. Until a day after the response starts (the index; for a transfer, the first
+    dose at the second centre) values stay within 4% of baseline, so whichever sample a rule
+    takes as baseline scores the same; then each test relaxes towards normal at the episode's
+    response rate (worsening in most of those who die)."""
     r = rng(seed, 7)
     n_ep = len(ep)
     start_rel = -c["index_off"].to_numpy()
@@ -552,7 +585,8 @@ def build_labs(ep: pd.DataFrame, f: pd.DataFrame, c: pd.DataFrame, adm: pd.DataF
     moved = ep["transfer"].to_numpy()[grid_e]
     stay = (grid_d >= start_rel[grid_e]) & (grid_d <= c["end_day"].to_numpy()[grid_e])
     stay &= ~moved | (grid_d <= t_out) | (grid_d >= t_in)
-    full_panel = (grid_d == 0) | (moved & (grid_d == t_in))
+    diagnostic = np.where(c["has_anakinra"].to_numpy(), -1, 0)[grid_e]
+    full_panel = (grid_d == diagnostic) | (moved & (grid_d == t_in))
     sampled = stay & (full_panel | (r.random(len(grid_d)) < np.where(np.abs(grid_d - 1) <= 2, 0.85, 0.7)))
     e, d = grid_e[sampled], grid_d[sampled]
     full_panel, t0 = full_panel[sampled], t0[sampled]
@@ -698,6 +732,9 @@ def simulate(n_patients: int, n_iv: int, seed: int, extract_date: pd.Timestamp, 
     labs = build_labs(ep, f, c, adm, extract_date, seed)
     ae, labs = build_adverse_events(ep, c, adm, dosing, labs, extract_date, seed)
     persons = build_persons(ep, adm, seed)
-    adm["route_group"] = np.where(adm["kind"].eq("cohort"),
-                                  np.where(c["iv"].to_numpy()[adm["episode"]], "IV", "SC"), "")
+    # The route group follows the doses given (none after death), not the plan.
+    given_iv = adm["episode"].isin(dosing.loc[dosing["route"].eq("IV"), "episode"]).to_numpy()
+    adm["route_group"] = np.where(adm["kind"].eq("cohort"), np.where(given_iv, "IV", "SC"), "")
+    if (adm["route_group"] == "IV").sum() != n_iv:
+        raise AssertionError("generator: the IV group differs from the IV patients planned")
     return Simulation(persons, adm, dosing, labs, ae, extract_date)
