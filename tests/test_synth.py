@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from stormcohort.synth import criteria, generate, main
+from stormcohort.synth.cases import CASES
 from stormcohort.synth.centres import BHM_LABS, LDN_CODES, SHF_BLOODS
 from stormcohort.synth.update import derive_update, read_extract, write_extract
 
@@ -200,6 +201,12 @@ def first_dose(out: Path) -> pd.Series:
     return doses[doses["route"].isin(["IV", "SC"])].groupby(["centre", "local_id"])["start"].min()
 
 
+def planted(manifest: dict, case: str) -> pd.DataFrame:
+    cases = pd.DataFrame(manifest["cases"], columns=["case", "centre", "local_id", "category", "route_group",
+                                                     "related_local_id", "description"])
+    return cases[cases["case"] == case]
+
+
 def nhs_valid(number: str) -> bool:
     digits = [int(c) for c in number]
     check = 11 - sum(d * w for d, w in zip(digits[:9], range(10, 1, -1))) % 11
@@ -237,6 +244,9 @@ def test_embedded_delivery_reproduces_the_viewpoint_counts():
     assert manifest["cohort"]["patients"] == 46
     assert (manifest["cohort"]["IV"], manifest["cohort"]["SC"]) == (18, 28)
     assert manifest["non_cohort_admissions"]["transfer_merged"] == 1
+    assert manifest["non_cohort_admissions"]["prevalent_user"] == 1
+    listed = pd.DataFrame(manifest["cases"])["case"].value_counts()
+    assert (listed.reindex([c for c in CASES if c != "died_before_planned_iv"]) == 1).all(), listed.to_dict()
     meta = yaml.safe_load((EXAMPLE / "delivery.yaml").read_text())
     assert meta["extract_date"].isoformat() == "2020-06-30" and meta["synthetic"] is True
 
@@ -251,11 +261,15 @@ def test_ldn_files_follow_the_contract(big):
         assert raw.count(b"\r\n") == raw.count(b"\n"), f"{name}: not CRLF throughout"
         assert list(read_ldn(out, name).columns) == columns
     adm = read_ldn(out, "admissions.csv")
-    assert adm["Admit_Date"].str.fullmatch(r"\d{2}/\d{2}/\d{4}").all()
+    manifest = big[1]
+    iso = adm["Admission_ID"].isin(planted(manifest, "iso_admission_date")["local_id"])
+    assert adm.loc[~iso, "Admit_Date"].str.fullmatch(r"\d{2}/\d{2}/\d{4}").all()
+    assert iso.sum() == round(500 / 46) and adm.loc[iso, "Admit_Date"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
     assert read_ldn(out, "labs.csv")["Sample_Time"].str.fullmatch(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}").all()
     assert set(read_ldn(out, "anakinra.csv")["Frequency"]) <= {"OD", "BD", "TDS", "QDS", "6-hourly", "Continuous"}
     assert set(adm["BM_Haemophagocytosis"]) == {"Y", "N", "Not done"}
-    assert set(adm["Outcome"]) == {"Alive", "Died"}
+    blank = adm["Admission_ID"].isin(planted(manifest, "death_date_without_flag")["local_id"])
+    assert set(adm.loc[~blank, "Outcome"]) == {"Alive", "Died"} and set(adm.loc[blank, "Outcome"]) == {""}
     assert set(read_ldn(out, "labs.csv")["Test"]) >= {"FERR", "CRP", "PLT", "HB", "WBC", "NEUT", "FIB", "TRIG", "ALT",
                                                       "AST", "BILI", "CREAT", "SCD25"}
 
@@ -272,7 +286,9 @@ def test_shf_workbook_follows_the_contract(big):
         assert list(rows[2]) == columns
     patients = read_shf(out, "Patients")
     assert patients["Admission date"].map(lambda v: isinstance(v, datetime)).all()  # real date cells
-    assert set(patients["Status"]) == {"Alive", "Deceased"}
+    blank = planted(big[1], "death_date_without_flag").query("centre == 'SHF'")["local_id"]
+    status = patients["Status"].set_axis([f"Patients row {i + 4}" for i in range(len(patients))])
+    assert set(status.drop(blank)) == {"Alive", "Deceased"} and status[blank].isna().all() and len(blank)
     assert set(patients["Gender"]) == {"Male", "Female"}
     routes = set(read_shf(out, "Dosing")["Route"])
     assert {"intravenous", "subcutaneous", "i.v. infusion", "s/c"} <= routes
@@ -343,12 +359,19 @@ def test_every_dirty_value_is_where_the_manifest_says(big):
     out, manifest = big
     dirt = pd.DataFrame(manifest["dirty_values"])
     needed = {("LDN", "labs.csv", "<5"), ("LDN", "labs.csv", ">100000"), ("LDN", "labs.csv", "haemolysed"),
-              ("SHF", WORKBOOK, "haemolysed"), ("SHF", WORKBOOK, "2mg/kg")}
+              ("LDN", "labs.csv", "<500"), ("SHF", WORKBOOK, "haemolysed"), ("SHF", WORKBOOK, "2mg/kg")}
     assert needed <= set(zip(dirt["centre"], dirt["file"], dirt["value"]))
-    assert {"duplicate_row", "stop_before_start", "unknown_code", "unparseable_value", "implausible_value", "orphan"} \
-        <= set(dirt["rule"].dropna())
+    assert {"duplicate_row", "stop_before_start", "unknown_code", "unparseable_value", "implausible_value", "orphan",
+            "date_format_differs", "dose_per_kg_without_weight"} <= set(dirt["rule"].dropna())
+    assert set(dirt["expected"]) == {"row_excluded", "value_missing", "kept_with_note", "kept_with_qualifier", "parsed",
+                                     "missing"}
+    assert dirt["scope"].isna().eq(dirt["rule"].isna()).all()  # a ledger entry exactly where a rule is named
     assert dirt.loc[dirt["column"].eq("Dose_mg"), "value"].str.contains("mg").all()
+    # Every planted case changed cells, each noted once with its name.
+    assert set(dirt["case"].dropna()) == set(CASES) - {"prevalent_user", "died_before_planned_iv"}
+    assert not dirt.duplicated(["file", "sheet", "row", "column"]).any()
     lines = {name: (out / "LDN" / name).read_bytes().decode("utf-8-sig").split("\r\n") for name in LDN_COLUMNS}
+    ldn = {name: read_ldn(out, name) for name in LDN_COLUMNS}
     wb = openpyxl.load_workbook(out / "SHF" / WORKBOOK)
     bhm = (out / "BHM" / "BHM_HLH_DATA.csv").read_text().split("\n")
     header_bhm = bhm[0].split(",")
@@ -358,7 +381,7 @@ def test_every_dirty_value_is_where_the_manifest_says(big):
             if d.rule == "duplicate_row":
                 assert line == lines[d.file][d.row - 2]
             elif d.value != "<redacted>":
-                assert d.value in line.split(","), (d.file, d.row, d.value)
+                assert ldn[d.file].loc[d.row - 2, d.column] == d.value, (d.file, d.row, d.value)
         elif d.centre == "SHF":
             ws = wb[d.sheet]
             cells = [c.value for c in ws[d.row]]
@@ -367,7 +390,7 @@ def test_every_dirty_value_is_where_the_manifest_says(big):
             else:
                 header = [c.value for c in ws[3]]
                 value = cells[header.index(d.column)]
-                assert d.value == "<redacted>" or str(value) == d.value
+                assert d.value == "<redacted>" or ("" if value is None else str(value)) == d.value
         else:
             row = bhm[d.row - 1].split(",")
             assert row[header_bhm.index(d.column)] == d.value
@@ -528,19 +551,21 @@ def test_iv_goes_to_sicker_patients_and_the_count_is_exact(big, tmp_path):
 def test_ldn_core_patients_clear_the_definition_on_their_baseline_labs(big):
     """On the LDN files as written: the latest labs before the day of the first dose (days -7..-1;
     doses carry no time, so a same-day sample never counts) give an HScore far above 169 for every
-    cohort admission, and far below it for the sepsis ones."""
+    cohort admission (and prevalent user), and far below it for the sepsis ones."""
     out, manifest = big
     listing = pd.DataFrame(manifest["admission_list"]).query("centre == 'LDN'").set_index("local_id")["category"]
     adm = read_ldn(out, "admissions.csv").set_index("Admission_ID")
     labs = read_ldn(out, "labs.csv")
     labs = labs[labs["Admission_ID"].isin(adm.index) & ~labs["Result"].isin(["haemolysed"])].drop_duplicates()
     labs["value"] = pd.to_numeric(labs["Result"].str.lstrip("<>"))
+    labs["qualified"] = labs["Result"].str.match(r"[<>]")
     labs["time"] = pd.to_datetime(labs["Sample_Time"], format="%d/%m/%Y %H:%M")
     index = first_dose(out).loc["LDN"].reindex(adm.index).fillna(ldn_dates(adm["Admit_Date"]).set_axis(adm.index))
     labs["offset"] = (labs["time"].dt.normalize() - labs["Admission_ID"].map(index)).dt.days
     before = labs[labs["offset"].between(-7, -1)].sort_values("time")
     latest = before.drop_duplicates(["Admission_ID", "Test"], keep="last")
     base = latest.pivot(index="Admission_ID", columns="Test", values="value")
+    qualified = latest.pivot(index="Admission_ID", columns="Test", values="qualified")
     tests = {"FERR": "ferritin", "PLT": "platelets", "HB": "hb", "WBC": "wbc", "NEUT": "neutrophils",
              "FIB": "fibrinogen", "TRIG": "triglycerides", "AST": "ast", "SCD25": "scd25"}
     f = base.rename(columns=tests).reindex(columns=list(tests.values())).reindex(adm.index)
@@ -551,12 +576,17 @@ def test_ldn_core_patients_clear_the_definition_on_their_baseline_labs(big):
     f["bm_haemophagocytosis"] = adm["BM_Haemophagocytosis"].map({"Y": "yes", "N": "no", "Not done": "not_done"})
     score = pd.Series(criteria.hscore(f), index=f.index)
     category = listing.reindex(f.index)
-    assert score[category == "cohort"].min() >= criteria.HSCORE_MIN_CORE
+    assert score[category.isin(["cohort", "prevalent_user"])].min() >= criteria.HSCORE_MIN_CORE
     assert score[category == "not_meeting_criteria"].max() <= criteria.HSCORE_MAX_NOT_MEETING
-    # No baseline value, as printed, sits within 6% of a cut-off of HScore, HLH-2004 or MAS 2016.
+    # No baseline value, as printed, sits within 6% of a cut-off of HScore, HLH-2004 or MAS 2016
+    # ('<500' says below 500; '>100000' is far above every ferritin cut-off).
+    printed = f.mask(qualified.rename(columns=tests).reindex(columns=f.columns).reindex(f.index).eq(True))
     for test, cutoffs in criteria.CUTOFFS.items():
-        ratio = f.loc[category == "cohort", test].dropna().to_numpy()[:, None] / np.array(cutoffs)
+        ratio = printed.loc[category == "cohort", test].dropna().to_numpy()[:, None] / np.array(cutoffs)
         assert not ((ratio > 1 / 1.06) & (ratio < 1.06)).any(), test
+    # The '<500' ferritins are the baseline ones of their (cohort) admissions.
+    below = planted(manifest, "ferritin_below_500")["local_id"]
+    assert len(below) and (base.loc[below, "FERR"] == 500).all() and qualified.loc[below, "FERR"].all()
 
 
 SCORE_LABS = {"ferritin", "triglycerides", "fibrinogen", "ast", "hb", "platelets", "wbc", "neutrophils", "crp", "alt"}
@@ -609,6 +639,82 @@ def test_deaths_fall_when_they_fall_and_the_route_group_follows_the_doses(big):
     assert (days_to_death < 6).sum() >= 5 and (days_to_death >= 0).all()
     last_start = given.groupby(["centre", "local_id"])["start"].max().reindex(deaths.index)
     assert (last_start <= deaths).all()
+
+
+def test_a_death_before_the_planned_switch_to_iv_leaves_the_patient_sc(tmp_path):
+    """Seed 6 (60 patients) happens to hold a patient planned to go from SC to IV who died before
+    the switch: the manifest lists them, the files show SC doses only, and the IV group still
+    holds exactly the IV patients asked for."""
+    manifest = generate(tmp_path, patients=60, seed=6)
+    early = planted(manifest, "died_before_planned_iv").set_index(["centre", "local_id"])
+    assert len(early) == 1 and (early["route_group"] == "SC").all() and (early["category"] == "cohort").all()
+    doses = episode_doses(tmp_path, manifest).set_index(["centre", "local_id"]).loc[early.index]
+    adm = written_admissions(tmp_path).loc[early.index]
+    assert set(doses["route"]) == {"SC"} and adm["died"].all()
+    assert ((adm["death"] - doses["start"].min()).dt.days <= 4).all() and (doses["start"] <= adm["death"].max()).all()
+    assert manifest["cohort"]["IV"] == round(60 * 18 / 46)
+
+
+def test_planted_cases_are_what_they_claim(big):
+    """Each planted case read back from the files: n of each (half the transfers, at least one),
+    cohort patients all but the prevalent user, each what its description says."""
+    out, manifest = big
+    n = round(500 / 46)
+    cases = pd.DataFrame(manifest["cases"]).set_index(["centre", "local_id"])
+    listing = pd.DataFrame(manifest["admission_list"]).set_index(["centre", "local_id"])
+    counts = cases["case"].value_counts().drop("died_before_planned_iv", errors="ignore").to_dict()
+    transfers = manifest["non_cohort_admissions"]["transfer_merged"]
+    assert counts == {c: n for c in CASES if c != "died_before_planned_iv"} | {
+        "transfer_discharge_missing": -(-transfers // 2)}
+    assert (cases["category"] == np.where(cases["case"] == "prevalent_user", "prevalent_user", "cohort")).all()
+    assert (cases.index.get_level_values("local_id").value_counts() == 1).all()  # one case per admission
+    adm, first = written_admissions(out), first_dose(out)
+    doses = written_doses(out).set_index(["centre", "local_id"])
+    related = cases["related_local_id"].dropna()
+    related = pd.Series(list(zip(related.map(listing.reset_index().set_index("local_id")["centre"]), related)),
+                        index=related.index)
+
+    def of(case: str) -> pd.DataFrame:
+        return adm.loc[cases.index[cases["case"] == case]]
+
+    kids = of("dose_per_kg_without_weight")  # a child at SHF on IV, prescribed per kg, no weight recorded
+    assert set(kids.index.get_level_values("centre")) == {"SHF"} and kids["weight"].isna().all()
+    assert ((kids["admit"] - kids["dob"]).dt.days / 365.25 < 18).all()
+    assert (listing.loc[kids.index, "route_group"] == "IV").all()
+    per_kg_iv = doses.loc[kids.index].eval("route == 'IV' and dose == '2mg/kg'")
+    assert per_kg_iv.groupby(level=["centre", "local_id"]).any().all()
+    flag = of("death_flag_without_date")
+    assert flag["died"].eq(True).all() and flag["death"].isna().all() and (flag["last_seen"] == flag["discharge"]).all()
+    date = of("death_date_without_flag")
+    assert date["died"].isna().all() and date["death"].notna().all()
+    none = of("no_follow_up_dates")
+    assert none[["discharge", "last_seen", "death"]].isna().all().all() and none["died"].eq(False).all()
+    assert doses.loc[none.index, "stop"].isna().all() and first.reindex(none.index).notna().all()
+    fever = of("fever_resolved_before_index")
+    assert ((fever["fever"] < first.reindex(fever.index)) & (fever["fever"] >= fever["admit"])).all()
+    below = of("ferritin_below_500")  # its '<500' is the baseline ferritin: see the LDN core test
+    assert set(below.index.get_level_values("centre")) == {"LDN"}
+    iso = of("iso_admission_date")
+    written = read_ldn(out, "admissions.csv").set_index("Admission_ID")["Admit_Date"]
+    written = written[iso.index.get_level_values("local_id")]
+    assert set(iso.index.get_level_values("centre")) == {"LDN"} and written.str.fullmatch(r"2019-\d{2}-\d{2}").all()
+    # A transfer: the sending centre's discharge missing, the receiving admission of the same
+    # person at the other UK centre within 7 days of the first admission.
+    moved = of("transfer_discharge_missing")
+    arrival = adm.loc[related[moved.index].tolist()]
+    assert moved["discharge"].isna().all() and (arrival["person"].to_numpy() == moved["person"].to_numpy()).all()
+    assert (listing.loc[arrival.index, "category"] == "transfer_merged").all()
+    assert (arrival.index.get_level_values("centre") != moved.index.get_level_values("centre")).all()
+    gap = (arrival["admit"].to_numpy() - moved["admit"].to_numpy()) / np.timedelta64(1, "D")
+    assert ((gap >= 0) & (gap <= 7)).all()
+    # A prevalent user: the same person's 2018 admission with anakinra, then a 2019 admission.
+    prevalent = of("prevalent_user")
+    earlier = adm.loc[related[prevalent.index].tolist()]
+    assert (earlier["person"].to_numpy() == prevalent["person"].to_numpy()).all()
+    assert (listing.loc[earlier.index, "category"] == "outside_window").all()
+    assert (earlier["admit"] < "2019-01-01").all()
+    assert first.reindex(earlier.index).notna().all() and first.reindex(prevalent.index).notna().all()
+    assert prevalent["admit"].between("2019-01-01", "2019-12-31").all()
 
 
 # ----------------------------------------------------------------------------- command line

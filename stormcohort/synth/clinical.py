@@ -37,7 +37,10 @@ NON_COHORT_RATES = {
     "readmission": 0.065,
 }
 PATIENTS_PER_TRANSFER = 46
-NON_COHORT_REASONS = (*NON_COHORT_RATES, "transfer_merged")
+# prevalent_user: a qualifying 2019 admission of someone already given anakinra in an earlier
+# (2018) admission; one per 46 cohort patients, like the planted cases (synth/cases.py).
+NON_COHORT_REASONS = (*NON_COHORT_RATES, "prevalent_user", "transfer_merged")
+REPEAT_KINDS = ("readmission", "prevalent_user")  # a later admission of a person already admitted
 
 TESTS = tuple(LAB_UNITS)
 # Where each test heads when the disease settles, and how fast (per day, before scaling by
@@ -108,8 +111,9 @@ class Simulation:
 
 
 # ----------------------------------------------------------------------------- plan
-def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int) -> pd.DataFrame:
-    """Who is ill where and when: kind, centre, age, sex, trigger, admission date."""
+def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int, n_cases: int = 0) -> pd.DataFrame:
+    """Who is ill where and when: kind, centre, age, sex, trigger, admission date. The first
+    ``n_cases`` SHF cohort patients are adolescents: the children of the per-kg IV case."""
     r = rng(seed, 1)
     counts = {k: max(1, round(n_patients * rate)) for k, rate in NON_COHORT_RATES.items()}
     counts["readmission"] = min(counts["readmission"], n_patients)
@@ -123,6 +127,10 @@ def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int) -> pd.
     n = len(ep)
     adult = ep["centre"].ne("BHM").to_numpy()
     shf_teen = (ep["centre"].eq("SHF") & (r.random(n) < 0.12)).to_numpy()
+    shf_cohort = (ep["centre"].eq("SHF") & ep["kind"].eq("cohort")).to_numpy()
+    per_kg_child = shf_cohort & (np.cumsum(shf_cohort) <= n_cases)
+    shf_teen |= per_kg_child
+    ep["case"] = np.where(per_kg_child, "dose_per_kg_without_weight", "")
     age = np.where(ep["centre"].eq("LDN"), 18.5 + 65.5 * r.beta(2, 2.2, n), 18.5 + 60.5 * r.beta(2, 2.2, n))
     age = np.where(shf_teen, r.uniform(14.2, 17.4, n), age)
     age = np.where(adult, age, 0.6 + 16.6 * r.beta(1.3, 1.4, n))
@@ -139,7 +147,8 @@ def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int) -> pd.
                          "2019 study window (expected 2020-01-27 or later)")
     early_2020 = pd.Timestamp("2020-01-06") + days(r.integers(0, (last_2020 - pd.Timestamp("2020-01-06")).days + 1, n))
     outside = ep["kind"].eq("outside_window").to_numpy()
-    in_2018 = outside & (np.cumsum(outside) <= outside.sum() // 2)
+    # At least one in 2018: a prevalent user's earlier admission is one of them.
+    in_2018 = outside & (np.cumsum(outside) <= max(1, outside.sum() // 2))
     ep["admit"] = np.where(in_2018, late_2018, np.where(outside, early_2020, in_2019))
     ep["admit"] = pd.to_datetime(ep["admit"])
 
@@ -180,7 +189,8 @@ def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int) -> pd.
 # ----------------------------------------------------------------------------- clinical picture
 def draw_features(ep: pd.DataFrame, seed: int, n_ferritin_over_assay: int) -> pd.DataFrame:
     """Admission findings and baseline labs; core sHLH episodes clearly meet the definition,
-    the sepsis ones clearly fail it."""
+    the sepsis ones clearly fail it. The ferritin_below_500 case keeps a ferritin under 500 and
+    meets the definition on its other findings."""
     r = rng(seed, 2)
     n = len(ep)
     child = ~ep["adult"].to_numpy()
@@ -232,7 +242,7 @@ def draw_features(ep: pd.DataFrame, seed: int, n_ferritin_over_assay: int) -> pd
     f["bm_haemophagocytosis"] = np.where(sepsis, "not_done", f["bm_haemophagocytosis"])
     f["icu"] &= ~sepsis | (r.random(n) < 0.3)
     # Some LDN cohort ferritins exceed the assay's upper dilution (printed '>100000').
-    over = ep.index[ep["kind"].eq("cohort") & ep["centre"].eq("LDN")]
+    over = ep.index[ep["kind"].eq("cohort") & ep["centre"].eq("LDN") & ep["case"].eq("")]
     over = r.choice(over, size=min(n_ferritin_over_assay, len(over)), replace=False)
     lab["ferritin"][ep.index.get_indexer(over)] = r.uniform(110_000, 180_000, len(over))
     for test, values in lab.items():
@@ -243,7 +253,9 @@ def draw_features(ep: pd.DataFrame, seed: int, n_ferritin_over_assay: int) -> pd
     core = ~sepsis
     # sHLH without a ferritin above 500 is rare enough to leave out.
     f["ferritin"] = np.where(core, np.maximum(f["ferritin"], r.uniform(900, 1500, n)), f["ferritin"])
-    f = _clear_and_upgrade(f, core, r)
+    low = ep["case"].eq("ferritin_below_500").to_numpy()
+    f["ferritin"] = np.where(low, r.uniform(250, 420, n), f["ferritin"])  # below 500 / MARGIN
+    f = _clear_and_upgrade(f, core, r, keep_ferritin=low)
     f["scd25"] = np.where(r.random(n) < np.where(child, 0.7, 0.6), f["scd25"], np.nan)
     _check_definition(f, core, sepsis)
     return f
@@ -259,14 +271,17 @@ def _clear(f: pd.DataFrame) -> pd.DataFrame:
     return f
 
 
-def _clear_and_upgrade(f: pd.DataFrame, core: np.ndarray, r: np.random.Generator) -> pd.DataFrame:
+def _clear_and_upgrade(f: pd.DataFrame, core: np.ndarray, r: np.random.Generator,
+                       keep_ferritin: np.ndarray) -> pd.DataFrame:
     """Push labs clear of every cut-off, then strengthen core episodes one finding at a time
-    (in the order a clinician would find them) until the HScore is far above 169."""
+    (in the order a clinician would find them) until the HScore is far above 169; the
+    ferritin of `keep_ferritin` episodes stays as it is."""
     n = len(f)
     upgrades = (
         ("bm_haemophagocytosis", lambda: np.full(n, "yes", dtype=object)),
         ("splenomegaly", lambda: np.ones(n, bool)),
-        ("ferritin", lambda: np.maximum(f["ferritin"], r.uniform(7000, 14000, n))),
+        ("ferritin", lambda: np.where(keep_ferritin, f["ferritin"], np.maximum(f["ferritin"],
+                                                                              r.uniform(7000, 14000, n)))),
         ("triglycerides", lambda: np.maximum(f["triglycerides"], r.uniform(4.6, 7.0, n))),
         ("fibrinogen", lambda: np.minimum(f["fibrinogen"], r.uniform(0.6, 1.3, n))),
         ("hepatomegaly", lambda: np.ones(n, bool)),
@@ -309,12 +324,13 @@ def weights(ep: pd.DataFrame, r: np.random.Generator) -> np.ndarray:
     return np.round(np.clip(np.where(age >= 18, adult, np.minimum(child, adult)), 6, 160), 1)
 
 
-def link_repeat_admissions(ep: pd.DataFrame, n_patients: int, seed: int) -> pd.DataFrame:
-    """Choose the cohort patients transferred between LDN and SHF, and those readmitted later
-    in 2019 (appended as episodes of the same person, dated once the first stay is known)."""
+def link_repeat_admissions(ep: pd.DataFrame, n_patients: int, seed: int, n_cases: int = 0) -> pd.DataFrame:
+    """Choose the cohort patients transferred between LDN and SHF, those readmitted later in
+    2019, and ``n_cases`` people of a 2018 admission (with anakinra) admitted again in 2019, the
+    prevalent users (appended as episodes of the same person, dated once the first stay is known)."""
     r = rng(seed, 3)
     ep = ep.assign(person=np.arange(len(ep)), source=-1, transfer=False)
-    cohort = ep["kind"].eq("cohort")
+    cohort = ep["kind"].eq("cohort") & ep["case"].eq("")  # a planted case stays a single admission
     # An adult both centres would treat: LDN takes 18-85, SHF 14-80.
     can_transfer = cohort & ((ep["centre"].eq("LDN") & ep["age"].lt(79))
                              | (ep["centre"].eq("SHF") & ep["age"].ge(18.5)))
@@ -325,7 +341,11 @@ def link_repeat_admissions(ep: pd.DataFrame, n_patients: int, seed: int) -> pd.D
     n_return = min(max(1, round(n_patients * NON_COHORT_RATES["readmission"])), int(can_return.sum()))
     sources = np.sort(r.choice(ep.index[can_return], size=n_return, replace=False))
     again = ep.loc[sources].assign(kind="readmission", source=sources, admit=pd.NaT)
-    return pd.concat([ep, again], ignore_index=True)
+    earlier = ep.index[ep["kind"].eq("outside_window") & ep["admit"].lt(STUDY_START)]
+    earlier = np.sort(rng(seed, 12).choice(earlier, size=min(n_cases, len(earlier)), replace=False))
+    # The same disease (trigger) relapsing; the cohort rules exclude them as prevalent users.
+    prevalent = ep.loc[earlier].assign(kind="prevalent_user", source=earlier, admit=pd.NaT, case="prevalent_user")
+    return pd.concat([ep, again, prevalent], ignore_index=True)
 
 
 IV_PATTERNS = (("IV_BOLUS", .25), ("IV_CONT", .15), ("SC_IV", .2), ("SC_IVCONT", .1), ("IV_SC", .3))
@@ -380,13 +400,15 @@ def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.D
     kind = ep["kind"].to_numpy()
     cohort = kind == "cohort"
     transfer = ep["transfer"].to_numpy()
+    per_kg_child = ep["case"].eq("dose_per_kg_without_weight").to_numpy()
     sickness = (1.2 * f["icu"] + 0.6 * f["oedema"] + 0.8 * f["cns"] + 0.5 * (f["platelets"] < 50)
                 + 0.3 * np.log10(f["ferritin"]) + r.normal(0, 0.6, n)).to_numpy()
-    has_anakinra = np.isin(kind, ["cohort", "outside_window", "readmission"]) | (
+    has_anakinra = np.isin(kind, ["cohort", "outside_window", *REPEAT_KINDS]) | (
         np.isin(kind, ["familial", "not_meeting_criteria"]) & (r.random(n) < 0.5))
     # The regimen an episode follows if given IV, and the draws that time its segments.
     iv_pattern = pick(r, IV_PATTERNS, n)
     iv_pattern = np.where(transfer, "SC_IV", iv_pattern)  # long enough to continue after transfer
+    iv_pattern = np.where(per_kg_child, "IV_SC", iv_pattern)  # the case's per-kg IV dose comes first
     u = rng(seed, 11).random((n, 3))
 
     c = pd.DataFrame(index=ep.index)
@@ -408,18 +430,19 @@ def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.D
     # A transferred patient was alive at the transfer (and some days after: the course continues).
     death_day = np.where(transfer, np.maximum(death_day, c["second_admit_day"] + 4), death_day)
 
-    # IV: the sickest cohort patients, until n_iv of them receive it.
+    # IV: the sickest cohort patients (the per-kg IV children first) until n_iv of them receive it.
     seg = regimen(np.arange(n), iv_pattern, u)
     first_iv = seg[seg["route"].eq("IV")].groupby("episode")["start_day"].min().reindex(np.arange(n)).to_numpy()
     receives = first_iv <= np.where(died, death_day, np.inf)  # doses stop at death (build_dosing)
-    ranked = np.flatnonzero(cohort)[np.argsort(-sickness[cohort], kind="stable")]
+    ranked = np.flatnonzero(cohort)[np.lexsort((-sickness[cohort], ~per_kg_child[cohort]))]
     received = np.cumsum(receives[ranked])
     if n_iv > (received[-1] if len(received) else 0):
         raise ValueError(f"--iv-patients {n_iv}: only {received[-1] if len(received) else 0} cohort patients "
                          "live long enough to receive IV anakinra")
     iv = np.zeros(n, bool)
     iv[ranked[: np.searchsorted(received, n_iv) + 1 if n_iv else 0]] = True
-    p_iv_other = pd.Series(kind).map({"outside_window": .35, "familial": .5, "not_meeting_criteria": .2})
+    p_iv_other = pd.Series(kind).map({"outside_window": .35, "familial": .5, "not_meeting_criteria": .2,
+                                      "prevalent_user": .35})
     iv |= ~cohort & (r.random(n) < p_iv_other.fillna(0).to_numpy())
     iv &= has_anakinra
     c["has_anakinra"], c["iv"] = has_anakinra, iv  # iv: planned; the doses say who received it
@@ -443,9 +466,9 @@ def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.D
     c["icu_days"] = np.where(f["icu"], np.minimum(2 + np.round(r.gamma(1.5, 4, n)), c["los_after_index"]), np.nan)
     return c
 
-
 def date_episodes(ep: pd.DataFrame, c: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Absolute dates; a readmission follows its first stay by 2-4 weeks (still in 2019)."""
+    """Absolute dates; a readmission follows its first stay by 2-4 weeks (still in 2019), a
+    prevalent user's 2019 admission follows the 2018 one by 1-4 months."""
     r = rng(seed, 5)
     c = c.copy()
     in_hospital = c["death_day"] <= c["los_after_index"]
@@ -457,6 +480,10 @@ def date_episodes(ep: pd.DataFrame, c: pd.DataFrame, seed: int) -> pd.DataFrame:
     sources = ep.loc[again, "source"].to_numpy()
     readmit = discharge.to_numpy()[sources] + days(r.integers(14, 31, again.sum())).to_numpy()
     admit[again] = np.minimum(readmit, np.datetime64("2019-12-20"))
+    again = ep["kind"].eq("prevalent_user").to_numpy()
+    sources = ep.loc[again, "source"].to_numpy()
+    later = discharge.to_numpy()[sources] + days(r.integers(30, 121, again.sum())).to_numpy()
+    admit[again] = np.clip(later, np.datetime64("2019-01-14"), np.datetime64("2019-12-20"))
     c["admit"] = admit
     c["index"] = admit + days(c["index_off"])
     return c
@@ -481,6 +508,7 @@ def build_admissions(ep: pd.DataFrame, f: pd.DataFrame, c: pd.DataFrame, weight:
         "last_seen": (idx + days(c["last_seen_day"])).to_numpy(),
         "fever_resolution": (idx + days(c["fever_day"])).to_numpy(),
         "index": idx.to_numpy(),
+        "planned_iv": c["iv"].to_numpy(), "case": ep["case"].to_numpy(), "outcome_recorded": True,
     })
     moved = ep["transfer"].to_numpy()
     first = base[moved].copy()
@@ -676,7 +704,7 @@ def build_adverse_events(ep: pd.DataFrame, c: pd.DataFrame, adm: pd.DataFrame, d
     # Within follow-up: not after death, the person's next admission or the extract date.
     death = c["index"] + days(c["death_day"])
     next_admit = pd.Series(pd.NaT, index=ep.index, dtype="datetime64[ns]")
-    again = ep["kind"].eq("readmission")
+    again = ep["source"].ge(0)
     next_admit[ep.loc[again, "source"].to_numpy()] = c.loc[again, "admit"].to_numpy()
     limit = death.fillna(pd.Timestamp.max).clip(upper=next_admit.fillna(pd.Timestamp.max) - pd.Timedelta(days=1))
     ae = ae[(ae["event_date"] <= limit.to_numpy()[ae["episode"]]) & (ae["event_date"] <= extract)].copy()
@@ -698,7 +726,7 @@ def build_persons(ep: pd.DataFrame, adm: pd.DataFrame, seed: int) -> pd.DataFram
     from stormcohort.synth import identities
 
     r = rng(seed, 10)
-    first = ep[ep["kind"].ne("readmission")].set_index("person")
+    first = ep[ep["source"].lt(0)].set_index("person")
     persons = pd.DataFrame({"sex": first["sex"], "dob": first["dob"]}).sort_index()
     n = len(persons)
     persons["surname"], persons["forename"] = identities.names(r, persons["sex"].to_numpy())
@@ -714,24 +742,33 @@ def build_persons(ep: pd.DataFrame, adm: pd.DataFrame, seed: int) -> pd.DataFram
 
 def simulate(n_patients: int, n_iv: int, seed: int, extract_date: pd.Timestamp, n_dirt: int) -> Simulation:
     """The whole synthetic world, in canonical units; ``n_dirt`` scales the few special cases
-    that the export formats need (ferritins over the assay limit, '2mg/kg' prescriptions)."""
-    ep = plan_episodes(n_patients, extract_date, seed)
-    ep = link_repeat_admissions(ep, n_patients, seed)
+    that the export formats need (ferritins over the assay limit, '2mg/kg' prescriptions) and
+    the planted cases (synth/cases.py)."""
+    from stormcohort.synth import cases
+
+    ep = plan_episodes(n_patients, extract_date, seed, n_cases=n_dirt)
+    ep = link_repeat_admissions(ep, n_patients, seed, n_cases=n_dirt)
+    ep = cases.mark_low_ferritin(ep, n_dirt, seed)
     f = draw_features(ep, seed, n_ferritin_over_assay=n_dirt)
     c = draw_course(ep, f, n_iv, seed)
+    # A per-kg child the IV group has no room for (--iv-patients below n_dirt) is no case.
+    ep["case"] = ep["case"].mask(ep["case"].eq("dose_per_kg_without_weight") & ~c["iv"], "")
     c = date_episodes(ep, c, seed)
     ep["age"] = (c["admit"] - ep["dob"]).dt.days / 365.25
     weight = weights(ep, rng(seed, 9))
-    again = ep["kind"].eq("readmission").to_numpy()
-    weight[again] = weight[ep.loc[again, "source"].to_numpy()]  # the same person a few weeks later
-    # '2mg/kg' prescriptions at SHF go to its lightest cohort patients (adolescents if any).
-    shf = ep.index[ep["kind"].eq("cohort") & ep["centre"].eq("SHF") & ~ep["transfer"]]
-    per_kg = shf[np.argsort(weight[shf], kind="stable")[:n_dirt]].to_numpy()
+    again = ep["source"].ge(0).to_numpy()
+    weight[again] = weight[ep.loc[again, "source"].to_numpy()]  # the same person again
+    # '2mg/kg' prescriptions at SHF go to its lightest cohort patients (adolescents if any),
+    # and to the per-kg IV children.
+    shf = ep.index[ep["kind"].eq("cohort") & ep["centre"].eq("SHF") & ~ep["transfer"] & ep["case"].eq("")]
+    per_kg = np.concatenate([shf[np.argsort(weight[shf], kind="stable")[:n_dirt]].to_numpy(),
+                             ep.index[ep["case"].eq("dose_per_kg_without_weight")].to_numpy()])
     adm = build_admissions(ep, f, c, weight, extract_date)
     dosing = build_dosing(ep, c, adm, weight, per_kg, extract_date, seed)
     labs = build_labs(ep, f, c, adm, extract_date, seed)
     ae, labs = build_adverse_events(ep, c, adm, dosing, labs, extract_date, seed)
     persons = build_persons(ep, adm, seed)
+    cases.plant(adm, dosing, ae, n_dirt, seed)
     # The route group follows the doses given (none after death), not the plan.
     given_iv = adm["episode"].isin(dosing.loc[dosing["route"].eq("IV"), "episode"]).to_numpy()
     adm["route_group"] = np.where(adm["kind"].eq("cohort"), np.where(given_iv, "IV", "SC"), "")
