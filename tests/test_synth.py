@@ -698,11 +698,12 @@ def test_planted_cases_are_what_they_claim(big):
     written = read_ldn(out, "admissions.csv").set_index("Admission_ID")["Admit_Date"]
     written = written[iso.index.get_level_values("local_id")]
     assert set(iso.index.get_level_values("centre")) == {"LDN"} and written.str.fullmatch(r"2019-\d{2}-\d{2}").all()
-    # A transfer: the sending centre's discharge missing, the receiving admission of the same
+    # A transfer: the sending centre's discharge and last-seen missing, the receiving admission of the same
     # person at the other UK centre within 7 days of the first admission.
     moved = of("transfer_discharge_missing")
     arrival = adm.loc[related[moved.index].tolist()]
-    assert moved["discharge"].isna().all() and (arrival["person"].to_numpy() == moved["person"].to_numpy()).all()
+    assert moved[["discharge", "last_seen"]].isna().all().all()
+    assert (arrival["person"].to_numpy() == moved["person"].to_numpy()).all()
     assert (listing.loc[arrival.index, "category"] == "transfer_merged").all()
     assert (arrival.index.get_level_values("centre") != moved.index.get_level_values("centre")).all()
     gap = (arrival["admit"].to_numpy() - moved["admit"].to_numpy()) / np.timedelta64(1, "D")

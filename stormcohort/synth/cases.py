@@ -28,8 +28,8 @@ CASES = {
     "fever_resolved_before_index": "fever resolved the day before the first anakinra dose: afebrile at index",
     "ferritin_below_500": "baseline ferritin printed '<500' (below 500: not a ferritin >= 500); meets the "
                           "definition on its other findings",
-    "transfer_discharge_missing": "transferred between LDN and SHF; the sending centre's discharge date is "
-                                  "missing; the receiving admission starts within 7 days of the first",
+    "transfer_discharge_missing": "transferred between LDN and SHF; the sending centre's discharge (and last-seen) "
+                                  "date is missing; the receiving admission starts within 7 days of the first",
     "prevalent_user": "a qualifying 2019 admission of a person given anakinra in a 2018 admission "
                       "(related_local_id): excluded as a prevalent user",
     "iso_admission_date": "an admission date written yyyy-mm-dd among the LDN dd/mm/yyyy dates",
@@ -89,8 +89,9 @@ def plant(adm: pd.DataFrame, dosing: pd.DataFrame, ae: pd.DataFrame, n: int, see
     adm.loc[rows, "fever_resolution"] = adm.loc[rows, "index"] - pd.Timedelta(days=1)
     rows = _choose(adm, free(), ("LDN",), n, r)
     adm.loc[rows, "case"] = "iso_admission_date"
-    # Half the transfers (at least one) lose the sending centre's discharge date.
+    # Half the transfers (at least one) lose the sending centre's discharge date (and the last-seen
+    # date, which is the same day there), leaving only the admission dates to link the two stays.
     moved = adm["person"].isin(adm.loc[adm["kind"].eq("transfer_merged"), "person"]) & adm["kind"].eq("cohort")
     rows = _choose(adm, moved.to_numpy(), ("LDN", "SHF"), -(-int(moved.sum()) // 2), r)
     adm.loc[rows, "case"] = "transfer_discharge_missing"
-    adm.loc[rows, "discharge"] = pd.NaT
+    adm.loc[rows, ["discharge", "last_seen"]] = pd.NaT

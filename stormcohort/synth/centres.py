@@ -106,7 +106,8 @@ CASE_CELLS = {
     "no_follow_up_dates": (("admissions", "discharge", "missing", None), ("admissions", "last_seen", "missing", None),
                            ("dosing", "stop", "missing", None)),
     "fever_resolved_before_index": (("admissions", "fever_resolution", "parsed", None),),
-    "transfer_discharge_missing": (("admissions", "discharge", "missing", None),),
+    "transfer_discharge_missing": (("admissions", "discharge", "missing", None),
+                                   ("admissions", "last_seen", "missing", None)),
     "iso_admission_date": (("admissions", "admit", "kept_with_note", "date_format_differs"),),
 }
 CASE_FIELDS = {
