@@ -598,6 +598,20 @@ RUNS_ON = [
          check=lambda r, c: (keys(r) == {("labs.csv", 5, "Result", "unparseable_value", "row")} or pytest.fail(str(keys(r))),
                              set(zip(r.tables["labs"]["value"], r.tables["labs"]["qualifier"])) == {(5.0, "<"), (150.0, ""), (100000.0, ">")}
                              or pytest.fail("values"))),
+    Case("ferritin-printed-below-500", "LDN", ldn(lambda t: cell(t["labs.csv"], 0, "Result", "<500")),
+         check=lambda r, c: (r.ledger.empty or pytest.fail(str(keys(r))), same_tables(r, c, but=("labs",)),
+                             set(r.tables["labs"].query("test == 'ferritin'")[["value", "qualifier"]].itertuples(
+                                 index=False, name=None)) == {(500.0, "<"), (100000.0, ">")} or pytest.fail("values"))),
+    # -- outcomes
+    Case("death-date-without-outcome", "LDN", ldn(lambda t: cell(t["admissions.csv"], 1, "Outcome", "")),
+         check=lambda r, c: (r.ledger.empty or pytest.fail(str(keys(r))), same_tables(r, c, but=("admissions",)),
+                             r.tables["admissions"]["died"].isna().sum() == 1 or pytest.fail("died"),
+                             r.tables["admissions"].loc[r.tables["admissions"]["died"].isna(), "death_date"].tolist()
+                             == [pd.Timestamp("2019-03-20")] or pytest.fail("death date"))),
+    Case("death-flag-without-date", "LDN", ldn(lambda t: cell(t["admissions.csv"], 1, "Date_of_Death", "")),
+         check=lambda r, c: (r.ledger.empty or pytest.fail(str(keys(r))), same_tables(r, c, but=("admissions",)),
+                             r.tables["admissions"].loc[r.tables["admissions"]["died"].eq(True), "death_date"].isna().tolist()
+                             == [True] or pytest.fail("death"))),
     # -- orphans
     Case("doses-for-an-admission-that-does-not-exist", "LDN",
          ldn(lambda t: (add_rows(t, "patients.csv", [["L003", "", "Newman", "Ola", "01/01/1980", "F", "E1 6AN"]]),

@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from stormcohort.synth import criteria, generate, main
+from stormcohort.synth.cases import CASES
+from stormcohort.synth.centres import BHM_LABS, LDN_CODES, SHF_BLOODS
 from stormcohort.synth.update import derive_update, read_extract, write_extract
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +86,127 @@ def read_bhm(folder: Path) -> pd.DataFrame:
     return pd.read_csv(folder / "BHM" / "BHM_HLH_DATA.csv", dtype=str, keep_default_na=False)
 
 
+def ldn_dates(values) -> pd.Series:
+    """LDN dates as written: dd/mm/yyyy, or yyyy-mm-dd where a case plants one; '' is missing."""
+    values = pd.Series(values, dtype=object).replace("", None)
+    iso = values.str.fullmatch(r"\d{4}-\d{2}-\d{2}").eq(True)
+    return pd.to_datetime(values.where(~iso), format="%d/%m/%Y").fillna(
+        pd.to_datetime(values.where(iso), format="%Y-%m-%d"))
+
+
+def shf_dates(values) -> pd.Series:
+    """SHF date cells, dates a clerk typed as text ('03-Feb-2019'), and NA / empty cells."""
+    values = pd.Series(list(values), dtype=object)
+    typed = values.map(lambda v: isinstance(v, str) and v != "NA")
+    out = pd.to_datetime(values.where(values.map(lambda v: isinstance(v, datetime))))
+    out[typed] = pd.to_datetime(values[typed], format="%d-%b-%Y")
+    return out
+
+
+def bhm_admissions(out: Path) -> pd.DataFrame:
+    data = read_bhm(out)
+    return data[data["redcap_repeat_instrument"] == ""]
+
+
+def written_admissions(out: Path) -> pd.DataFrame:
+    """Every admission as the files hold it, by (centre, local_id) as the manifest names it;
+    `person` links a person's admissions (NHS number at the UK centres)."""
+    ldn, people = read_ldn(out, "admissions.csv"), read_ldn(out, "patients.csv").set_index("MRN")
+    shf, bhm = read_shf(out, "Patients"), bhm_admissions(out)
+    nhs = lambda v: v.astype(str).str.replace(" ", "").str.replace(r"\.0$", "", regex=True)  # noqa: E731
+    parts = [
+        pd.DataFrame({"centre": "LDN", "local_id": ldn["Admission_ID"],
+                      "person": nhs(ldn["MRN"].map(people["NHS_Number"])),
+                      "dob": ldn_dates(ldn["MRN"].map(people["DOB"])),
+                      **{k: ldn_dates(ldn[c]) for k, c in (("admit", "Admit_Date"), ("discharge", "Discharge_Date"),
+                                                          ("death", "Date_of_Death"), ("last_seen", "Last_Seen_Date"),
+                                                          ("fever", "Fever_Resolution_Date"))},
+                      "died": ldn["Outcome"].map({"Died": True, "Alive": False}),
+                      "weight": pd.to_numeric(ldn["Weight_kg"], errors="coerce")}),
+        pd.DataFrame({"centre": "SHF", "local_id": [f"Patients row {i + 4}" for i in range(len(shf))],
+                      "person": nhs(shf["NHS no."]), "dob": shf_dates(shf["Date of birth"]),
+                      **{k: shf_dates(shf[c]) for k, c in (("admit", "Admission date"), ("discharge", "Discharge date"),
+                                                          ("death", "Date of death"), ("last_seen", "Date last seen"),
+                                                          ("fever", "Afebrile date"))},
+                      "died": shf["Status"].map({"Deceased": True, "Alive": False}),
+                      "weight": pd.to_numeric(shf["Weight (kg)"], errors="coerce"),
+                      "hospital_number": shf["Hospital number"].astype(str)}),
+        pd.DataFrame({"centre": "BHM", "local_id": "record_id " + bhm["record_id"], "person": "bhm:" + bhm["mrn"],
+                      "dob": pd.to_datetime(bhm["dob"]),
+                      **{k: pd.to_datetime(bhm[c].replace("", None)) for k, c in (
+                          ("admit", "adm_date"), ("discharge", "dc_date"), ("death", "death_date"),
+                          ("last_seen", "last_fu_date"), ("fever", "afebrile_date"))},
+                      "died": bhm["died"].map({"1": True, "0": False}),
+                      "weight": pd.to_numeric(bhm["weight_kg"], errors="coerce")}),
+    ]
+    return pd.concat([p.reset_index(drop=True) for p in parts], ignore_index=True).set_index(["centre", "local_id"])
+
+
+def written_doses(out: Path) -> pd.DataFrame:
+    """Every dosing row: centre, local_id, start, stop, route (IV, SC or the unknown code), dose text."""
+    ldn, shf, bhm = read_ldn(out, "anakinra.csv"), read_shf(out, "Dosing"), read_bhm(out)
+    patients = read_shf(out, "Patients")
+    shf_local = pd.Series([f"Patients row {i + 4}" for i in range(len(patients))],
+                          index=pd.MultiIndex.from_arrays([patients["Hospital number"].astype(str),
+                                                           shf_dates(patients["Admission date"])]))
+    shf_route = {"intravenous": "IV", "i.v. infusion": "IV", "subcutaneous": "SC", "s/c": "SC"}
+    bhm = bhm[bhm["redcap_repeat_instrument"] == "anakinra_dosing"]
+    parts = [
+        pd.DataFrame({"centre": "LDN", "local_id": ldn["Admission_ID"], "start": ldn_dates(ldn["Start_Date"]),
+                      "stop": ldn_dates(ldn["Stop_Date"]), "route": ldn["Route"], "dose": ldn["Dose_mg"]}),
+        pd.DataFrame({"centre": "SHF", "local_id": shf_local.reindex(pd.MultiIndex.from_arrays(
+                          [shf["Hospital number"].astype(str), shf_dates(shf["Admission date"])])).to_numpy(),
+                      "start": shf_dates(shf["From"]), "stop": shf_dates(shf["To"]),
+                      "route": shf["Route"].map(shf_route).fillna(shf["Route"]), "dose": shf["Dose"].astype(str)}),
+        pd.DataFrame({"centre": "BHM", "local_id": "record_id " + bhm["record_id"],
+                      "start": pd.to_datetime(bhm["ana_start"]),
+                      "stop": pd.to_datetime(bhm["ana_stop"].replace("", None)),
+                      "route": bhm["ana_route"].map({"1": "IV", "2": "IV", "3": "SC"}).fillna(bhm["ana_route"]),
+                      "dose": bhm["ana_dose_mg"]}),
+    ]
+    return pd.concat([p.reset_index(drop=True) for p in parts], ignore_index=True)
+
+
+def written_labs(out: Path) -> pd.DataFrame:
+    """Every lab result: centre, local_id, date, test (canonical name), value (a '<'/'>' dropped; NaN
+    if not a number). SHF Bloods rows go to the patient's admission on or before the sample date."""
+    ldn = read_ldn(out, "labs.csv")
+    tests = {code: test for test, code in LDN_CODES.items()}
+    parts = [pd.DataFrame({"centre": "LDN", "local_id": ldn["Admission_ID"],
+                           "date": pd.to_datetime(ldn["Sample_Time"], format="%d/%m/%Y %H:%M").dt.normalize(),
+                           "test": ldn["Test"].map(tests), "text": ldn["Result"]})]
+    bloods = read_shf(out, "Bloods").assign(date=lambda d: shf_dates(d["Date"]).to_numpy(),
+                                            hospital_number=lambda d: d["Hospital number"].astype(str))
+    adm = written_admissions(out).loc["SHF"].reset_index()[["local_id", "hospital_number", "admit"]]
+    bloods = pd.merge_asof(bloods.sort_values("date"), adm.sort_values("admit"), left_on="date", right_on="admit",
+                           by="hospital_number")
+    long = bloods.melt(id_vars=["local_id", "date"], value_vars=list(SHF_BLOODS.values()), var_name="column",
+                       value_name="text")
+    parts.append(long.assign(centre="SHF", test=long["column"].map({c: t for t, c in SHF_BLOODS.items()}),
+                             text=long["text"].astype(str)).drop(columns="column"))
+    bhm = read_bhm(out)
+    bhm = bhm[bhm["redcap_repeat_instrument"] == "labs"]
+    fields = {field: test for test, (field, _, _) in BHM_LABS.items()}
+    long = bhm.melt(id_vars=["record_id", "lab_date"], value_vars=list(fields), var_name="field", value_name="text")
+    parts.append(pd.DataFrame({"centre": "BHM", "local_id": "record_id " + long["record_id"],
+                               "date": pd.to_datetime(long["lab_date"]), "test": long["field"].map(fields),
+                               "text": long["text"]}))
+    labs = pd.concat([p.reset_index(drop=True) for p in parts], ignore_index=True)
+    labs["value"] = pd.to_numeric(labs["text"].str.lstrip("<>"), errors="coerce")
+    return labs[labs["value"].notna()].reset_index(drop=True)
+
+
+def first_dose(out: Path) -> pd.Series:
+    doses = written_doses(out)
+    return doses[doses["route"].isin(["IV", "SC"])].groupby(["centre", "local_id"])["start"].min()
+
+
+def planted(manifest: dict, case: str) -> pd.DataFrame:
+    cases = pd.DataFrame(manifest["cases"], columns=["case", "centre", "local_id", "category", "route_group",
+                                                     "related_local_id", "description"])
+    return cases[cases["case"] == case]
+
+
 def nhs_valid(number: str) -> bool:
     digits = [int(c) for c in number]
     check = 11 - sum(d * w for d, w in zip(digits[:9], range(10, 1, -1))) % 11
@@ -121,6 +244,9 @@ def test_embedded_delivery_reproduces_the_viewpoint_counts():
     assert manifest["cohort"]["patients"] == 46
     assert (manifest["cohort"]["IV"], manifest["cohort"]["SC"]) == (18, 28)
     assert manifest["non_cohort_admissions"]["transfer_merged"] == 1
+    assert manifest["non_cohort_admissions"]["prevalent_user"] == 1
+    listed = pd.DataFrame(manifest["cases"])["case"].value_counts()
+    assert (listed.reindex([c for c in CASES if c != "died_before_planned_iv"]) == 1).all(), listed.to_dict()
     meta = yaml.safe_load((EXAMPLE / "delivery.yaml").read_text())
     assert meta["extract_date"].isoformat() == "2020-06-30" and meta["synthetic"] is True
 
@@ -135,11 +261,15 @@ def test_ldn_files_follow_the_contract(big):
         assert raw.count(b"\r\n") == raw.count(b"\n"), f"{name}: not CRLF throughout"
         assert list(read_ldn(out, name).columns) == columns
     adm = read_ldn(out, "admissions.csv")
-    assert adm["Admit_Date"].str.fullmatch(r"\d{2}/\d{2}/\d{4}").all()
+    manifest = big[1]
+    iso = adm["Admission_ID"].isin(planted(manifest, "iso_admission_date")["local_id"])
+    assert adm.loc[~iso, "Admit_Date"].str.fullmatch(r"\d{2}/\d{2}/\d{4}").all()
+    assert iso.sum() == round(500 / 46) and adm.loc[iso, "Admit_Date"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
     assert read_ldn(out, "labs.csv")["Sample_Time"].str.fullmatch(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}").all()
     assert set(read_ldn(out, "anakinra.csv")["Frequency"]) <= {"OD", "BD", "TDS", "QDS", "6-hourly", "Continuous"}
     assert set(adm["BM_Haemophagocytosis"]) == {"Y", "N", "Not done"}
-    assert set(adm["Outcome"]) == {"Alive", "Died"}
+    blank = adm["Admission_ID"].isin(planted(manifest, "death_date_without_flag")["local_id"])
+    assert set(adm.loc[~blank, "Outcome"]) == {"Alive", "Died"} and set(adm.loc[blank, "Outcome"]) == {""}
     assert set(read_ldn(out, "labs.csv")["Test"]) >= {"FERR", "CRP", "PLT", "HB", "WBC", "NEUT", "FIB", "TRIG", "ALT",
                                                       "AST", "BILI", "CREAT", "SCD25"}
 
@@ -156,7 +286,9 @@ def test_shf_workbook_follows_the_contract(big):
         assert list(rows[2]) == columns
     patients = read_shf(out, "Patients")
     assert patients["Admission date"].map(lambda v: isinstance(v, datetime)).all()  # real date cells
-    assert set(patients["Status"]) == {"Alive", "Deceased"}
+    blank = planted(big[1], "death_date_without_flag").query("centre == 'SHF'")["local_id"]
+    status = patients["Status"].set_axis([f"Patients row {i + 4}" for i in range(len(patients))])
+    assert set(status.drop(blank)) == {"Alive", "Deceased"} and status[blank].isna().all() and len(blank)
     assert set(patients["Gender"]) == {"Male", "Female"}
     routes = set(read_shf(out, "Dosing")["Route"])
     assert {"intravenous", "subcutaneous", "i.v. infusion", "s/c"} <= routes
@@ -227,12 +359,19 @@ def test_every_dirty_value_is_where_the_manifest_says(big):
     out, manifest = big
     dirt = pd.DataFrame(manifest["dirty_values"])
     needed = {("LDN", "labs.csv", "<5"), ("LDN", "labs.csv", ">100000"), ("LDN", "labs.csv", "haemolysed"),
-              ("SHF", WORKBOOK, "haemolysed"), ("SHF", WORKBOOK, "2mg/kg")}
+              ("LDN", "labs.csv", "<500"), ("SHF", WORKBOOK, "haemolysed"), ("SHF", WORKBOOK, "2mg/kg")}
     assert needed <= set(zip(dirt["centre"], dirt["file"], dirt["value"]))
-    assert {"duplicate_row", "stop_before_start", "unknown_code", "unparseable_value", "implausible_value", "orphan"} \
-        <= set(dirt["rule"].dropna())
+    assert {"duplicate_row", "stop_before_start", "unknown_code", "unparseable_value", "implausible_value", "orphan",
+            "date_format_differs", "dose_per_kg_without_weight"} <= set(dirt["rule"].dropna())
+    assert set(dirt["expected"]) == {"row_excluded", "value_missing", "kept_with_note", "kept_with_qualifier", "parsed",
+                                     "missing"}
+    assert dirt["scope"].isna().eq(dirt["rule"].isna()).all()  # a ledger entry exactly where a rule is named
     assert dirt.loc[dirt["column"].eq("Dose_mg"), "value"].str.contains("mg").all()
+    # Every planted case changed cells, each noted once with its name.
+    assert set(dirt["case"].dropna()) == set(CASES) - {"prevalent_user", "died_before_planned_iv"}
+    assert not dirt.duplicated(["file", "sheet", "row", "column"]).any()
     lines = {name: (out / "LDN" / name).read_bytes().decode("utf-8-sig").split("\r\n") for name in LDN_COLUMNS}
+    ldn = {name: read_ldn(out, name) for name in LDN_COLUMNS}
     wb = openpyxl.load_workbook(out / "SHF" / WORKBOOK)
     bhm = (out / "BHM" / "BHM_HLH_DATA.csv").read_text().split("\n")
     header_bhm = bhm[0].split(",")
@@ -242,7 +381,7 @@ def test_every_dirty_value_is_where_the_manifest_says(big):
             if d.rule == "duplicate_row":
                 assert line == lines[d.file][d.row - 2]
             elif d.value != "<redacted>":
-                assert d.value in line.split(","), (d.file, d.row, d.value)
+                assert ldn[d.file].loc[d.row - 2, d.column] == d.value, (d.file, d.row, d.value)
         elif d.centre == "SHF":
             ws = wb[d.sheet]
             cells = [c.value for c in ws[d.row]]
@@ -251,7 +390,7 @@ def test_every_dirty_value_is_where_the_manifest_says(big):
             else:
                 header = [c.value for c in ws[3]]
                 value = cells[header.index(d.column)]
-                assert d.value == "<redacted>" or str(value) == d.value
+                assert d.value == "<redacted>" or ("" if value is None else str(value)) == d.value
         else:
             row = bhm[d.row - 1].split(",")
             assert row[header_bhm.index(d.column)] == d.value
@@ -262,17 +401,24 @@ def test_every_dirty_value_is_where_the_manifest_says(big):
 
 
 def test_row_leaving_dirt_never_touches_a_baseline_lab_or_first_dose(big):
+    """Baseline labs are the samples of the 7 days before the first dose (one on the day of the
+    dose does not count: doses carry no time). No lab row that leaves is one of them (a
+    duplicate leaves its original behind), no haemolysed result is within a day of the first
+    dose, and no dosing row that leaves is a first dose."""
     out, manifest = big
     dirt = pd.DataFrame(manifest["dirty_values"])
     labs = read_ldn(out, "labs.csv")
     dose = read_ldn(out, "anakinra.csv")
     first_dose = dose[dose["Route"].isin(["IV", "SC"])].assign(
-        start=lambda d: pd.to_datetime(d["Start_Date"], format="%d/%m/%Y")).groupby("Admission_ID")["start"].min()
-    haem = dirt[(dirt["file"] == "labs.csv") & (dirt["value"] == "haemolysed")]
-    for row in haem["row"]:
-        sample = labs.iloc[row - 2]
-        when = pd.to_datetime(sample["Sample_Time"], format="%d/%m/%Y %H:%M").normalize()
-        assert (when - first_dose[sample["Admission_ID"]]).days >= 2
+        start=lambda d: ldn_dates(d["Start_Date"]).to_numpy()).groupby("Admission_ID")["start"].min()
+    adm = read_ldn(out, "admissions.csv")
+    index = first_dose.combine_first(ldn_dates(adm["Admit_Date"]).set_axis(adm["Admission_ID"]))  # no dose: admission
+    leaving = dirt[(dirt["file"] == "labs.csv") & dirt["scope"].eq("row") & dirt["rule"].ne("duplicate_row")]
+    samples = labs.iloc[leaving["row"].to_numpy() - 2]
+    when = pd.to_datetime(samples["Sample_Time"], format="%d/%m/%Y %H:%M").dt.normalize()
+    offset = (when - samples["Admission_ID"].map(index)).dt.days  # NaN for an orphan's unknown admission
+    assert len(offset) and not offset.between(-7, -1).any()
+    assert (offset[leaving["value"].eq("haemolysed").to_numpy()] >= 2).all()
     extra = dirt[dirt["rule"].isin(["stop_before_start", "unknown_code"]) & (dirt["file"] == "anakinra.csv")]
     for row in extra["row"]:
         line = dose.iloc[row - 2]
@@ -341,7 +487,7 @@ def test_no_date_of_birth_is_an_event_date(big):
             if col.endswith(("Date", "_Time")):
                 dates |= set(frame[col].str[:10])
     ldn_dobs = set(read_ldn(out, "patients.csv")["DOB"])
-    iso = {pd.to_datetime(d, format="%d/%m/%Y").date() for d in dates if d}
+    iso = set(ldn_dates(sorted(d for d in dates if d)).dt.date)
     for sheet in SHF_COLUMNS:
         frame = read_shf(out, sheet)
         for col in frame.columns:
@@ -364,7 +510,7 @@ def test_ages_routes_and_triggers_are_plausible(big):
     people = read_ldn(out, "patients.csv").set_index("MRN")
     adm = read_ldn(out, "admissions.csv")
     born = pd.to_datetime(pd.Series(people.loc[adm["MRN"], "DOB"].to_numpy()), format="%d/%m/%Y")
-    admit = pd.to_datetime(adm["Admit_Date"], format="%d/%m/%Y")
+    admit = ldn_dates(adm["Admit_Date"])
     age = (admit - born).dt.days / 365.25
     assert age.min() >= 18 and age.max() <= 85
     shf = read_shf(out, "Patients")
@@ -403,23 +549,23 @@ def test_iv_goes_to_sicker_patients_and_the_count_is_exact(big, tmp_path):
 
 
 def test_ldn_core_patients_clear_the_definition_on_their_baseline_labs(big):
-    """On the LDN files as written: the labs nearest the first dose (within days -7..+1) give an
-    HScore far above 169 for every cohort admission, and far below it for the sepsis ones."""
+    """On the LDN files as written: the latest labs before the day of the first dose (days -7..-1;
+    doses carry no time, so a same-day sample never counts) give an HScore far above 169 for every
+    cohort admission (and prevalent user), and far below it for the sepsis ones."""
     out, manifest = big
     listing = pd.DataFrame(manifest["admission_list"]).query("centre == 'LDN'").set_index("local_id")["category"]
     adm = read_ldn(out, "admissions.csv").set_index("Admission_ID")
     labs = read_ldn(out, "labs.csv")
     labs = labs[labs["Admission_ID"].isin(adm.index) & ~labs["Result"].isin(["haemolysed"])].drop_duplicates()
     labs["value"] = pd.to_numeric(labs["Result"].str.lstrip("<>"))
-    labs["day"] = pd.to_datetime(labs["Sample_Time"], format="%d/%m/%Y %H:%M").dt.normalize()
-    dose = read_ldn(out, "anakinra.csv")
-    dose = dose[dose["Route"].isin(["IV", "SC"])].assign(
-        start=lambda d: pd.to_datetime(d["Start_Date"], format="%d/%m/%Y"))
-    index = dose.groupby("Admission_ID")["start"].min().reindex(adm.index)
-    index = index.fillna(pd.to_datetime(adm["Admit_Date"], format="%d/%m/%Y"))
-    labs["offset"] = (labs["day"] - labs["Admission_ID"].map(index)).dt.days
-    near = labs[labs["offset"].between(-7, 1)].assign(dist=lambda d: d["offset"].abs()).sort_values(["dist", "day"])
-    base = near.drop_duplicates(["Admission_ID", "Test"]).pivot(index="Admission_ID", columns="Test", values="value")
+    labs["qualified"] = labs["Result"].str.match(r"[<>]")
+    labs["time"] = pd.to_datetime(labs["Sample_Time"], format="%d/%m/%Y %H:%M")
+    index = first_dose(out).loc["LDN"].reindex(adm.index).fillna(ldn_dates(adm["Admit_Date"]).set_axis(adm.index))
+    labs["offset"] = (labs["time"].dt.normalize() - labs["Admission_ID"].map(index)).dt.days
+    before = labs[labs["offset"].between(-7, -1)].sort_values("time")
+    latest = before.drop_duplicates(["Admission_ID", "Test"], keep="last")
+    base = latest.pivot(index="Admission_ID", columns="Test", values="value")
+    qualified = latest.pivot(index="Admission_ID", columns="Test", values="qualified")
     tests = {"FERR": "ferritin", "PLT": "platelets", "HB": "hb", "WBC": "wbc", "NEUT": "neutrophils",
              "FIB": "fibrinogen", "TRIG": "triglycerides", "AST": "ast", "SCD25": "scd25"}
     f = base.rename(columns=tests).reindex(columns=list(tests.values())).reindex(adm.index)
@@ -430,12 +576,146 @@ def test_ldn_core_patients_clear_the_definition_on_their_baseline_labs(big):
     f["bm_haemophagocytosis"] = adm["BM_Haemophagocytosis"].map({"Y": "yes", "N": "no", "Not done": "not_done"})
     score = pd.Series(criteria.hscore(f), index=f.index)
     category = listing.reindex(f.index)
-    assert score[category == "cohort"].min() >= criteria.HSCORE_MIN_CORE
+    assert score[category.isin(["cohort", "prevalent_user"])].min() >= criteria.HSCORE_MIN_CORE
     assert score[category == "not_meeting_criteria"].max() <= criteria.HSCORE_MAX_NOT_MEETING
-    # No baseline value, as printed, sits within 6% of a cut-off of HScore, HLH-2004 or MAS 2016.
+    # No baseline value, as printed, sits within 6% of a cut-off of HScore, HLH-2004 or MAS 2016
+    # ('<500' says below 500; '>100000' is far above every ferritin cut-off).
+    printed = f.mask(qualified.rename(columns=tests).reindex(columns=f.columns).reindex(f.index).eq(True))
     for test, cutoffs in criteria.CUTOFFS.items():
-        ratio = f.loc[category == "cohort", test].dropna().to_numpy()[:, None] / np.array(cutoffs)
+        ratio = printed.loc[category == "cohort", test].dropna().to_numpy()[:, None] / np.array(cutoffs)
         assert not ((ratio > 1 / 1.06) & (ratio < 1.06)).any(), test
+    # The '<500' ferritins are the baseline ones of their (cohort) admissions.
+    below = planted(manifest, "ferritin_below_500")["local_id"]
+    assert len(below) and (base.loc[below, "FERR"] == 500).all() and qualified.loc[below, "FERR"].all()
+
+
+SCORE_LABS = {"ferritin", "triglycerides", "fibrinogen", "ast", "hb", "platelets", "wbc", "neutrophils", "crp", "alt"}
+
+
+def test_every_core_admission_has_its_diagnostic_labs_before_the_first_dose(big):
+    """Patients are diagnosed before they are treated: every cohort admission (and every
+    prevalent user's) has, at every centre, a sample date 1-3 days before the first dose with all
+    the score labs (and CRP, ALT), so a baseline taken only before the first dose finds them."""
+    out, manifest = big
+    listing = pd.DataFrame(manifest["admission_list"]).set_index(["centre", "local_id"])["category"]
+    core = listing.index[listing.isin(["cohort", "prevalent_user"])]
+    labs = written_labs(out).merge(first_dose(out).rename("first").reset_index(), on=["centre", "local_id"])
+    before = labs[(labs["date"] - labs["first"]).dt.days.between(-3, -1)]
+    panels = before.groupby(["centre", "local_id", "date"])["test"].agg(set)
+    complete = panels.map(SCORE_LABS.issubset).groupby(level=["centre", "local_id"]).any()
+    complete = complete.reindex(core, fill_value=False)
+    assert len(core) >= 500 and complete.all(), complete[~complete].index.tolist()
+
+
+def episode_doses(out: Path, manifest: dict) -> pd.DataFrame:
+    """Dosing rows of each cohort episode (a transfer's two admissions), by the cohort admission's
+    (centre, local_id)."""
+    listing = pd.DataFrame(manifest["admission_list"]).set_index(["centre", "local_id"])
+    adm = written_admissions(out).join(listing)
+    episode = adm[adm["category"].isin(["cohort", "transfer_merged"])].reset_index()
+    owner = episode[episode["category"] == "cohort"].set_index("person")[["centre", "local_id"]]
+    episode[["owner_centre", "owner_id"]] = owner.reindex(episode["person"]).to_numpy()
+    doses = written_doses(out).merge(episode[["centre", "local_id", "owner_centre", "owner_id"]],
+                                     on=["centre", "local_id"])
+    return doses.drop(columns=["centre", "local_id"]).rename(columns={"owner_centre": "centre", "owner_id": "local_id"})
+
+
+def test_deaths_fall_when_they_fall_and_the_route_group_follows_the_doses(big):
+    """No death is moved after a switch to IV: some cohort patients die within 5 days of the first
+    dose; no dose starts after a death; the IV group is exactly the patients given an IV dose."""
+    out, manifest = big
+    listing = pd.DataFrame(manifest["admission_list"]).set_index(["centre", "local_id"])
+    cohort = listing[listing["category"] == "cohort"]
+    doses = episode_doses(out, manifest)
+    given = doses[doses["route"].isin(["IV", "SC"])]  # not the rows with a route code nobody maps
+    iv = given.groupby(["centre", "local_id"])["route"].agg(lambda r: r.eq("IV").any()).reindex(cohort.index)
+    assert iv.notna().all() and (iv == cohort["route_group"].eq("IV")).all()
+    assert iv.sum() == manifest["cohort"]["IV"]
+    adm = written_admissions(out)
+    death = adm.groupby("person")["death"].max()  # a transfer's death is on the second admission
+    deaths = adm.loc[cohort.index, "person"].map(death).set_axis(cohort.index).dropna()
+    first = given.groupby(["centre", "local_id"])["start"].min()
+    days_to_death = (deaths - first.reindex(deaths.index)).dt.days
+    assert (days_to_death < 6).sum() >= 5 and (days_to_death >= 0).all()
+    last_start = given.groupby(["centre", "local_id"])["start"].max().reindex(deaths.index)
+    assert (last_start <= deaths).all()
+
+
+def test_a_death_before_the_planned_switch_to_iv_leaves_the_patient_sc(tmp_path):
+    """Seed 6 (60 patients) happens to hold a patient planned to go from SC to IV who died before
+    the switch: the manifest lists them, the files show SC doses only, and the IV group still
+    holds exactly the IV patients asked for."""
+    manifest = generate(tmp_path, patients=60, seed=6)
+    early = planted(manifest, "died_before_planned_iv").set_index(["centre", "local_id"])
+    assert len(early) == 1 and (early["route_group"] == "SC").all() and (early["category"] == "cohort").all()
+    doses = episode_doses(tmp_path, manifest).set_index(["centre", "local_id"]).loc[early.index]
+    adm = written_admissions(tmp_path).loc[early.index]
+    assert set(doses["route"]) == {"SC"} and adm["died"].all()
+    assert ((adm["death"] - doses["start"].min()).dt.days <= 4).all() and (doses["start"] <= adm["death"].max()).all()
+    assert manifest["cohort"]["IV"] == round(60 * 18 / 46)
+
+
+def test_planted_cases_are_what_they_claim(big):
+    """Each planted case read back from the files: n of each (half the transfers, at least one),
+    cohort patients all but the prevalent user, each what its description says."""
+    out, manifest = big
+    n = round(500 / 46)
+    cases = pd.DataFrame(manifest["cases"]).set_index(["centre", "local_id"])
+    listing = pd.DataFrame(manifest["admission_list"]).set_index(["centre", "local_id"])
+    counts = cases["case"].value_counts().drop("died_before_planned_iv", errors="ignore").to_dict()
+    transfers = manifest["non_cohort_admissions"]["transfer_merged"]
+    assert counts == {c: n for c in CASES if c != "died_before_planned_iv"} | {
+        "transfer_discharge_missing": -(-transfers // 2)}
+    assert (cases["category"] == np.where(cases["case"] == "prevalent_user", "prevalent_user", "cohort")).all()
+    assert (cases.index.get_level_values("local_id").value_counts() == 1).all()  # one case per admission
+    adm, first = written_admissions(out), first_dose(out)
+    doses = written_doses(out).set_index(["centre", "local_id"])
+    related = cases["related_local_id"].dropna()
+    related = pd.Series(list(zip(related.map(listing.reset_index().set_index("local_id")["centre"]), related)),
+                        index=related.index)
+
+    def of(case: str) -> pd.DataFrame:
+        return adm.loc[cases.index[cases["case"] == case]]
+
+    kids = of("dose_per_kg_without_weight")  # a child at SHF on IV, prescribed per kg, no weight recorded
+    assert set(kids.index.get_level_values("centre")) == {"SHF"} and kids["weight"].isna().all()
+    assert ((kids["admit"] - kids["dob"]).dt.days / 365.25 < 18).all()
+    assert (listing.loc[kids.index, "route_group"] == "IV").all()
+    per_kg_iv = doses.loc[kids.index].eval("route == 'IV' and dose == '2mg/kg'")
+    assert per_kg_iv.groupby(level=["centre", "local_id"]).any().all()
+    flag = of("death_flag_without_date")
+    assert flag["died"].eq(True).all() and flag["death"].isna().all() and (flag["last_seen"] == flag["discharge"]).all()
+    date = of("death_date_without_flag")
+    assert date["died"].isna().all() and date["death"].notna().all()
+    none = of("no_follow_up_dates")
+    assert none[["discharge", "last_seen", "death"]].isna().all().all() and none["died"].eq(False).all()
+    assert doses.loc[none.index, "stop"].isna().all() and first.reindex(none.index).notna().all()
+    fever = of("fever_resolved_before_index")
+    assert ((fever["fever"] < first.reindex(fever.index)) & (fever["fever"] >= fever["admit"])).all()
+    below = of("ferritin_below_500")  # its '<500' is the baseline ferritin: see the LDN core test
+    assert set(below.index.get_level_values("centre")) == {"LDN"}
+    iso = of("iso_admission_date")
+    written = read_ldn(out, "admissions.csv").set_index("Admission_ID")["Admit_Date"]
+    written = written[iso.index.get_level_values("local_id")]
+    assert set(iso.index.get_level_values("centre")) == {"LDN"} and written.str.fullmatch(r"2019-\d{2}-\d{2}").all()
+    # A transfer: the sending centre's discharge and last-seen missing, the receiving admission of the same
+    # person at the other UK centre within 7 days of the first admission.
+    moved = of("transfer_discharge_missing")
+    arrival = adm.loc[related[moved.index].tolist()]
+    assert moved[["discharge", "last_seen"]].isna().all().all()
+    assert (arrival["person"].to_numpy() == moved["person"].to_numpy()).all()
+    assert (listing.loc[arrival.index, "category"] == "transfer_merged").all()
+    assert (arrival.index.get_level_values("centre") != moved.index.get_level_values("centre")).all()
+    gap = (arrival["admit"].to_numpy() - moved["admit"].to_numpy()) / np.timedelta64(1, "D")
+    assert ((gap >= 0) & (gap <= 7)).all()
+    # A prevalent user: the same person's 2018 admission with anakinra, then a 2019 admission.
+    prevalent = of("prevalent_user")
+    earlier = adm.loc[related[prevalent.index].tolist()]
+    assert (earlier["person"].to_numpy() == prevalent["person"].to_numpy()).all()
+    assert (listing.loc[earlier.index, "category"] == "outside_window").all()
+    assert (earlier["admit"] < "2019-01-01").all()
+    assert first.reindex(earlier.index).notna().all() and first.reindex(prevalent.index).notna().all()
+    assert prevalent["admit"].between("2019-01-01", "2019-12-31").all()
 
 
 # ----------------------------------------------------------------------------- command line
@@ -483,8 +763,14 @@ def test_update_changes_exactly_what_it_lists(updated):
     listed = changes["patients"]
     removed = [c for c in listed["removed"]]
     added = {c["centre"]: c for c in listed["added"]}
-    changed = {c["centre"]: c for c in listed["changed"]}
-    assert [c["centre"] for c in removed] == ["LDN"] and set(added) == set(changed) == {"LDN", "SHF", "BHM"}
+    changed = {c["field"]: c for c in listed["changed"]}
+    death = changed["death_date"]
+    assert [c["centre"] for c in removed] == ["LDN"] and set(added) == {"LDN", "SHF", "BHM"}
+    assert (changed["weight_kg"]["centre"], changed["labs:crp"]["centre"], len(changed)) == ("LDN", "SHF", 3)
+    # The date of death goes to BHM if it has a suitable death, else LDN, else SHF; the dates
+    # recorded as that day move with it.
+    assert death["centre"] in {"BHM", "LDN", "SHF"} and death["column"] in death["columns_changed"]
+    assert len(set(death["columns_changed"]) - {death["column"]}) <= 2
     old_adm, new_adm = read_ldn(EXAMPLE, "admissions.csv"), read_ldn(out, "admissions.csv")
     # LDN: the withdrawn patient's rows are gone, the new patient's rows come last, one weight corrected.
     assert list(new_adm.columns) == LDN_COLUMNS["admissions.csv"][:4] + ["Ward"] + LDN_COLUMNS["admissions.csv"][4:]
@@ -492,29 +778,35 @@ def test_update_changes_exactly_what_it_lists(updated):
         old, new = read_ldn(EXAMPLE, name), read_ldn(out, name).drop(columns="Ward", errors="ignore")
         kept = old[~ldn_rows_of(old, name, removed[0]["local_id"], old_adm)].reset_index(drop=True)
         appended = new.iloc[len(kept):]
-        assert ldn_rows_of(appended, name, added["LDN"]["local_id"], new_adm).all() and len(appended) >= 1
+        # Every file but adverse_events.csv (a patient may have none) gains the new patient's rows.
+        assert ldn_rows_of(appended, name, added["LDN"]["local_id"], new_adm).all()
+        assert len(appended) >= (name != "adverse_events.csv")
         differs = (new.iloc[:len(kept)].reset_index(drop=True) != kept).stack()
         cells = {(kept.loc[i, "Admission_ID"], c) for i, c in differs[differs].index}
-        assert cells == ({(changed["LDN"]["local_id"], "Weight_kg")} if name == "admissions.csv" else set())
+        expected = {(changed["weight_kg"]["local_id"], "Weight_kg")} if name == "admissions.csv" else set()
+        if name == "admissions.csv" and death["centre"] == "LDN":
+            expected |= {(death["local_id"], c) for c in death["columns_changed"]}
+        assert cells == expected
     new_weight = new_adm.loc[new_adm["Admission_ID"] == added["LDN"]["local_id"], "Weight_kg"].iloc[0]
     assert float(new_weight) > 1000  # typed in grams: the ledger entry the changes list as added
     # SHF: one CRP cell of Bloods corrected; every sheet gains the new patient's rows at its end.
     for sheet in SHF_COLUMNS:
         old, new = read_shf(EXAMPLE, sheet), read_shf(out, sheet)
         appended = new.iloc[len(old):]
-        assert len(appended) >= 1 and appended["Hospital number"].nunique() == 1
+        assert len(appended) >= (sheet != "Adverse events") and appended["Hospital number"].nunique() <= 1
         assert not appended["Hospital number"].isin(old["Hospital number"]).any()
         head = new.iloc[:len(old)].astype(str)
         differs = (head != old.astype(str)).stack()
-        expected = {(changed["SHF"]["row"] - 4, "CRP (mg/L)")} if sheet == "Bloods" else set()
+        expected = {(changed["labs:crp"]["row"] - 4, "CRP (mg/L)")} if sheet == "Bloods" else set()
+        if sheet == "Patients" and death["centre"] == "SHF":
+            expected = {(death["row"] - 4, c) for c in death["columns_changed"]}
         assert set(differs[differs].index) == expected
     assert read_shf(out, "Patients").index[-1] + 4 == int(added["SHF"]["local_id"].split()[-1])
-    # BHM: the date of death (and the dates recorded as that day) moved; a new record at the end.
+    # BHM: a new record at the end; nothing else changes but a corrected death.
     old, new = read_bhm(EXAMPLE), read_bhm(out)
     differs = (new.iloc[:len(old)] != old).stack()
-    moved = {c for _, c in differs[differs].index}
-    assert "death_date" in moved and moved <= {"death_date", "dc_date", "last_fu_date"}
-    assert set(differs[differs].index.get_level_values(0)) == {changed["BHM"]["row"] - 2}
+    expected = {(death["row"] - 2, c) for c in death["columns_changed"]} if death["centre"] == "BHM" else set()
+    assert set(differs[differs].index) == expected
     assert set(new.iloc[len(old):]["record_id"]) == {added["BHM"]["local_id"].removeprefix("record_id ")}
     meta = yaml.safe_load((out / "delivery.yaml").read_text())
     assert ((meta["extract_date"].isoformat(), meta["synthetic"]) == ("2020-09-30", True)

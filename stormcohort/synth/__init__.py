@@ -5,10 +5,10 @@
 
 ``N`` patients end up in the cohort after the cohort rules; the non-cohort admissions the
 rules must remove (outside the window, familial HLH, not meeting the definition, no anakinra,
-readmissions, the second half of a transfer) come on top. ``DIR/synth_manifest.json`` says
-what was made, without any identifier: expected counts, the category of every admission by
-its local id, and every injected dirty value with the row a human sees and what ingest
-should do with it. Sources and assumptions: data/README.md.
+readmissions, prevalent users, the second half of a transfer) come on top. ``DIR/synth_manifest.json``
+says what was made, without any identifier: expected counts, the category of every admission by
+its local id, the planted cases (synth/cases.py), and every injected dirty value with the row a
+human sees and what ingest should do with it. Sources and assumptions: data/README.md.
 
 ``--update-from DIR`` derives the centres' next extract from a delivery this generator made:
 new cohort patients, corrected values, a withdrawn patient and a new column, listed in
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stormcohort.synth import centres, writers
+from stormcohort.synth import cases, centres, writers
 from stormcohort.synth.clinical import (
     CENTRES,
     NON_COHORT_REASONS,
@@ -122,9 +122,27 @@ def _manifest(sim: Simulation, rendered: list, patients: int, iv_patients: int, 
         "admissions": {"total": int(len(adm)), "by_centre": {c: int((adm["centre"] == c).sum()) for c in CENTRES}},
         "non_cohort_admissions": {reason: int((adm["kind"] == reason).sum()) for reason in NON_COHORT_REASONS},
         "files": files,
+        "cases": _cases(adm, local),
         "dirty_values": dirt.astype(object).where(dirt.notna(), None).to_dict(orient="records"),
         "admission_list": listing.to_dict(orient="records"),
     }
+
+
+def _cases(adm: pd.DataFrame, local: pd.Series) -> list[dict]:
+    """The planted cases, and the patients who died before a planned switch to IV, by local id;
+    a prevalent user's 2018 admission and a transfer's receiving one as related_local_id."""
+    died_early = adm["kind"].eq("cohort") & adm["planned_iv"] & adm["route_group"].eq("SC")
+    found = pd.concat([adm[adm["case"].ne("")], adm[died_early].assign(case="died_before_planned_iv")])
+    pairs = found.loc[found["case"].isin(["prevalent_user", "transfer_discharge_missing"]), ["person"]]
+    pairs = pairs.reset_index(names="row").merge(adm[["person"]].reset_index(names="other"), on="person")
+    related = pairs[pairs["row"] != pairs["other"]].set_index("row")["other"].map(local)
+    listing = pd.DataFrame({"case": found["case"], "centre": found["centre"], "local_id": local.reindex(found.index),
+                            "category": found["kind"], "route_group": found["route_group"],
+                            "related_local_id": related.reindex(found.index),
+                            "description": found["case"].map(cases.CASES)})
+    listing["_order"] = listing["case"].map({c: i for i, c in enumerate(cases.CASES)})
+    listing = listing.sort_values(["_order", "centre", "local_id"], kind="stable").drop(columns="_order")
+    return listing.astype(object).where(listing.notna(), None).to_dict(orient="records")
 
 
 def main(argv=None) -> None:

@@ -8,7 +8,9 @@ human sees is worked out once the table is final (``finalise``).
 
 Expected ingest behaviour per dirt record, following the shared cleaning policy:
 ``row_excluded`` (with rule, scope=row), ``value_missing`` (rule, scope=value),
-``kept_with_qualifier`` and ``parsed`` (no ledger entry).
+``kept_with_note`` (the value read and kept; rule, scope=value), ``kept_with_qualifier``,
+``parsed`` and ``missing`` (an empty cell a planted case left: read as missing) with no ledger
+entry. A planted case's records carry its name in ``case`` (synth/cases.py).
 """
 
 from __future__ import annotations
@@ -83,17 +85,55 @@ class Rendered:
     local_ids: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))  # admission row -> local id
 
     def note(self, table: Table, keys, column: str | None, values, expected: str, rule: str | None = None,
-             scope: str | None = None, identifier: bool = False) -> None:
+             scope: str | None = None, identifier: bool = False, case: str | None = None) -> None:
         keys = np.asarray(keys, dtype=float)
         cells = pd.Series(list(values), dtype=object)
         text = cells.astype(str).where(cells.notna(), "")
         values = ["<redacted>"] * len(keys) if identifier else text.tolist()
         self.dirt.append(pd.DataFrame({"centre": table.centre, "file": table.file, "sheet": table.sheet, "_key": keys,
                                        "column": column, "value": values, "expected": expected, "rule": rule,
-                                       "scope": scope}, index=range(len(keys))))
+                                       "scope": scope, "case": case}, index=range(len(keys))))
 
 
-DIRT_COLUMNS = ["centre", "file", "sheet", "row", "column", "value", "expected", "rule", "scope"]
+DIRT_COLUMNS = ["centre", "file", "sheet", "row", "column", "value", "expected", "rule", "scope", "case"]
+
+# The cells each planted case changes: (table, field, expected, rule); fields by centre below.
+CASE_CELLS = {
+    "dose_per_kg_without_weight": (("admissions", "weight_kg", "missing", None),
+                                   ("dosing", "dose", "value_missing", "dose_per_kg_without_weight")),
+    "death_flag_without_date": (("admissions", "death_date", "missing", None),),
+    "death_date_without_flag": (("admissions", "died", "missing", None),),
+    "no_follow_up_dates": (("admissions", "discharge", "missing", None), ("admissions", "last_seen", "missing", None),
+                           ("dosing", "stop", "missing", None)),
+    "fever_resolved_before_index": (("admissions", "fever_resolution", "parsed", None),),
+    "transfer_discharge_missing": (("admissions", "discharge", "missing", None),
+                                   ("admissions", "last_seen", "missing", None)),
+    "iso_admission_date": (("admissions", "admit", "kept_with_note", "date_format_differs"),),
+}
+CASE_FIELDS = {
+    "LDN": {"admit": "Admit_Date", "discharge": "Discharge_Date", "weight_kg": "Weight_kg", "died": "Outcome",
+            "death_date": "Date_of_Death", "last_seen": "Last_Seen_Date", "fever_resolution": "Fever_Resolution_Date",
+            "stop": "Stop_Date"},
+    "SHF": {"admit": "Admission date", "discharge": "Discharge date", "weight_kg": "Weight (kg)", "died": "Status",
+            "death_date": "Date of death", "last_seen": "Date last seen", "fever_resolution": "Afebrile date",
+            "stop": "To", "dose": "Dose"},
+    "BHM": {"admit": "adm_date", "discharge": "dc_date", "weight_kg": "weight_kg", "died": "died",
+            "death_date": "death_date", "last_seen": "last_fu_date", "fever_resolution": "afebrile_date",
+            "stop": "ana_stop"},
+}
+
+
+def note_cases(out: Rendered, table: Table, case: np.ndarray, role: str, fields: tuple[str, ...] | None = None) -> None:
+    """Note the cells planted cases changed in one table; `case` names each row's case ('' for none)."""
+    columns = CASE_FIELDS[table.centre]
+    case = np.asarray(case, dtype=object)
+    for name, cells in CASE_CELLS.items():
+        keys = np.flatnonzero(case == name)
+        for where, name_of_field, expected, rule in cells:
+            if where == role and name_of_field in columns and (fields is None or name_of_field in fields) and len(keys):
+                column = columns[name_of_field]
+                out.note(table, keys.astype(float), column, table.frame.loc[keys, column], expected, rule,
+                         "value" if rule else None, case=name)
 
 
 def keyed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -141,11 +181,12 @@ def extra_dosing_rows(sim: Simulation, n: int, seed: int) -> pd.DataFrame:
     """Rows a clerk added by mistake: a stop date typed with last year's year (stop before
     start) and a route code nobody maps. Both belong to cohort admissions and start after the
     first dose, so their loss leaves index dates and route groups unchanged; the unknown-route
-    rows go to IV patients, so even a reader that guessed the code could not move them."""
+    rows go to IV patients, so even a reader that guessed the code could not move them. Never
+    a planted case's admission (a stop date would spoil the one without follow-up dates)."""
     r = rng(seed, 20)
     adm = sim.admissions
     first = sim.dosing.drop_duplicates("adm").set_index("adm")
-    cohort = adm.index[adm["kind"].eq("cohort") & adm.index.isin(first.index)]
+    cohort = adm.index[adm["kind"].eq("cohort") & adm["case"].eq("") & adm.index.isin(first.index)]
     parts = []
     for kind, order, pool in (("stop_before_start", ("LDN", "SHF", "BHM"), cohort),
                               ("unknown_route", ("BHM", "LDN", "SHF"), cohort[adm.loc[cohort, "route_group"].eq("IV")])):
@@ -190,7 +231,8 @@ def render_ldn(sim: Simulation, dosing: pd.DataFrame, nhs_spaced: pd.Series, n_d
     yn = lambda col: formats.flags(adm[col], "Y", "N")  # noqa: E731
     frame = pd.DataFrame({
         "MRN": sim.persons.loc[adm["person"], "mrn_LDN"].to_numpy(), "Admission_ID": adm["local"].to_numpy(),
-        "Admit_Date": formats.text_dates(adm["admit"], "%d/%m/%Y"),
+        "Admit_Date": np.where(adm["case"].eq("iso_admission_date"), formats.text_dates(adm["admit"], "%Y-%m-%d"),
+                               formats.text_dates(adm["admit"], "%d/%m/%Y")),
         "Discharge_Date": formats.text_dates(adm["discharge"], "%d/%m/%Y"),
         "Primary_Diagnosis": adm["diagnosis"].map(DIAGNOSIS_TEXT["LDN"]).to_numpy(),
         "Trigger_Category": adm["trigger_category"].str.capitalize().to_numpy(),
@@ -201,7 +243,8 @@ def render_ldn(sim: Simulation, dosing: pd.DataFrame, nhs_spaced: pd.Series, n_d
         "BM_Haemophagocytosis": adm["bm_haemophagocytosis"].map({"yes": "Y", "no": "N", "not_done": "Not done"}).to_numpy(),
         "ICU_Admission": yn("icu"), "ICU_Days": formats.text_numbers(adm["icu_days"], 0),
         "SC_Oedema": yn("oedema"), "Neuro_Involvement": yn("cns"),
-        "Outcome": np.where(adm["died"], "Died", "Alive"), "Date_of_Death": formats.text_dates(adm["death_date"], "%d/%m/%Y"),
+        "Outcome": np.where(adm["outcome_recorded"], np.where(adm["died"], "Died", "Alive"), ""),
+        "Date_of_Death": formats.text_dates(adm["death_date"], "%d/%m/%Y"),
         "Last_Seen_Date": formats.text_dates(adm["last_seen"], "%d/%m/%Y"),
         "Fever_Resolution_Date": formats.text_dates(adm["fever_resolution"], "%d/%m/%Y"),
     })
@@ -211,6 +254,7 @@ def render_ldn(sim: Simulation, dosing: pd.DataFrame, nhs_spaced: pd.Series, n_d
     admissions.frame.loc[grams, "Weight_kg"] = (adm["weight_kg"].to_numpy()[grams] * 1000).round().astype(int).astype(str)
     out.note(admissions, grams.astype(float), "Weight_kg", admissions.frame.loc[grams, "Weight_kg"], "value_missing",
              "implausible_value", "value")
+    note_cases(out, admissions, adm["case"].to_numpy(), "admissions")
 
     order = adm.index  # child files follow the admissions' order
     rank = pd.Series(np.arange(len(order)), index=order)
@@ -228,6 +272,7 @@ def render_ldn(sim: Simulation, dosing: pd.DataFrame, nhs_spaced: pd.Series, n_d
     })
     anakinra = Table("LDN", "anakinra.csv", keyed(frame))
     _note_extras(out, anakinra, dose["dirt"].to_numpy(), "Route", "Stop_Date")
+    note_cases(out, anakinra, dose["adm"].map(adm["case"]).to_numpy(), "dosing")
     # Doses typed with their unit: '100 mg', '100mg' (parsed, no ledger entry).
     plain = np.flatnonzero(~cont & dose["dirt"].eq("").to_numpy())
     typed = np.sort(r.choice(plain, size=max(n_dirt, len(plain) // 7), replace=False))
@@ -251,6 +296,9 @@ def render_ldn(sim: Simulation, dosing: pd.DataFrame, nhs_spaced: pd.Series, n_d
                                                                                 formats.text_numbers(value, 2)))
     below, above = is_crp & (value < 5), is_ferr & (value > 100_000)
     result = np.where(below, "<5", np.where(above, ">100000", result))
+    # The ferritin_below_500 case: the diagnostic sample's ferritin printed '<500'.
+    under_500 = is_ferr & labs["adm"].map(adm["case"]).eq("ferritin_below_500").to_numpy() & (labs["day"].to_numpy() == -1)
+    result = np.where(under_500, "<500", result)
     frame = pd.DataFrame({
         "Admission_ID": labs["adm"].map(out.local_ids).to_numpy(),
         "Sample_Time": formats.text_dates(labs["sample_time"], "%d/%m/%Y %H:%M"),
@@ -269,6 +317,8 @@ def render_ldn(sim: Simulation, dosing: pd.DataFrame, nhs_spaced: pd.Series, n_d
     n = len(frame)
     out.note(lab_table, np.flatnonzero(below).astype(float), "Result", ["<5"] * below.sum(), "kept_with_qualifier")
     out.note(lab_table, np.flatnonzero(above).astype(float), "Result", [">100000"] * above.sum(), "kept_with_qualifier")
+    out.note(lab_table, np.flatnonzero(under_500).astype(float), "Result", ["<500"] * under_500.sum(),
+             "kept_with_qualifier", case="ferritin_below_500")
     out.note(lab_table, haem.astype(float), "Result", ["haemolysed"] * len(haem), "row_excluded", "unparseable_value", "row")
     out.note(lab_table, np.arange(n - n_dirt, n, dtype=float), "Admission_ID", orphan_ids, "row_excluded", "orphan", "row")
     duplicate_rows(out, lab_table, n_dirt, r, dirty_keys(out, lab_table))
@@ -323,14 +373,14 @@ def render_shf(sim: Simulation, dosing: pd.DataFrame, nhs_spaced: pd.Series, n_d
         "Diagnosis": adm["diagnosis"].map(DIAGNOSIS_TEXT["SHF"]).to_numpy(),
         "Trigger": adm["trigger_category"].str.capitalize().to_numpy(),
         "Trigger detail": _missing_as_na(adm["trigger_detail"].to_numpy(), r),
-        "Weight (kg)": formats.excel_numbers(adm["weight_kg"], 1),
+        "Weight (kg)": _missing_as_na(formats.excel_numbers(adm["weight_kg"], 1), r),
         "Peak temperature (°C)": formats.excel_numbers(adm["max_temp_c"], 1),
         "Liver enlarged": yes_no("hepatomegaly"), "Spleen enlarged": yes_no("splenomegaly"),
         "Immunosuppressed": yes_no("immunosuppression"),
         "Marrow haemophagocytosis": adm["bm_haemophagocytosis"].map({"yes": "Yes", "no": "No", "not_done": "NA"}).to_numpy(),
         "Critical care": yes_no("icu"), "Critical care days": _missing_as_na(formats.excel_numbers(adm["icu_days"], 0), r),
         "Oedema": yes_no("oedema"), "CNS involvement": yes_no("cns"),
-        "Status": np.where(adm["died"], "Deceased", "Alive"),
+        "Status": _missing_as_na(np.where(adm["outcome_recorded"], np.where(adm["died"], "Deceased", "Alive"), ""), r),
         "Date of death": _missing_as_na(formats.excel_dates(adm["death_date"]), r),
         "Date last seen": _missing_as_na(formats.excel_dates(adm["last_seen"]), r),
         "Afebrile date": _missing_as_na(formats.excel_dates(adm["fever_resolution"]), r),
@@ -338,6 +388,7 @@ def render_shf(sim: Simulation, dosing: pd.DataFrame, nhs_spaced: pd.Series, n_d
     frame["Discharge date"] = _missing_as_na(frame["Discharge date"].to_numpy(), r)
     patients = Table("SHF", "SHF_HLH_registry.xlsx", keyed(frame), sheet="Patients", first_row=4)
     out.note(patients, np.flatnonzero(spaced).astype(float), "NHS no.", [None] * spaced.sum(), "parsed", identifier=True)
+    note_cases(out, patients, adm["case"].to_numpy(), "admissions")
     # Discharge dates a clerk typed as text ('03-Feb-2019').
     typed = np.flatnonzero(adm["kind"].eq("cohort").to_numpy() & adm["discharge"].notna().to_numpy())
     typed = np.sort(r.choice(typed, size=min(n_dirt, len(typed)), replace=False))
@@ -361,7 +412,12 @@ def render_shf(sim: Simulation, dosing: pd.DataFrame, nhs_spaced: pd.Series, n_d
     })
     dosing_sheet = Table("SHF", "SHF_HLH_registry.xlsx", keyed(frame), sheet="Dosing", first_row=4)
     _note_extras(out, dosing_sheet, dose["dirt"].to_numpy(), "Route", "To")
-    out.note(dosing_sheet, np.flatnonzero(per_kg).astype(float), "Dose", ["2mg/kg"] * per_kg.sum(), "parsed")
+    case = dose["adm"].map(adm["case"]).to_numpy()
+    note_cases(out, dosing_sheet, case, "dosing", fields=("stop",))
+    # '2mg/kg' with the weight recorded is parsed; the case without a weight leaves the mg dose missing.
+    note_cases(out, dosing_sheet, np.where(per_kg, case, ""), "dosing", fields=("dose",))
+    weighed = per_kg & (case != "dose_per_kg_without_weight")
+    out.note(dosing_sheet, np.flatnonzero(weighed).astype(float), "Dose", ["2mg/kg"] * weighed.sum(), "parsed")
     # A later dose's start typed as text (never an admission's first dose).
     later = np.flatnonzero(dose["adm"].duplicated().to_numpy() & dose["dirt"].eq("").to_numpy() & ~per_kg)
     typed = np.sort(r.choice(later, size=min(n_dirt, len(later)), replace=False))
@@ -493,8 +549,9 @@ def render_bhm(sim: Simulation, dosing: pd.DataFrame, n_dirt: int, seed: int) ->
         "splenomegaly": one("splenomegaly"), "immunosupp": one("immunosuppression"),
         "bm_hemophagocytosis": adm["bm_haemophagocytosis"].map(BHM_CODES["bm"]).astype(str).to_numpy(),
         "picu": one("icu"), "picu_days": formats.text_numbers(adm["icu_days"], 0), "edema": one("oedema"), "cns": one("cns"),
-        "died": one("died"), "death_date": ymd(adm["death_date"]), "last_fu_date": ymd(adm["last_seen"]),
-        "afebrile_date": ymd(adm["fever_resolution"]), "_form": 0,
+        "died": np.where(adm["outcome_recorded"], one("died"), ""), "death_date": ymd(adm["death_date"]),
+        "last_fu_date": ymd(adm["last_seen"]), "afebrile_date": ymd(adm["fever_resolution"]), "_form": 0,
+        "_case": adm["case"].to_numpy(),
     })
 
     dose = dosing[dosing["adm"].isin(adm.index)]
@@ -507,6 +564,7 @@ def render_bhm(sim: Simulation, dosing: pd.DataFrame, n_dirt: int, seed: int) ->
         "ana_dose_mg": np.where(cont, "", formats.text_numbers(dose["dose_mg"], 1)),
         "ana_freq": dose["frequency"].map(BHM_CODES["freq"]).astype(str).to_numpy(),
         "ana_rate_mgkgh": formats.text_numbers(dose["rate_mg_per_kg_h"], 2), "_form": 1, "_dirt": dose["dirt"].to_numpy(),
+        "_case": dose["adm"].map(adm["case"]).to_numpy(),
     })
 
     labs = sim.labs[sim.labs["adm"].isin(adm.index)].assign(date=lambda d: d["sample_time"].dt.normalize())
@@ -536,6 +594,9 @@ def render_bhm(sim: Simulation, dosing: pd.DataFrame, n_dirt: int, seed: int) ->
     dirt = frame["_dirt"].fillna("").to_numpy()
     table = Table("BHM", "BHM_HLH_DATA.csv", keyed(frame[redcap_columns()].fillna("")))
     _note_extras(out, table, dirt, "ana_route", "ana_stop")
+    case, form = frame["_case"].fillna("").to_numpy(), frame["_form"].to_numpy()
+    note_cases(out, table, np.where(form == 0, case, ""), "admissions")
+    note_cases(out, table, np.where(form == 1, case, ""), "dosing")
     out.tables.append(table)
     out.tables.append(Table("BHM", "BHM_HLH_DataDictionary.csv", keyed(data_dictionary())))
     return out

@@ -37,7 +37,10 @@ NON_COHORT_RATES = {
     "readmission": 0.065,
 }
 PATIENTS_PER_TRANSFER = 46
-NON_COHORT_REASONS = (*NON_COHORT_RATES, "transfer_merged")
+# prevalent_user: a qualifying 2019 admission of someone already given anakinra in an earlier
+# (2018) admission; one per 46 cohort patients, like the planted cases (synth/cases.py).
+NON_COHORT_REASONS = (*NON_COHORT_RATES, "prevalent_user", "transfer_merged")
+REPEAT_KINDS = ("readmission", "prevalent_user")  # a later admission of a person already admitted
 
 TESTS = tuple(LAB_UNITS)
 # Where each test heads when the disease settles, and how fast (per day, before scaling by
@@ -48,7 +51,7 @@ RECOVERY_TARGET = {"ferritin": 250, "crp": 3, "platelets": 260, "hb": 115, "wbc"
 RECOVERY_RATE = {"ferritin": 0.28, "crp": 0.40, "platelets": 0.22, "hb": 0.04, "wbc": 0.15, "neutrophils": 0.15,
                  "fibrinogen": 0.20, "triglycerides": 0.10, "alt": 0.15, "ast": 0.22, "bilirubin": 0.15,
                  "creatinine": 0.12, "scd25": 0.15}
-LAB_DAYS = np.array([-2, -1, 0, 1, 2, 3, 4, 5, 7, 10, 14])
+LAB_DAYS = np.array([-3, -2, -1, 0, 1, 2, 3, 4, 5, 7, 10, 14])
 # Death by trigger before adjustment for ICU and age (published sHLH mortality 20-40%,
 # highest with malignancy, lowest in rheumatic MAS; see data/README.md).
 DEATH_BASE = {"infection": 0.30, "rheumatic": 0.10, "malignancy": 0.55, "idiopathic": 0.30}
@@ -108,8 +111,9 @@ class Simulation:
 
 
 # ----------------------------------------------------------------------------- plan
-def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int) -> pd.DataFrame:
-    """Who is ill where and when: kind, centre, age, sex, trigger, admission date."""
+def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int, n_cases: int = 0) -> pd.DataFrame:
+    """Who is ill where and when: kind, centre, age, sex, trigger, admission date. The first
+    ``n_cases`` SHF cohort patients are adolescents: the children of the per-kg IV case."""
     r = rng(seed, 1)
     counts = {k: max(1, round(n_patients * rate)) for k, rate in NON_COHORT_RATES.items()}
     counts["readmission"] = min(counts["readmission"], n_patients)
@@ -123,6 +127,10 @@ def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int) -> pd.
     n = len(ep)
     adult = ep["centre"].ne("BHM").to_numpy()
     shf_teen = (ep["centre"].eq("SHF") & (r.random(n) < 0.12)).to_numpy()
+    shf_cohort = (ep["centre"].eq("SHF") & ep["kind"].eq("cohort")).to_numpy()
+    per_kg_child = shf_cohort & (np.cumsum(shf_cohort) <= n_cases)
+    shf_teen |= per_kg_child
+    ep["case"] = np.where(per_kg_child, "dose_per_kg_without_weight", "")
     age = np.where(ep["centre"].eq("LDN"), 18.5 + 65.5 * r.beta(2, 2.2, n), 18.5 + 60.5 * r.beta(2, 2.2, n))
     age = np.where(shf_teen, r.uniform(14.2, 17.4, n), age)
     age = np.where(adult, age, 0.6 + 16.6 * r.beta(1.3, 1.4, n))
@@ -139,7 +147,8 @@ def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int) -> pd.
                          "2019 study window (expected 2020-01-27 or later)")
     early_2020 = pd.Timestamp("2020-01-06") + days(r.integers(0, (last_2020 - pd.Timestamp("2020-01-06")).days + 1, n))
     outside = ep["kind"].eq("outside_window").to_numpy()
-    in_2018 = outside & (np.cumsum(outside) <= outside.sum() // 2)
+    # At least one in 2018: a prevalent user's earlier admission is one of them.
+    in_2018 = outside & (np.cumsum(outside) <= max(1, outside.sum() // 2))
     ep["admit"] = np.where(in_2018, late_2018, np.where(outside, early_2020, in_2019))
     ep["admit"] = pd.to_datetime(ep["admit"])
 
@@ -180,7 +189,8 @@ def plan_episodes(n_patients: int, extract_date: pd.Timestamp, seed: int) -> pd.
 # ----------------------------------------------------------------------------- clinical picture
 def draw_features(ep: pd.DataFrame, seed: int, n_ferritin_over_assay: int) -> pd.DataFrame:
     """Admission findings and baseline labs; core sHLH episodes clearly meet the definition,
-    the sepsis ones clearly fail it."""
+    the sepsis ones clearly fail it. The ferritin_below_500 case keeps a ferritin under 500 and
+    meets the definition on its other findings."""
     r = rng(seed, 2)
     n = len(ep)
     child = ~ep["adult"].to_numpy()
@@ -232,7 +242,7 @@ def draw_features(ep: pd.DataFrame, seed: int, n_ferritin_over_assay: int) -> pd
     f["bm_haemophagocytosis"] = np.where(sepsis, "not_done", f["bm_haemophagocytosis"])
     f["icu"] &= ~sepsis | (r.random(n) < 0.3)
     # Some LDN cohort ferritins exceed the assay's upper dilution (printed '>100000').
-    over = ep.index[ep["kind"].eq("cohort") & ep["centre"].eq("LDN")]
+    over = ep.index[ep["kind"].eq("cohort") & ep["centre"].eq("LDN") & ep["case"].eq("")]
     over = r.choice(over, size=min(n_ferritin_over_assay, len(over)), replace=False)
     lab["ferritin"][ep.index.get_indexer(over)] = r.uniform(110_000, 180_000, len(over))
     for test, values in lab.items():
@@ -243,7 +253,9 @@ def draw_features(ep: pd.DataFrame, seed: int, n_ferritin_over_assay: int) -> pd
     core = ~sepsis
     # sHLH without a ferritin above 500 is rare enough to leave out.
     f["ferritin"] = np.where(core, np.maximum(f["ferritin"], r.uniform(900, 1500, n)), f["ferritin"])
-    f = _clear_and_upgrade(f, core, r)
+    low = ep["case"].eq("ferritin_below_500").to_numpy()
+    f["ferritin"] = np.where(low, r.uniform(250, 420, n), f["ferritin"])  # below 500 / MARGIN
+    f = _clear_and_upgrade(f, core, r, keep_ferritin=low)
     f["scd25"] = np.where(r.random(n) < np.where(child, 0.7, 0.6), f["scd25"], np.nan)
     _check_definition(f, core, sepsis)
     return f
@@ -259,14 +271,17 @@ def _clear(f: pd.DataFrame) -> pd.DataFrame:
     return f
 
 
-def _clear_and_upgrade(f: pd.DataFrame, core: np.ndarray, r: np.random.Generator) -> pd.DataFrame:
+def _clear_and_upgrade(f: pd.DataFrame, core: np.ndarray, r: np.random.Generator,
+                       keep_ferritin: np.ndarray) -> pd.DataFrame:
     """Push labs clear of every cut-off, then strengthen core episodes one finding at a time
-    (in the order a clinician would find them) until the HScore is far above 169."""
+    (in the order a clinician would find them) until the HScore is far above 169; the
+    ferritin of `keep_ferritin` episodes stays as it is."""
     n = len(f)
     upgrades = (
         ("bm_haemophagocytosis", lambda: np.full(n, "yes", dtype=object)),
         ("splenomegaly", lambda: np.ones(n, bool)),
-        ("ferritin", lambda: np.maximum(f["ferritin"], r.uniform(7000, 14000, n))),
+        ("ferritin", lambda: np.where(keep_ferritin, f["ferritin"], np.maximum(f["ferritin"],
+                                                                              r.uniform(7000, 14000, n)))),
         ("triglycerides", lambda: np.maximum(f["triglycerides"], r.uniform(4.6, 7.0, n))),
         ("fibrinogen", lambda: np.minimum(f["fibrinogen"], r.uniform(0.6, 1.3, n))),
         ("hepatomegaly", lambda: np.ones(n, bool)),
@@ -309,12 +324,13 @@ def weights(ep: pd.DataFrame, r: np.random.Generator) -> np.ndarray:
     return np.round(np.clip(np.where(age >= 18, adult, np.minimum(child, adult)), 6, 160), 1)
 
 
-def link_repeat_admissions(ep: pd.DataFrame, n_patients: int, seed: int) -> pd.DataFrame:
-    """Choose the cohort patients transferred between LDN and SHF, and those readmitted later
-    in 2019 (appended as episodes of the same person, dated once the first stay is known)."""
+def link_repeat_admissions(ep: pd.DataFrame, n_patients: int, seed: int, n_cases: int = 0) -> pd.DataFrame:
+    """Choose the cohort patients transferred between LDN and SHF, those readmitted later in
+    2019, and ``n_cases`` people of a 2018 admission (with anakinra) admitted again in 2019, the
+    prevalent users (appended as episodes of the same person, dated once the first stay is known)."""
     r = rng(seed, 3)
     ep = ep.assign(person=np.arange(len(ep)), source=-1, transfer=False)
-    cohort = ep["kind"].eq("cohort")
+    cohort = ep["kind"].eq("cohort") & ep["case"].eq("")  # a planted case stays a single admission
     # An adult both centres would treat: LDN takes 18-85, SHF 14-80.
     can_transfer = cohort & ((ep["centre"].eq("LDN") & ep["age"].lt(79))
                              | (ep["centre"].eq("SHF") & ep["age"].ge(18.5)))
@@ -325,7 +341,11 @@ def link_repeat_admissions(ep: pd.DataFrame, n_patients: int, seed: int) -> pd.D
     n_return = min(max(1, round(n_patients * NON_COHORT_RATES["readmission"])), int(can_return.sum()))
     sources = np.sort(r.choice(ep.index[can_return], size=n_return, replace=False))
     again = ep.loc[sources].assign(kind="readmission", source=sources, admit=pd.NaT)
-    return pd.concat([ep, again], ignore_index=True)
+    earlier = ep.index[ep["kind"].eq("outside_window") & ep["admit"].lt(STUDY_START)]
+    earlier = np.sort(rng(seed, 12).choice(earlier, size=min(n_cases, len(earlier)), replace=False))
+    # The same disease (trigger) relapsing; the cohort rules exclude them as prevalent users.
+    prevalent = ep.loc[earlier].assign(kind="prevalent_user", source=earlier, admit=pd.NaT, case="prevalent_user")
+    return pd.concat([ep, again, prevalent], ignore_index=True)
 
 
 IV_PATTERNS = (("IV_BOLUS", .25), ("IV_CONT", .15), ("SC_IV", .2), ("SC_IVCONT", .1), ("IV_SC", .3))
@@ -354,37 +374,51 @@ SEGMENTS = pd.DataFrame(
 )
 
 
+def regimen(episode: np.ndarray, pattern: np.ndarray, u: np.ndarray) -> pd.DataFrame:
+    """The segments of each episode's regimen (SEGMENTS' rows of its pattern, in order) with
+    start and stop days from the index date. Segment j of the i-th episode lasts
+    dur_lo + floor(u[i, j] * (dur_hi - dur_lo + 1)) days, so an episode's timings depend on its
+    own draws only, whatever the regimens of the others."""
+    seg = pd.DataFrame({"episode": episode, "pattern": pattern, "i": np.arange(len(episode))})
+    seg = seg.merge(SEGMENTS, on="pattern", how="inner")  # keeps the episodes' order
+    i, j = seg.pop("i").to_numpy(), seg.groupby("episode").cumcount().to_numpy()
+    span = (seg["dur_hi"] - seg["dur_lo"] + 1).to_numpy()
+    duration = seg["dur_lo"].to_numpy() + np.floor(u[i, j] * span).astype(int)
+    seg["start_day"] = pd.Series(duration).groupby(seg["episode"].to_numpy()).cumsum().to_numpy() - duration
+    seg["stop_day"] = seg["start_day"] + duration - 1
+    return seg
+
+
 def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.DataFrame:
-    """Treatment group, timings (days from the index date) and outcome of each episode."""
+    """Treatment group, timings (days from the index date) and outcome of each episode.
+
+    Deaths fall when they fall. IV is planned for the sickest cohort patients; one whose planned
+    switch from SC to IV would come after death never receives IV and stays in the SC group, and
+    the next sickest is planned IV too, until exactly n_iv cohort patients receive IV."""
     r = rng(seed, 4)
     n = len(ep)
     kind = ep["kind"].to_numpy()
     cohort = kind == "cohort"
-    # IV goes to the sickest cohort patients (ranked on severity plus noise), exactly n_iv of them.
+    transfer = ep["transfer"].to_numpy()
+    per_kg_child = ep["case"].eq("dose_per_kg_without_weight").to_numpy()
     sickness = (1.2 * f["icu"] + 0.6 * f["oedema"] + 0.8 * f["cns"] + 0.5 * (f["platelets"] < 50)
                 + 0.3 * np.log10(f["ferritin"]) + r.normal(0, 0.6, n)).to_numpy()
-    ranked = np.flatnonzero(cohort)[np.argsort(-sickness[cohort], kind="stable")]
-    iv = np.zeros(n, bool)
-    iv[ranked[:n_iv]] = True
-    p_iv_other = pd.Series(kind).map({"outside_window": .35, "familial": .5, "not_meeting_criteria": .2})
-    p_iv_other = p_iv_other.fillna(0).to_numpy()
-    iv |= ~cohort & (r.random(n) < p_iv_other)
-    has_anakinra = np.isin(kind, ["cohort", "outside_window", "readmission"]) | (
+    has_anakinra = np.isin(kind, ["cohort", "outside_window", *REPEAT_KINDS]) | (
         np.isin(kind, ["familial", "not_meeting_criteria"]) & (r.random(n) < 0.5))
-    iv &= has_anakinra
-    transfer = ep["transfer"].to_numpy()
+    # The regimen an episode follows if given IV, and the draws that time its segments.
+    iv_pattern = pick(r, IV_PATTERNS, n)
+    iv_pattern = np.where(transfer, "SC_IV", iv_pattern)  # long enough to continue after transfer
+    iv_pattern = np.where(per_kg_child, "IV_SC", iv_pattern)  # the case's per-kg IV dose comes first
+    u = rng(seed, 11).random((n, 3))
 
     c = pd.DataFrame(index=ep.index)
-    c["has_anakinra"], c["iv"] = has_anakinra, iv
-    c["pattern"] = np.where(iv, pick(r, IV_PATTERNS, n), "SC")
-    c["pattern"] = np.where(transfer & iv, "SC_IV", c["pattern"])  # long enough to continue after transfer
-    c["index_off"] = np.where(has_anakinra, r.choice(5, size=n, p=[.25, .3, .2, .15, .1]), 0)
+    c[["u0", "u1", "u2"]] = u
+    # Diagnostic labs come first: the first dose is given a day or more after admission (a
+    # transfer arrives at the second centre within a week of the first admission).
+    c["index_off"] = np.where(has_anakinra, 1 + r.choice(4, size=n, p=[.4, .3, .2, .1]), 0)
+    c["index_off"] = np.where(transfer, np.minimum(c["index_off"], 3), c["index_off"])
     c["transfer_day"] = np.where(transfer, r.integers(2, 4, n), -1)       # discharge from the first centre
     c["second_admit_day"] = np.where(transfer, c["transfer_day"] + r.integers(0, 2, n), -1)
-    los = 6 + np.round(r.gamma(2, 5, n)) + 7 * f["icu"].to_numpy()
-    los = np.where(iv, np.maximum(los, 10), los)
-    los = np.where(transfer, np.maximum(los, c["second_admit_day"] + 6), los)
-    c["los_after_index"] = np.minimum(los, 60)
 
     category = ep["trigger_category"].to_numpy()
     p_death = pd.Series(category).map(DEATH_BASE).to_numpy() * np.where(f["icu"], 1.5, 0.65) \
@@ -393,8 +427,31 @@ def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.D
     readmitted = np.isin(np.arange(n), ep["source"])
     died = (r.random(n) < p_death) & ~readmitted
     death_day = 2 + np.round(r.gamma(1.1, 20, n))
-    death_day = np.where(has_anakinra, np.maximum(death_day, 6), death_day)  # after any switch to IV
+    # A transferred patient was alive at the transfer (and some days after: the course continues).
     death_day = np.where(transfer, np.maximum(death_day, c["second_admit_day"] + 4), death_day)
+
+    # IV: the sickest cohort patients (the per-kg IV children first) until n_iv of them receive it.
+    seg = regimen(np.arange(n), iv_pattern, u)
+    first_iv = seg[seg["route"].eq("IV")].groupby("episode")["start_day"].min().reindex(np.arange(n)).to_numpy()
+    receives = first_iv <= np.where(died, death_day, np.inf)  # doses stop at death (build_dosing)
+    ranked = np.flatnonzero(cohort)[np.lexsort((-sickness[cohort], ~per_kg_child[cohort]))]
+    received = np.cumsum(receives[ranked])
+    if n_iv > (received[-1] if len(received) else 0):
+        raise ValueError(f"--iv-patients {n_iv}: only {received[-1] if len(received) else 0} cohort patients "
+                         "live long enough to receive IV anakinra")
+    iv = np.zeros(n, bool)
+    iv[ranked[: np.searchsorted(received, n_iv) + 1 if n_iv else 0]] = True
+    p_iv_other = pd.Series(kind).map({"outside_window": .35, "familial": .5, "not_meeting_criteria": .2,
+                                      "prevalent_user": .35})
+    iv |= ~cohort & (r.random(n) < p_iv_other.fillna(0).to_numpy())
+    iv &= has_anakinra
+    c["has_anakinra"], c["iv"] = has_anakinra, iv  # iv: planned; the doses say who received it
+    c["pattern"] = np.where(iv, iv_pattern, "SC")
+    los = 6 + np.round(r.gamma(2, 5, n)) + 7 * f["icu"].to_numpy()
+    los = np.where(iv, np.maximum(los, 10), los)
+    los = np.where(transfer, np.maximum(los, c["second_admit_day"] + 6), los)
+    c["los_after_index"] = np.minimum(los, 60)
+
     c["death_day"] = np.where(died, death_day, np.nan)
     c["response_start"] = np.where(transfer, c["second_admit_day"], 0)
     fever = 1 + np.round(r.gamma(1.6, 1.6, n)) + c["response_start"]
@@ -409,9 +466,9 @@ def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.D
     c["icu_days"] = np.where(f["icu"], np.minimum(2 + np.round(r.gamma(1.5, 4, n)), c["los_after_index"]), np.nan)
     return c
 
-
 def date_episodes(ep: pd.DataFrame, c: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Absolute dates; a readmission follows its first stay by 2-4 weeks (still in 2019)."""
+    """Absolute dates; a readmission follows its first stay by 2-4 weeks (still in 2019), a
+    prevalent user's 2019 admission follows the 2018 one by 1-4 months."""
     r = rng(seed, 5)
     c = c.copy()
     in_hospital = c["death_day"] <= c["los_after_index"]
@@ -423,6 +480,10 @@ def date_episodes(ep: pd.DataFrame, c: pd.DataFrame, seed: int) -> pd.DataFrame:
     sources = ep.loc[again, "source"].to_numpy()
     readmit = discharge.to_numpy()[sources] + days(r.integers(14, 31, again.sum())).to_numpy()
     admit[again] = np.minimum(readmit, np.datetime64("2019-12-20"))
+    again = ep["kind"].eq("prevalent_user").to_numpy()
+    sources = ep.loc[again, "source"].to_numpy()
+    later = discharge.to_numpy()[sources] + days(r.integers(30, 121, again.sum())).to_numpy()
+    admit[again] = np.clip(later, np.datetime64("2019-01-14"), np.datetime64("2019-12-20"))
     c["admit"] = admit
     c["index"] = admit + days(c["index_off"])
     return c
@@ -447,6 +508,7 @@ def build_admissions(ep: pd.DataFrame, f: pd.DataFrame, c: pd.DataFrame, weight:
         "last_seen": (idx + days(c["last_seen_day"])).to_numpy(),
         "fever_resolution": (idx + days(c["fever_day"])).to_numpy(),
         "index": idx.to_numpy(),
+        "planned_iv": c["iv"].to_numpy(), "case": ep["case"].to_numpy(), "outcome_recorded": True,
     })
     moved = ep["transfer"].to_numpy()
     first = base[moved].copy()
@@ -484,16 +546,13 @@ def build_dosing(ep: pd.DataFrame, c: pd.DataFrame, adm: pd.DataFrame, weight: n
     death and the extract date; a transferred course is split between the two stays."""
     r = rng(seed, 6)
     on = np.flatnonzero(c["has_anakinra"].to_numpy())
-    seg = pd.DataFrame({"episode": on, "pattern": c["pattern"].to_numpy()[on]})
-    seg = seg.merge(SEGMENTS, on="pattern", how="left")
+    # The same timings draw_course planned IV with.
+    seg = regimen(on, c["pattern"].to_numpy()[on], c[["u0", "u1", "u2"]].to_numpy()[on])
     n = len(seg)
     e = seg["episode"].to_numpy()
     wt = weight[e]
     child = ~ep["adult"].to_numpy()[e]
     seg["frequency"] = np.where(r.random(n) < seg["p_a"], seg["freq_a"], seg["freq_b"])
-    duration = r.integers(seg["dur_lo"], seg["dur_hi"] + 1)
-    seg["start_day"] = pd.Series(duration).groupby(e).cumsum().to_numpy() - duration
-    seg["stop_day"] = seg["start_day"] + duration - 1
     per_kg = r.uniform(seg["per_kg_lo"], seg["per_kg_hi"])
     doses_per_day = seg["frequency"].map(DOSES_PER_DAY).to_numpy(dtype=float)  # NaN for infusions
     paed = np.where(seg["route"].eq("SC"), per_kg * wt / doses_per_day, per_kg * wt)
@@ -537,11 +596,13 @@ def build_dosing(ep: pd.DataFrame, c: pd.DataFrame, adm: pd.DataFrame, weight: n
 
 def build_labs(ep: pd.DataFrame, f: pd.DataFrame, c: pd.DataFrame, adm: pd.DataFrame,
                extract: pd.Timestamp, seed: int) -> pd.DataFrame:
-    """Results on days -2..+14 from the index date while in hospital. Until a day after the
-    response starts (the index; for a transfer, the first dose at the second centre) values
-    stay within 4% of baseline, so whichever sample a rule takes as baseline scores the same;
-    then each test relaxes towards normal at the episode's response rate (worsening in most
-    of those who die)."""
+    """Results on days -3..+14 from the index date while in hospital. The day before the first
+    dose every test is measured (the diagnostic set: whatever treats the episode comes after
+    it), as on admission day for episodes never given anakinra and on arrival at a transfer's
+    second centre. Until a day after the response starts (the index; for a transfer, the first
+    dose at the second centre) values stay within 4% of baseline, so whichever sample a rule
+    takes as baseline scores the same; then each test relaxes towards normal at the episode's
+    response rate (worsening in most of those who die)."""
     r = rng(seed, 7)
     n_ep = len(ep)
     start_rel = -c["index_off"].to_numpy()
@@ -552,7 +613,8 @@ def build_labs(ep: pd.DataFrame, f: pd.DataFrame, c: pd.DataFrame, adm: pd.DataF
     moved = ep["transfer"].to_numpy()[grid_e]
     stay = (grid_d >= start_rel[grid_e]) & (grid_d <= c["end_day"].to_numpy()[grid_e])
     stay &= ~moved | (grid_d <= t_out) | (grid_d >= t_in)
-    full_panel = (grid_d == 0) | (moved & (grid_d == t_in))
+    diagnostic = np.where(c["has_anakinra"].to_numpy(), -1, 0)[grid_e]
+    full_panel = (grid_d == diagnostic) | (moved & (grid_d == t_in))
     sampled = stay & (full_panel | (r.random(len(grid_d)) < np.where(np.abs(grid_d - 1) <= 2, 0.85, 0.7)))
     e, d = grid_e[sampled], grid_d[sampled]
     full_panel, t0 = full_panel[sampled], t0[sampled]
@@ -642,7 +704,7 @@ def build_adverse_events(ep: pd.DataFrame, c: pd.DataFrame, adm: pd.DataFrame, d
     # Within follow-up: not after death, the person's next admission or the extract date.
     death = c["index"] + days(c["death_day"])
     next_admit = pd.Series(pd.NaT, index=ep.index, dtype="datetime64[ns]")
-    again = ep["kind"].eq("readmission")
+    again = ep["source"].ge(0)
     next_admit[ep.loc[again, "source"].to_numpy()] = c.loc[again, "admit"].to_numpy()
     limit = death.fillna(pd.Timestamp.max).clip(upper=next_admit.fillna(pd.Timestamp.max) - pd.Timedelta(days=1))
     ae = ae[(ae["event_date"] <= limit.to_numpy()[ae["episode"]]) & (ae["event_date"] <= extract)].copy()
@@ -664,7 +726,7 @@ def build_persons(ep: pd.DataFrame, adm: pd.DataFrame, seed: int) -> pd.DataFram
     from stormcohort.synth import identities
 
     r = rng(seed, 10)
-    first = ep[ep["kind"].ne("readmission")].set_index("person")
+    first = ep[ep["source"].lt(0)].set_index("person")
     persons = pd.DataFrame({"sex": first["sex"], "dob": first["dob"]}).sort_index()
     n = len(persons)
     persons["surname"], persons["forename"] = identities.names(r, persons["sex"].to_numpy())
@@ -680,24 +742,36 @@ def build_persons(ep: pd.DataFrame, adm: pd.DataFrame, seed: int) -> pd.DataFram
 
 def simulate(n_patients: int, n_iv: int, seed: int, extract_date: pd.Timestamp, n_dirt: int) -> Simulation:
     """The whole synthetic world, in canonical units; ``n_dirt`` scales the few special cases
-    that the export formats need (ferritins over the assay limit, '2mg/kg' prescriptions)."""
-    ep = plan_episodes(n_patients, extract_date, seed)
-    ep = link_repeat_admissions(ep, n_patients, seed)
+    that the export formats need (ferritins over the assay limit, '2mg/kg' prescriptions) and
+    the planted cases (synth/cases.py)."""
+    from stormcohort.synth import cases
+
+    ep = plan_episodes(n_patients, extract_date, seed, n_cases=n_dirt)
+    ep = link_repeat_admissions(ep, n_patients, seed, n_cases=n_dirt)
+    ep = cases.mark_low_ferritin(ep, n_dirt, seed)
     f = draw_features(ep, seed, n_ferritin_over_assay=n_dirt)
     c = draw_course(ep, f, n_iv, seed)
+    # A per-kg child the IV group has no room for (--iv-patients below n_dirt) is no case.
+    ep["case"] = ep["case"].mask(ep["case"].eq("dose_per_kg_without_weight") & ~c["iv"], "")
     c = date_episodes(ep, c, seed)
     ep["age"] = (c["admit"] - ep["dob"]).dt.days / 365.25
     weight = weights(ep, rng(seed, 9))
-    again = ep["kind"].eq("readmission").to_numpy()
-    weight[again] = weight[ep.loc[again, "source"].to_numpy()]  # the same person a few weeks later
-    # '2mg/kg' prescriptions at SHF go to its lightest cohort patients (adolescents if any).
-    shf = ep.index[ep["kind"].eq("cohort") & ep["centre"].eq("SHF") & ~ep["transfer"]]
-    per_kg = shf[np.argsort(weight[shf], kind="stable")[:n_dirt]].to_numpy()
+    again = ep["source"].ge(0).to_numpy()
+    weight[again] = weight[ep.loc[again, "source"].to_numpy()]  # the same person again
+    # '2mg/kg' prescriptions at SHF go to its lightest cohort patients (adolescents if any),
+    # and to the per-kg IV children.
+    shf = ep.index[ep["kind"].eq("cohort") & ep["centre"].eq("SHF") & ~ep["transfer"] & ep["case"].eq("")]
+    per_kg = np.concatenate([shf[np.argsort(weight[shf], kind="stable")[:n_dirt]].to_numpy(),
+                             ep.index[ep["case"].eq("dose_per_kg_without_weight")].to_numpy()])
     adm = build_admissions(ep, f, c, weight, extract_date)
     dosing = build_dosing(ep, c, adm, weight, per_kg, extract_date, seed)
     labs = build_labs(ep, f, c, adm, extract_date, seed)
     ae, labs = build_adverse_events(ep, c, adm, dosing, labs, extract_date, seed)
     persons = build_persons(ep, adm, seed)
-    adm["route_group"] = np.where(adm["kind"].eq("cohort"),
-                                  np.where(c["iv"].to_numpy()[adm["episode"]], "IV", "SC"), "")
+    cases.plant(adm, dosing, ae, n_dirt, seed)
+    # The route group follows the doses given (none after death), not the plan.
+    given_iv = adm["episode"].isin(dosing.loc[dosing["route"].eq("IV"), "episode"]).to_numpy()
+    adm["route_group"] = np.where(adm["kind"].eq("cohort"), np.where(given_iv, "IV", "SC"), "")
+    if (adm["route_group"] == "IV").sum() != n_iv:
+        raise AssertionError("generator: the IV group differs from the IV patients planned")
     return Simulation(persons, adm, dosing, labs, ae, extract_date)
