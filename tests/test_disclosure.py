@@ -25,7 +25,7 @@ N, M = DISCLOSURE["min_count"], DISCLOSURE["round_to"]
 # sections holding data; methods, limitations' meta-numbers, provenance and the appendix hold config
 # values, digests and versions (the limitations are checked by their count idioms below)
 DATA_SECTIONS = {"summary", "data-sources", "participants", "baseline", "outcomes", "safety", "forest"}
-NON_COUNT_COLUMNS = {"Day", "df"}
+NON_COUNT_COLUMNS = {"Day", "df", "Size"}  # a file size in bytes is not a count of people
 INTEGER = re.compile(r"(?<![\w.,\-/:^\u2265>\u00d7\u2013])(<?)(\d{1,3}(?:,\d{3})+|\d+)(?![\w.%\-/:^\u00d7]|,\d)")
 NOT_A_COUNT_BEFORE = re.compile(r"(\bday|\bdays|\bDay|\bFigure|\bgrade|\bto|\bon)\s*$")
 COUNT_IDIOMS = [re.compile(p) for p in (r"(<?\d[\d,]*) (?:patients|deaths|events|people)\b",

@@ -12,6 +12,7 @@ workflow then runs once, in a copy of the project (slow: about a minute).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -175,7 +176,8 @@ def test_a_fourth_centre_runs_end_to_end_through_config_only(project):
     linked = pd.read_parquet(out / "linked" / "admissions.parquet")
     assert (linked["centre"] == "MAN").sum() == man.loc[man["file"] == "episodes.csv", "rows_kept"].item()
     attrition = pd.read_csv(out / "cohort" / "attrition.csv").set_index("step")["n_remaining"]
-    assert attrition["all_admissions"] == 64 + (linked["centre"] == "MAN").sum()
+    embedded = json.loads((ROOT / "data" / "raw" / "example" / "synth_manifest.json").read_text())
+    assert attrition["all_admissions"] == embedded["admissions"]["total"] + (linked["centre"] == "MAN").sum()
     dataset = pd.read_csv(out / "cohort" / "analysis_dataset.csv")
     n_man = int((dataset["centre"] == "MAN").sum())
     assert n_man > 10 and (dataset["centre"] != "MAN").sum() == 46
