@@ -9,6 +9,7 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.competing` Aalen-Johansen CIF with infinitesimal-jackknife CI (R survfit)
 * :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test)
 * :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML, as statsmodels MixedLM, vectorised) with fallback
+* :mod:`~stormcohort.stats.evalue`    E-values for unmeasured confounding, RR/HR/OR (R EValue)
 """
 
 import importlib
@@ -18,6 +19,7 @@ import importlib
 _HOME = {
     "competing": ["aalen_johansen", "cumulative_incidence", "state_probabilities_at"],
     "cox": ["CoxResult", "cox_ph", "cox_zph"],
+    "evalue": ["EValue", "evalue_hr", "evalue_or", "evalue_rr"],
     "firth": ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"],
     "mixed": ["MixedResult", "lab_trajectory_lmm"],
     "rates": ["RateRatio", "incidence_rates", "poisson_rate_ci", "rate_ratio"],
