@@ -9,6 +9,7 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.competing` Aalen-Johansen CIF with infinitesimal-jackknife CI (R survfit)
 * :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test)
 * :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML, as statsmodels MixedLM, vectorised) with fallback
+* :mod:`~stormcohort.stats.weights`   propensity (logistic, Firth fallback), ATE/ATT/ATO weights, balance (R cobalt)
 * :mod:`~stormcohort.stats.evalue`    E-values for unmeasured confounding, RR/HR/OR (R EValue)
 """
 
@@ -25,6 +26,8 @@ _HOME = {
     "rates": ["RateRatio", "incidence_rates", "poisson_rate_ci", "rate_ratio"],
     "survival": ["LogRankResult", "kaplan_meier", "km_median", "km_summary", "logrank_test", "numbers_at_risk",
                  "survival_at"],
+    "weights": ["PropensityResult", "balance_table", "balancing_weights", "effective_sample_size", "ess_by_group",
+                "propensity", "truncate_weights", "weights_summary"],
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 
