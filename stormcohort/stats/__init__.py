@@ -10,6 +10,7 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test)
 * :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML, as statsmodels MixedLM, vectorised) with fallback
 * :mod:`~stormcohort.stats.weights`   propensity (logistic, Firth fallback), ATE/ATT/ATO weights, balance (R cobalt)
+* :mod:`~stormcohort.stats.weighted`  weighted linear/logistic/Poisson (HC0, R sandwich) and Cox (R robust) models
 * :mod:`~stormcohort.stats.evalue`    E-values for unmeasured confounding, RR/HR/OR (R EValue)
 """
 
@@ -26,6 +27,7 @@ _HOME = {
     "rates": ["RateRatio", "incidence_rates", "poisson_rate_ci", "rate_ratio"],
     "survival": ["LogRankResult", "kaplan_meier", "km_median", "km_summary", "logrank_test", "numbers_at_risk",
                  "survival_at"],
+    "weighted": ["WeightedFit", "weighted_cox", "weighted_glm"],
     "weights": ["PropensityResult", "balance_table", "balancing_weights", "effective_sample_size", "ess_by_group",
                 "propensity", "truncate_weights", "weights_summary"],
 }
