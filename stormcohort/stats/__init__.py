@@ -9,6 +9,9 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.competing` Aalen-Johansen CIF with infinitesimal-jackknife CI (R survfit)
 * :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test)
 * :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML, as statsmodels MixedLM, vectorised) with fallback
+* :mod:`~stormcohort.stats.weights`   propensity (logistic, Firth fallback), ATE/ATT/ATO weights, balance (R cobalt)
+* :mod:`~stormcohort.stats.weighted`  weighted linear/logistic/Poisson (HC0, R sandwich) and Cox (R robust) models
+* :mod:`~stormcohort.stats.evalue`    E-values for unmeasured confounding, RR/HR/OR (R EValue)
 """
 
 import importlib
@@ -18,11 +21,15 @@ import importlib
 _HOME = {
     "competing": ["aalen_johansen", "cumulative_incidence", "state_probabilities_at"],
     "cox": ["CoxResult", "cox_ph", "cox_zph"],
+    "evalue": ["EValue", "evalue_hr", "evalue_or", "evalue_rr"],
     "firth": ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"],
     "mixed": ["MixedResult", "lab_trajectory_lmm"],
     "rates": ["RateRatio", "incidence_rates", "poisson_rate_ci", "rate_ratio"],
     "survival": ["LogRankResult", "kaplan_meier", "km_median", "km_summary", "logrank_test", "numbers_at_risk",
                  "survival_at"],
+    "weighted": ["WeightedFit", "weighted_cox", "weighted_glm"],
+    "weights": ["PropensityResult", "balance_table", "balancing_weights", "effective_sample_size", "ess_by_group",
+                "propensity", "truncate_weights", "weights_summary"],
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 
