@@ -357,8 +357,8 @@ def test_coverage_simulation_runs():
 @pytest.mark.simulation
 def test_slope_difference_ci_covers_at_the_embedded_size():
     """500 replicates of 46 patients x 15 samples, true slope SD 0.02/day, no IV-vs-SC difference
-    (issue 13: the 0.01 rule dropped the slope in 177 of 200 fits and covered 81.5%). 15 to 55 s
-    (25 to 100 ms a fit, by the load); `pytest tests/test_stats_mixed.py --simulation -m simulation`."""
+    (issue 13: the 0.01 rule dropped the slope in 177 of 200 fits and covered 81.5%). 25 s idle,
+    2 min under load (README); `pytest tests/test_stats_mixed.py --simulation -m simulation`."""
     from stormcohort.simulate_mixed import run
 
     s = run(replicates=500)

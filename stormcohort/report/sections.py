@@ -324,8 +324,9 @@ def trajectory_deaths(model: Mapping | None, f: Formatter) -> str | None:
     """``ferritin IV 2 of 18, SC 3 of 28; ...``: patients whose lab series ends with death, of those
     with a sample, by test and route (models/trajectories.json); None without the counts."""
     models = (model or {}).get("models", {})
+    order = [t for t in (model or {}).get("settings", {}).get("tests", []) if t in models]
     parts = []
-    for test, m in models.items():
+    for test, m in ((t, models[t]) for t in order + [t for t in models if t not in order]):
         deaths = m.get("deaths_in_window")
         if deaths is None:
             return None
