@@ -1,4 +1,4 @@
-"""Rule trajectories: labs -> trajectories.csv, trajectories_daily.csv, figure, trajectories.json."""
+"""Rule trajectories: labs + dataset -> trajectories.csv, trajectories_daily.csv, figure, trajectories.json."""
 import pandas as pd
 
 from stormcohort.analyses.result import write_outputs
@@ -7,6 +7,8 @@ from stormcohort.io import rule_logger
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
-labs = pd.read_parquet(sm.input.labs)
-log.info("trajectories: %d lab results", len(labs))
-write_outputs(trajectories_analysis(labs, sm.params.cfg, synthetic=sm.params.synthetic), sm.output, log)
+labs, dataset = pd.read_parquet(sm.input.labs), pd.read_csv(sm.input.dataset)
+log.info("trajectories: %d lab results, %d patients", len(labs), len(dataset))
+result = trajectories_analysis(labs, sm.params.cfg, dataset=dataset, follow_up_days=sm.params.follow_up_days,
+                               synthetic=sm.params.synthetic)
+write_outputs(result, sm.output, log)

@@ -14,7 +14,17 @@ import pytest
 from tests import workflow_runs
 
 
+def pytest_addoption(parser) -> None:
+    parser.addoption("--simulation", action="store_true", default=False,
+                     help="also run the coverage simulations (marker simulation; minutes each)")
+
+
 def pytest_collection_modifyitems(session, config, items) -> None:
+    if not config.getoption("--simulation"):
+        skip = pytest.mark.skip(reason="coverage simulation: run with --simulation")
+        for item in items:
+            if "simulation" in item.keywords:
+                item.add_marker(skip)
     if config.option.collectonly:
         return
     used = {name for item in items for name in getattr(item, "fixturenames", ())}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
+from stormcohort.analyses.dictionary import undocumented
 from stormcohort.analyses.trajectories import (
     DAILY_COLUMNS,
     TABLE_COLUMNS,
@@ -21,10 +23,10 @@ from tests.config_defaults import schema_defaults
 from tests.test_analyses_binary import LABS_COLUMNS, cohort_tables
 
 
-def trajectories(labs: pd.DataFrame, cfg: dict | None = None):
+def trajectories(labs: pd.DataFrame, cfg: dict | None = None, **kw):
     """Model table, daily summary, the samples used and the model (schema defaults for settings not in ``cfg``)."""
     s = schema_defaults("trajectories", **(cfg or {}))
-    r = trajectories_analysis(labs, s, synthetic=True)
+    r = trajectories_analysis(labs, s, synthetic=True, **kw)
     return r.tables["table"], r.tables["daily"], trajectory_data(labs, s["tests"], s["days"]), r.model
 
 
@@ -47,6 +49,7 @@ def test_table_contract_and_recovered_slopes():
     labs = simulated_labs()
     table, daily, data, model = trajectories(labs, {"tests": ["ferritin"]})
     assert list(table.columns) == TABLE_COLUMNS
+    assert not undocumented("trajectories", table.columns)
     assert table["term"].tolist() == TERMS
     t = table.set_index("term")
     assert t.loc["day", "coef"] == pytest.approx(-0.2, abs=0.03)
@@ -54,6 +57,13 @@ def test_table_contract_and_recovered_slopes():
     assert t.loc["route_group[IV]:day", "p"] < 0.001
     assert t.loc["route_group[IV]", "lcl"] < 0 < t.loc["route_group[IV]", "ucl"]  # no true day-0 difference
     assert (t["lcl"] < t["coef"]).all() and (t["coef"] < t["ucl"]).all()
+    # t intervals on Satterthwaite df (about the number of patients here: 50 patients, 8 samples each)
+    assert ((t["df"] > 10) & (t["df"] < 400)).all()
+    q = stats.t.ppf(0.975, t["df"])
+    assert (t["ucl"] - t["coef"]).to_numpy() == pytest.approx((q * t["se"]).to_numpy(), rel=1e-10)
+    m = model["models"]["ferritin"]
+    assert m["df_method"] == "Satterthwaite" and m["singular"] is False and len(m["theta"]) == 3
+    assert m["deaths_in_window"] is None  # no dataset given
     assert t["n_patients"].eq(50).all() and t["n_obs"].eq(400).all()
     assert set(t["random_effects"]) <= {"intercept+slope", "intercept"}
     assert list(daily.columns) == DAILY_COLUMNS
@@ -138,3 +148,36 @@ def test_figure_with_no_samples_renders(tmp_path):
     fig = trajectories_figure(data, daily, ["ferritin", "crp", "alt"], table=table)
     assert not fig.axes[3].axison  # the unused fourth panel is hidden
     save(fig, tmp_path / "empty.png")
+
+
+def test_series_ending_with_death_counted_by_route_and_reported():
+    from stormcohort.report.fmt import Formatter
+    from stormcohort.report.sections import trajectories_table, trajectory_deaths
+
+    labs = simulated_labs(n_iv=4, n_sc=6)
+    keys = [f"P{i:03d}" for i in range(10)]
+    # P000 (IV) dies on day 5.4 and P005 (SC) on day 14.2 (calendar day 14): their series end with death;
+    # P006 dies on day 20 (after the window), P007 has no recorded date (death flag only, censored)
+    dataset = pd.DataFrame({"patient_key": keys, "death_90d": 0, "time_to_death_days": 90.0})
+    dataset.loc[[0, 5, 6], ["death_90d", "time_to_death_days"]] = [[1, 5.4], [1, 14.2], [1, 20.0]]
+    dataset.loc[7, "time_to_death_days"] = 9.0
+    labs = labs[~(labs["patient_key"].eq("P000") & (labs["day"] > 5.4))]
+    table, _, _, model = trajectories(labs, {"tests": ["ferritin", "crp"]}, dataset=dataset, follow_up_days=90)
+    m = model["models"]
+    assert m["ferritin"]["deaths_in_window"] == {"IV": 1, "SC": 1}
+    assert m["crp"]["deaths_in_window"] == {"IV": 0, "SC": 0}  # no CRP samples
+    f = Formatter()
+    assert trajectory_deaths(model, f) == "Ferritin IV 1 of 4, SC 1 of 6; CRP IV 0 of 0, SC 0 of 0"
+    notes = " ".join(trajectories_table(table, f, model).notes)
+    assert "Series ending with death" in notes and "missing at random" in notes and "Satterthwaite" in notes
+    assert trajectory_deaths(trajectories(labs, {"tests": ["ferritin"]})[3], f) is None
+    with pytest.raises(ValueError, match="follow_up_days"):
+        trajectories(labs, {"tests": ["ferritin"]}, dataset=dataset)
+
+
+def test_methods_state_the_missing_at_random_assumption():
+    from stormcohort.report.methods import methods
+    from tests.test_report import CONFIG, DELIVERY
+
+    text = next(p["text"] for p in methods(CONFIG, {}, DELIVERY) if p["title"] == "Trajectories")
+    assert "missing at random" in text

@@ -122,6 +122,7 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
     "trajectories": {
         "test": ("laboratory test", ""), "term": ("Intercept, day, route_group[IV] or route_group[IV]:day", ""),
         "coef": ("fixed effect on the log scale", "log(unit)"), "se": ("standard error of coef", "log(unit)"),
+        "df": ("Satterthwaite degrees of freedom of coef's t test and t interval", ""),
         **{k: (v[0].replace("the ", "coef's "), "log(unit)") for k, v in _ci("coef").items()}, "p": _P,
         "n_patients": ("patients with a sample", "patients"), "n_obs": ("samples", "samples"),
         "random_effects": ("random effects fitted", ""), "note": _NOTE,

@@ -17,7 +17,7 @@ import pandas as pd
 from stormcohort.labels import outcome_label, term_label, var_label
 from stormcohort.report.fmt import Formatter
 from stormcohort.report.methods import join_and
-from stormcohort.report.sections import lower_first
+from stormcohort.report.sections import lower_first, trajectory_deaths
 
 IMBALANCE_SMD = 0.1   # conventional threshold of a meaningful baseline difference
 WIDE_CI_RATIO = 10    # an interval whose upper limit is more than 10 times its lower
@@ -40,7 +40,8 @@ def _binary_parameters(logistic: pd.DataFrame, outcome: str) -> int:
 
 def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mapping, logistic: pd.DataFrame,
                 binary_counts: pd.DataFrame, ph: pd.DataFrame, forest: pd.DataFrame, competing_model: Mapping,
-                severity: list[dict], cohort: Mapping, synthetic: bool, f: Formatter) -> list[dict]:
+                severity: list[dict], cohort: Mapping, synthetic: bool, f: Formatter,
+                trajectories_model: Mapping | None = None) -> list[dict]:
     """``[{"title", "text", "level"}]``; level ``warn`` for a threshold crossed, else ``info``."""
     a = config["analyses"]
     items = []
@@ -118,6 +119,16 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
         + (join_and([f"{lower_first(outcome_label(o, labels))}: {f.count(r['not_evaluable'])}"
                      for o, r in ne_out.iterrows()])
            or "none") + ".")})
+
+    # laboratory series cut short by death
+    deaths = trajectory_deaths(trajectories_model, f)
+    if deaths:
+        died = any(v for m in trajectories_model["models"].values() for v in m["deaths_in_window"].values())
+        items.append({"title": "Laboratory trajectories and death", "level": "warn" if died else "info", "text": (
+            f"The trajectory models assume that missing samples are missing at random given the observed values. "
+            f"A death ends a patient's samples: the slopes describe a cohort in which no one died, and if deaths "
+            f"were more frequent in one route, the route comparison mixes treatment with survival. Series ending "
+            f"with death (died by day {a['trajectories']['days'][1]:g}), of the patients sampled: {deaths}.")})
 
     # multiplicity
     p = fr.loc[fr["plotted"].astype(bool), "p"].astype(float)

@@ -171,7 +171,9 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
         {"title": "Trajectories", "text": (
             f"{m_tr}; offsets added before the log: "
             f"{', '.join(f'{lab_label(t)} {v:g}' for t, v in tr['log_offset'].items())}; "
-            f"{conf(tr['conf_level'])} intervals.")},
+            f"{conf(tr['conf_level'])} intervals. The models use every available sample and assume that the "
+            f"missing ones, including those a death cut short, are missing at random given the observed values "
+            f"(death is not modelled jointly).")},
         {"title": "Safety", "text": (
             f"Exposure is patient-days on anakinra (each regimen's calendar days, extended by "
             f"{sa['event_lag_days']} day(s), overlaps counted once). Rates per {sa['per']:g} patient-days: "

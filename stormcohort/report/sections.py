@@ -320,7 +320,23 @@ def binary_table(counts: pd.DataFrame, logistic: pd.DataFrame, f: Formatter) -> 
                  notes=notes + _notes(f, logistic.loc[logistic["term"].eq(ROUTE_TERM), "note"]))
 
 
-def trajectories_table(traj: pd.DataFrame, f: Formatter) -> Table:
+def trajectory_deaths(model: Mapping | None, f: Formatter) -> str | None:
+    """``ferritin IV 2 of 18, SC 3 of 28; ...``: patients whose lab series ends with death, of those
+    with a sample, by test and route (models/trajectories.json); None without the counts."""
+    models = (model or {}).get("models", {})
+    order = [t for t in (model or {}).get("settings", {}).get("tests", []) if t in models]
+    parts = []
+    for test, m in ((t, models[t]) for t in order + [t for t in models if t not in order]):
+        deaths = m.get("deaths_in_window")
+        if deaths is None:
+            return None
+        by = m.get("n_patients_by_group", {})
+        parts.append(f"{lab_label(test)} " + ", ".join(f"{g} {f.count(deaths.get(g, 0))} of {f.count(by.get(g, 0))}"
+                                                        for g in ("IV", "SC")))
+    return "; ".join(parts) or None
+
+
+def trajectories_table(traj: pd.DataFrame, f: Formatter, model: Mapping | None = None) -> Table:
     rows = []
     for r in traj[traj["term"].isin([ROUTE_TERM, f"{ROUTE_TERM}:day"])].itertuples():
         what = "level at day 0" if r.term == ROUTE_TERM else "slope per day"
@@ -330,7 +346,11 @@ def trajectories_table(traj: pd.DataFrame, f: Formatter) -> Table:
     return Table("trajectories", "Laboratory trajectories: IV vs SC ratios (mixed models on the log scale)",
                  ["Test", "Term", "Ratio (CI)", "p", "Patients", "Samples"], rows, sources=["tables/trajectories.csv"],
                  notes=["Ratios are exp(coefficient): IV/SC ratio of the geometric mean at day 0, and of the daily "
-                        "change."] + _notes(f, traj["note"]))
+                        "change; t intervals and p on Satterthwaite degrees of freedom."]
+                 + ([f"Series ending with death (died by the last day modelled), of the patients sampled: {d}. "
+                     "The models assume the missing samples are missing at random."]
+                    if (d := trajectory_deaths(model, f)) else [])
+                 + _notes(f, traj["note"]))
 
 
 # --------------------------------------------------------------------------- safety

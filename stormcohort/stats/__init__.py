@@ -8,7 +8,7 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.firth`     Firth logistic (R logistf), ML logistic with separation checks
 * :mod:`~stormcohort.stats.competing` Aalen-Johansen CIF with infinitesimal-jackknife CI (R survfit)
 * :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test)
-* :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML, as statsmodels MixedLM, vectorised) with fallback
+* :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML as lme4, Satterthwaite t as lmerTest; vectorised)
 * :mod:`~stormcohort.stats.weights`   propensity (logistic, Firth fallback), ATE/ATT/ATO weights, balance (R cobalt)
 * :mod:`~stormcohort.stats.weighted`  weighted linear/logistic/Poisson (HC0, R sandwich) and Cox (R robust) models
 * :mod:`~stormcohort.stats.evalue`    E-values for unmeasured confounding, RR/HR/OR (R EValue)

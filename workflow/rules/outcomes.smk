@@ -35,13 +35,15 @@ rule binary_outcomes:
 
 
 rule trajectories:
-    """Log ferritin, CRP, platelets and ALT over days 0-14 by route: mixed models and figure."""
+    """Log ferritin, CRP, platelets and ALT over days 0-14 by route: mixed models and figure; deaths in the window."""
     input:
         labs=out("cohort", "labs"),
+        dataset=out("cohort", "dataset"),
     output:
         **declared("trajectories"),
     params:
         cfg=config["analyses"]["trajectories"],
+        follow_up_days=config["cohort"]["follow_up_days"],
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/trajectories.log",
