@@ -188,7 +188,7 @@ def test_gray_group_without_events():
     assert g1.statistic == pytest.approx(5.605873918562, abs=1e-10)
     assert gray_test(d, "t", "e", "g", 2).statistic == pytest.approx(0.891462018779, abs=1e-10)
     f = fine_gray(d, "t", "e", ["g"], 1)
-    assert not f.estimable and "no 1 events where g[b] == 1" in f.reason
+    assert not f.estimable and "no events of cause 1 where g[b] == 1" in f.reason
     c = cause_specific_cox(d.assign(w=1.5), "t", "e", ["g"], 1, weights="w")
     assert not c.estimable and "g[b] == 1" in c.reason
 
@@ -198,11 +198,11 @@ def test_not_estimable_never_crashes():
     g = gray_test(d, "t", "e", "g", 1)
     assert not g.estimable and "only one group" in g.reason and np.isnan(g.p)
     assert "no complete" in gray_test(d.iloc[:0], "t", "e", "g", 1).reason
-    assert "no 3 events" in gray_test(d.assign(g=["IV", "SC"] * 2), "t", "e", "g", 3).reason
+    assert "no events of cause 3 in any group" in gray_test(d.assign(g=["IV", "SC"] * 2), "t", "e", "g", 3).reason
     f = fine_gray(d, "t", "e", ["g"], 1)
     assert not f.estimable and "single level" in f.reason and f.table["coef"].isna().all()
     none = d.assign(e=[0, 0, 2, 0], g=["IV", "SC"] * 2)
-    assert fine_gray(none, "t", "e", ["g"], 1, weights="w").reason == "no 1 events"
+    assert fine_gray(none, "t", "e", ["g"], 1, weights="w").reason == "no events of cause 1"
     assert cause_specific_cox(none, "t", "e", ["g"], 1, weights="w").reason == "no events"
     assert fine_gray(d.iloc[:0], "t", "e", ["g"], 1).reason == "no complete observations"
     with pytest.raises(ValueError, match="non-negative"):

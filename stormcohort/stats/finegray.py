@@ -212,7 +212,7 @@ def gray_test(
     if ng < 2:
         return out(f"only one group ({levels[0]}) has patients" if ng else "no groups")
     if int((m == 1).sum()) == 0:
-        return out(f"no {cause} events in any group")
+        return out(f"no events of cause {cause!r} in any group")
     s = np.zeros(ng - 1)
     v = np.zeros((ng - 1, ng - 1))
     if strata is None:
@@ -488,13 +488,13 @@ def fine_gray(
     if n == 0:
         return not_estimable("no complete observations")
     if events == 0:
-        return not_estimable(f"no {cause} events")
-    problem = _design_problem(X, columns, terms, (code == 1).astype(int), f"{cause} events")
+        return not_estimable(f"no events of cause {cause!r}")
+    problem = _design_problem(X, columns, terms, (code == 1).astype(int), f"events of cause {cause!r}")
     if problem:
         return not_estimable(problem)
     fg = _FG(X, t, code, w)
     if fg.dw.sum() <= 0:
-        return not_estimable(f"every {cause} event has weight 0")
+        return not_estimable(f"every event of cause {cause!r} has weight 0")
     null = fg.fit_pieces(np.zeros(len(columns)))
     beta, (loglik, score, info), converged, it = _newton(fg.fit_pieces, len(columns))
     if not converged:
