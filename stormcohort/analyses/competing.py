@@ -61,8 +61,8 @@ METHODS = {
     "fine_gray": "Fine-Gray proportional subdistribution hazards: competing events stay at risk weighted by the "
     "Kaplan-Meier of censoring, Breslow ties, sandwich variance including the estimated censoring distribution "
     "(R cmprsk::crr)",
-    "cause_specific_cox": "cause-specific Cox proportional hazards (other outcomes censored), Efron ties, Wald "
-    "intervals (R survival::coxph)",
+    "cause_specific_cox": "cause-specific Cox proportional hazards (other outcomes censored), Efron ties "
+    "(R survival::coxph)",
 }
 
 
