@@ -1,4 +1,5 @@
-"""Rule competing_risks: analysis dataset -> cif, cif_summary, cif_risk, the CIF figure, competing_risks.json."""
+"""Rule competing_risks: analysis dataset -> cif, cif_summary, cif_risk, cif_tests, the CIF figure,
+competing_risks.json."""
 import pandas as pd
 
 from stormcohort.analyses.competing import competing_risks_analysis

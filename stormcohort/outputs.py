@@ -55,6 +55,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "cif": "tables/cif.csv",
         "cif_summary": "tables/cif_summary.csv",
         "cif_risk": "tables/cif_risk.csv",
+        "cif_tests": "tables/cif_tests.csv",
         "png": "figures/cif.png",
         "svg": "figures/cif.svg",
         "model": "models/competing_risks.json",

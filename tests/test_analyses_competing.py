@@ -1,5 +1,6 @@
 """Competing risks (fever resolution vs death): hand-checkable Aalen-Johansen values, ties,
-the not-estimable cases and the CIF figure."""
+the IV-vs-SC comparisons (Gray, Fine-Gray, cause-specific Cox), the not-estimable cases and the
+CIF figure."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from stormcohort.analyses.competing import (
     CIF_COLUMNS,
     RISK_COLUMNS,
     SUMMARY_COLUMNS,
+    TESTS_COLUMNS,
+    comparison_table,
     competing_risks_analysis,
 )
 from stormcohort.figures import save
-from stormcohort.stats import cumulative_incidence
+from stormcohort.stats import cause_specific_cox, cumulative_incidence, fine_gray, gray_test
 from tests.config_defaults import schema_defaults
 
 T, E = "time_to_fever_days", "fever_outcome"
@@ -218,3 +221,72 @@ def test_patients_not_at_risk_or_not_evaluable_are_excluded_and_counted():
     assert data["n"] == 8 and data["n_excluded_missing"] == 0
     assert data["n_not_evaluable"] == {"afebrile_at_index": 2, "no_resolution_date": 1}
     assert any("2 afebrile at index, 1 no resolution date" in w for w in with_extra.notes)
+
+
+# --------------------------------------------------------------------------- IV vs SC comparisons
+
+
+def mixed(n: int = 120, seed: int = 4) -> pd.DataFrame:
+    """Resolutions, deaths and censorings in both groups, with ties."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"route_group": np.where(np.arange(n) < n // 2, "IV", "SC"),
+                         T: rng.integers(1, 30, n).astype(float), E: rng.choice([0, 1, 1, 1, 2], n)})
+
+
+def test_comparisons_table_matches_the_stats_layer():
+    d = mixed()
+    r = competing(d)
+    t = r.tables["cif_tests"]
+    assert list(t.columns) == TESTS_COLUMNS
+    assert list(zip(t["outcome"], t["method"])) == [
+        (o, m) for o in ("fever_resolution", "death") for m in ("gray_test", "fine_gray", "cause_specific_cox")]
+    t = t.set_index(["outcome", "method"])
+    assert t["note"].isna().all() and (t["df"] == 1).all() and (t["n"] == len(d)).all()
+    ref = d.assign(route_group=pd.Categorical(d["route_group"], categories=["SC", "IV"]))
+    for code, name in ((1, "fever_resolution"), (2, "death")):
+        g = gray_test(d, T, E, "route_group", code)
+        assert t.loc[(name, "gray_test"), "statistic"] == pytest.approx(g.statistic, rel=1e-12)
+        assert t.loc[(name, "gray_test"), "p"] == pytest.approx(g.p, rel=1e-12)
+        assert t.loc[(name, "gray_test"), "events_iv"] == ((d[E] == code) & (d["route_group"] == "IV")).sum()
+        for method, fn in (("fine_gray", fine_gray), ("cause_specific_cox", cause_specific_cox)):
+            row = fn(ref, T, E, ["route_group"], code).table.set_index("term").loc["route_group[IV]"]
+            got = t.loc[(name, method)]
+            assert (got["estimate"], got["lcl"], got["ucl"], got["p"]) == pytest.approx(
+                (row["hr"], row["hr_lcl"], row["hr_ucl"], row["p"]), rel=1e-12)
+            assert got["statistic"] == pytest.approx(row["z"] ** 2, rel=1e-12)
+    assert t.loc[("death", "fine_gray"), "measure"] == "sHR"
+    assert t.loc[("death", "cause_specific_cox"), "measure"] == "HR"
+    assert r.model["methods"]["group_test"].startswith("Gray's test")
+    assert len(r.model["comparisons"]) == 6
+    json.dumps(r.model, allow_nan=False)
+
+
+def test_comparisons_not_estimable_with_the_reason():
+    d = cohort()
+    d.loc[(d["route_group"] == "IV") & (d[E] == 1), E] = 0  # no resolution in IV
+    t = competing(d).tables["cif_tests"].set_index(["outcome", "method"])
+    gray = t.loc[("fever_resolution", "gray_test")]
+    assert np.isfinite(gray["statistic"]) and gray["note"].startswith("no fever resolution in the IV group")
+    for m in ("fine_gray", "cause_specific_cox"):
+        row = t.loc[("fever_resolution", m)]
+        assert np.isnan(row["estimate"]) and row["note"].startswith("not estimable: no fever resolution in the IV")
+        assert (row["events_iv"], row["n"]) == (0, len(d))
+    empty = competing(cohort().assign(route_group="SC")).tables["cif_tests"]
+    assert empty["note"].eq("not estimable: no patients in the IV group").all() and empty["p"].isna().all()
+    nothing = competing(cohort().assign(**{E: 0})).tables["cif_tests"]
+    assert nothing["note"].str.startswith("not estimable: no ").all() and nothing["estimate"].isna().all()
+    assert nothing.loc[0, "note"] == "not estimable: no fever resolution in either group"
+    none = competing(cohort().iloc[:0]).tables["cif_tests"]
+    assert len(none) == 6 and list(none.columns) == TESTS_COLUMNS and none["p"].isna().all()
+
+
+def test_comparisons_accept_case_weights():
+    d = mixed().assign(w=1.0)
+    plain = comparison_table(d).set_index(["outcome", "method"])
+    weighted = comparison_table(d, weights="w").set_index(["outcome", "method"])
+    assert weighted.loc[("death", "gray_test"), "note"].startswith("not computed")
+    for key in (("fever_resolution", "fine_gray"), ("death", "fine_gray"), ("fever_resolution", "cause_specific_cox")):
+        assert weighted.loc[key, "estimate"] == pytest.approx(plain.loc[key, "estimate"], rel=1e-7)
+        assert weighted.loc[key, "note"] == "weighted; robust (sandwich) variance"
+    # equal weights: Fine-Gray's sandwich is crr's; the Cox model's turns robust
+    assert weighted.loc[("death", "fine_gray"), "lcl"] == pytest.approx(plain.loc[("death", "fine_gray"), "lcl"])

@@ -18,7 +18,8 @@ from tests.test_analyses_binary import cohort_tables
 
 # rule output key -> the tables/<name>.csv it is written to
 TABLE_OF = {"km": "km", "km_risk": "km_risk", "logrank": "logrank", "cox": "cox", "ph_test": "ph_test",
-            "cif": "cif", "cif_summary": "cif_summary", "cif_risk": "cif_risk", "table1": "table1",
+            "cif": "cif", "cif_summary": "cif_summary", "cif_risk": "cif_risk", "cif_tests": "cif_tests",
+            "table1": "table1",
             "exposure": "exposure", "follow_up": "follow_up", "dictionary": "data_dictionary"}
 
 

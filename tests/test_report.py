@@ -23,7 +23,14 @@ from stormcohort.report import provenance as P
 from stormcohort.report.fmt import Formatter
 from stormcohort.report.inputs import report_inputs
 from stormcohort.report.methods import covariates, join_and, methods
-from stormcohort.report.sections import conflicts_table, km_table, lower_first, rates_table, table1_table
+from stormcohort.report.sections import (
+    cif_tests_table,
+    conflicts_table,
+    km_table,
+    lower_first,
+    rates_table,
+    table1_table,
+)
 from stormcohort.report.strobe import ITEMS, strobe_map
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,6 +216,30 @@ def test_rates_table_formats_the_tables_and_recomputes_nothing():
     assert t.rows[0] == ["Any adverse event", "14 / 300", "4.67 (2.55\u20137.83)", "20 / 700", "2.86 (1.75\u20134.41)",
                          "1.63 (0.77\u20133.39), p = 0.180"]
     assert t.rows[1][3:5] == ["not applicable", ""]  # no SC day counts towards an infusion reaction
+
+
+def test_cif_tests_table_formats_each_comparison_and_withholds_small_counts():
+    tests = pd.DataFrame({
+        "outcome": ["fever_resolution"] * 3 + ["death"] * 3,
+        "method": ["gray_test", "fine_gray", "cause_specific_cox"] * 2,
+        "measure": ["", "sHR", "HR"] * 2,
+        "estimate": [np.nan, 1.1756, 1.5685, np.nan, np.nan, np.nan],
+        "lcl": [np.nan, 0.6221, 0.8454, np.nan, np.nan, np.nan],
+        "ucl": [np.nan, 2.2215, 2.9100, np.nan, np.nan, np.nan],
+        "statistic": [0.3713, 0.2482, 2.0377, 1.5532, np.nan, np.nan], "df": [1] * 6,
+        "p": [0.5423, 0.6183, 0.1534, 0.2127, np.nan, np.nan], "n": [46] * 6, "events": [45] * 3 + [1] * 3,
+        "events_iv": [17] * 3 + [1] * 3, "events_sc": [28] * 3 + [0] * 3,
+        "note": [np.nan] * 3 + ["no death in the SC group: its cumulative incidence is 0 throughout",
+                                "not estimable: no death in the SC group (the subdistribution hazard ratio is "
+                                "infinite)", "not estimable: no death in the SC group (the hazard ratio is infinite)"]})
+    t = cif_tests_table(tests, Formatter())
+    assert t.rows[0] == ["Fever resolution", "17", "28", "\u03c7\u00b2 = 0.37, p = 0.542",
+                         "1.18 (0.62\u20132.22), p = 0.618", "1.57 (0.85\u20132.91), p = 0.153"]
+    assert t.rows[1] == ["Death", "1", "0", "\u03c7\u00b2 = 1.55, p = 0.213", "\u2014", "\u2014"]
+    assert any("hazard ratio is infinite" in n for n in t.notes) and t.sources == ["tables/cif_tests.csv"]
+    shared = cif_tests_table(tests, Formatter(Policy(10, 5)))
+    assert shared.rows[1][1:4] == ["<10", "0", "not shown (<10 events)"]
+    assert shared.rows[0][3].startswith("\u03c7\u00b2")
 
 
 def test_the_report_reads_no_patient_level_file():

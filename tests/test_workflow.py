@@ -41,6 +41,8 @@ CONTRACT = {
     "tables/cox.csv": ["outcome", "model", "term", "coef", "se", "hr", "hr_lcl", "hr_ucl", "p", "n", "events"],
     "tables/ph_test.csv": ["model", "term", "statistic", "df", "p"],
     "tables/cif.csv": ["group", "time", "cif", "cif_lcl", "cif_ucl"],
+    "tables/cif_tests.csv": ["outcome", "method", "measure", "estimate", "lcl", "ucl", "statistic", "df", "p", "n",
+                             "events", "events_iv", "events_sc", "note"],
     "tables/logistic.csv": ["outcome", "model", "method", "term", "coef", "se", "or", "or_lcl", "or_ucl", "p",
                             "n", "events", "note"],
     "tables/trajectories.csv": [],

@@ -13,9 +13,15 @@ excluded, counted by the reason in ``fever_not_evaluable``.
 * ``cif_summary``: CIF of both causes at the configured days with numbers at risk and events.
 * ``cif_risk``: per route and day of ``risk_table_days``, patients still febrile and followed
   (event-free, time >= day): the table under the CIF figure.
+* ``cif_tests``: IV vs SC for each cause (fever resolution, and death before resolution): Gray's
+  test of equal CIFs (R ``cmprsk::cuminc``), the Fine-Gray subdistribution hazard ratio (R
+  ``cmprsk::crr``) and the cause-specific Cox hazard ratio (Efron, R ``coxph``), unadjusted,
+  reference SC (:mod:`stormcohort.stats.finegray`). :func:`comparison_table` takes case weights
+  (``weights=``) for the weighted versions; this analysis fits them unweighted.
 
-No between-group test is reported (Gray's test is not in the statistics layer). An empty
-group, no resolutions or no deaths give zero curves or NA with a reason, never an error.
+An empty group, no resolutions or no deaths give zero curves or NA with a reason, never an
+error; a hazard ratio with no events of the cause in one group is not estimable (infinite),
+and Gray's test is then still reported (the group's CIF is 0).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import pandas as pd
 
 from stormcohort.analyses.common import check_columns, check_routes, jsonable
 from stormcohort.analyses.result import AnalysisResult
-from stormcohort.labels import GROUP, ROUTES
+from stormcohort.labels import GROUP, REFERENCE, ROUTE_TERM, ROUTES
 from stormcohort.stats import aalen_johansen
 from stormcohort.stats.competing import EVENT_FREE
 
@@ -41,6 +47,9 @@ CIF_COLUMNS = ["group", "time", "cif", "cif_lcl", "cif_ucl"]
 SUMMARY_COLUMNS = ["group", "cause", "time", "n_risk", "events", "cif", "cif_lcl", "cif_ucl", "note"]
 CURVE_COLUMNS = ["group", "cause", "time", "n_risk", "n_event", "any_event", "cif", "cif_se", "cif_lcl", "cif_ucl"]
 RISK_COLUMNS = ["outcome", "group", "day", "n_risk"]
+TESTS_COLUMNS = ["outcome", "method", "measure", "estimate", "lcl", "ucl", "statistic", "df", "p", "n", "events",
+                 "events_iv", "events_sc", "note"]
+TEST_METHODS = {"gray_test": "", "fine_gray": "sHR", "cause_specific_cox": "HR"}
 
 METHODS = {
     "estimator": "Aalen-Johansen, event-free state + absorbing states fever resolution (1) and death (2); "
@@ -48,7 +57,12 @@ METHODS = {
     "(R survfit multi-state, deterministic)",
     "variance": "infinitesimal jackknife (R survfit default for multi-state models)",
     "intervals": "log: cif * exp(+/- z se / cif), upper limit truncated at 1, none where cif = 0",
-    "group_test": "none (Gray's test not implemented)",
+    "group_test": "Gray's test of equal cumulative incidence, rho = 0 (R cmprsk::cuminc)",
+    "fine_gray": "Fine-Gray proportional subdistribution hazards: competing events stay at risk weighted by the "
+    "Kaplan-Meier of censoring, Breslow ties, sandwich variance including the estimated censoring distribution "
+    "(R cmprsk::crr)",
+    "cause_specific_cox": "cause-specific Cox proportional hazards (other outcomes censored), Efron ties "
+    "(R survival::coxph)",
 }
 
 
@@ -158,9 +172,71 @@ def summary_table(d: pd.DataFrame, curves: pd.DataFrame, days) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[SUMMARY_COLUMNS]
 
 
+def _comparison_rows(d: pd.DataFrame, code: int, name: str, conf_level: float, weights: str | None) -> list[dict]:
+    from stormcohort.stats.finegray import cause_specific_cox, fine_gray, gray_test
+
+    label = name.replace("_", " ")
+    n_by = {g: int((d[GROUP] == g).sum()) for g in ROUTES}
+    ev_by = {g: int(((d[GROUP] == g) & (d[EVENT] == code)).sum()) for g in ROUTES}
+    base = {"outcome": name, "n": len(d), "events": sum(ev_by.values()), "events_iv": ev_by["IV"],
+            "events_sc": ev_by["SC"]}
+    rows = {m: dict(base, method=m, measure=measure, df=1, note=np.nan) for m, measure in TEST_METHODS.items()}
+    empty = [g for g in ROUTES if n_by[g] == 0]
+    if empty:
+        for r in rows.values():
+            r["note"] = f"not estimable: no patients in the {empty[0]} group"
+        return list(rows.values())
+    none = [g for g in ROUTES if ev_by[g] == 0]
+    if len(none) == len(ROUTES):
+        for r in rows.values():
+            r["note"] = f"not estimable: no {label} in either group"
+        return list(rows.values())
+    r = rows["gray_test"]
+    if weights is not None:
+        r["note"] = "not computed: Gray's test has no weighted form (see the weighted Fine-Gray model)"
+    else:
+        g = gray_test(d, TIME, EVENT, GROUP, code)
+        if g.estimable:
+            r.update(statistic=g.statistic, df=g.df, p=g.p)
+            if none:
+                r["note"] = f"no {label} in the {none[0]} group: its cumulative incidence is 0 throughout"
+        else:
+            r["note"] = f"not estimable: {g.reason}"
+    for method, fit_fn, what in (("fine_gray", fine_gray, "subdistribution hazard ratio"),
+                                 ("cause_specific_cox", cause_specific_cox, "hazard ratio")):
+        r = rows[method]
+        if none:
+            r["note"] = f"not estimable: no {label} in the {none[0]} group (the {what} is infinite)"
+            continue
+        fit = fit_fn(d, TIME, EVENT, [GROUP], code, weights, conf_level=conf_level)
+        if not fit.estimable:
+            r["note"] = f"not estimable: {fit.reason}"
+            continue
+        t = fit.table.set_index("term").loc[ROUTE_TERM]
+        r.update(estimate=t["hr"], lcl=t["hr_lcl"], ucl=t["hr_ucl"], statistic=t["z"] ** 2, p=t["p"], n=int(t["n"]))
+        if weights is not None:
+            r["note"] = "weighted; robust (sandwich) variance"
+    return list(rows.values())
+
+
+def comparison_table(d: pd.DataFrame, conf_level: float = 0.95, weights: str | None = None) -> pd.DataFrame:
+    """``tables/cif_tests.csv``: IV vs SC for each cause: Gray's test (chi-square on 1 df), the
+    Fine-Gray subdistribution hazard ratio and the cause-specific hazard ratio (reference SC; Wald
+    chi-square ``z^2``). ``weights``: a column of case weights (e.g. target-trial weights) for the
+    two models, whose variance is then the robust sandwich; Gray's test is not computed then.
+    Not estimable rows keep their counts and give the reason in ``note``.
+    """
+    x = d.assign(**{GROUP: pd.Categorical(d[GROUP], categories=[REFERENCE, *[g for g in ROUTES if g != REFERENCE]])})
+    rows = [row for code, name in CAUSES.items() for row in _comparison_rows(x, code, name, conf_level, weights)]
+    out = pd.DataFrame(rows).reindex(columns=TESTS_COLUMNS)
+    for c in ("n", "events", "events_iv", "events_sc", "df"):
+        out[c] = out[c].astype(np.int64)
+    return out
+
+
 def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: bool = False) -> AnalysisResult:
-    """Aalen-Johansen CIFs of fever resolution and death (competing) by route: tables ``cif,
-    cif_summary, cif_risk``, the CIF figure and the model."""
+    """Aalen-Johansen CIFs of fever resolution and death (competing) by route, and their IV-vs-SC
+    comparison: tables ``cif, cif_summary, cif_risk, cif_tests``, the CIF figure and the model."""
     s = dict(cfg)
     d = _validate(dataset)
     reasons = dataset.get("fever_not_evaluable", pd.Series("", index=dataset.index)).fillna("")
@@ -170,6 +246,7 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: 
     cif = cif_table(curves)
     summary = summary_table(d, curves, s["summary_days"])
     risk = risk_table(d, s["risk_table_days"])
+    tests = comparison_table(d, s["conf_level"])
 
     counts = {}
     for g, sub in _groups_of(d).items():
@@ -194,12 +271,13 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: 
         "analysis": "competing_risks",
         "outcome": {"time": TIME, "event": EVENT, "coding": {"0": "censored", **{str(k): v for k, v in CAUSES.items()}},
                     "event_of_interest": CAUSES[INTEREST], "competing_event": CAUSES[2]},
-        "exposure": {"column": GROUP},
+        "exposure": {"column": GROUP, "reference": REFERENCE, "term": ROUTE_TERM},
         "settings": s,
         "methods": METHODS,
         "data": {"n": len(d), "n_excluded_missing": n_dropped,
                  "n_not_evaluable": {str(k): int(v) for k, v in not_evaluable.items()}, "by_group": counts},
         "cif_at_days": summary,
+        "comparisons": tests,
         "warnings": warnings,
     }
 
@@ -208,5 +286,5 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: 
 
         return cif_figure(curves, risk.rename(columns={"day": "time"}), days=s["risk_table_days"], synthetic=synthetic)
 
-    return AnalysisResult(tables={"cif": cif, "cif_summary": summary, "cif_risk": risk}, model=jsonable(model),
-                          figures={"cif": figure}, notes=tuple(warnings))
+    return AnalysisResult(tables={"cif": cif, "cif_summary": summary, "cif_risk": risk, "cif_tests": tests},
+                          model=jsonable(model), figures={"cif": figure}, notes=tuple(warnings))

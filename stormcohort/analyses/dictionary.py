@@ -100,6 +100,18 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "cif_risk": {"outcome": _OUTCOME, "group": _ROUTE, "day": _DAY,
                  "n_risk": ("patients still febrile and followed on the day (time >= day)", "patients")},
+    "cif_tests": {
+        "outcome": ("fever_resolution or death (before resolution, competing)", ""),
+        "method": ("gray_test (Gray's test of equal CIFs), fine_gray (subdistribution hazards) or "
+                   "cause_specific_cox", ""),
+        "measure": ("sHR (subdistribution hazard ratio), HR (cause-specific hazard ratio); empty for a test", ""),
+        "estimate": ("IV vs SC ratio (reference SC)", "ratio"),
+        **{k: (v[0].replace("the ", "estimate's "), "ratio") for k, v in _ci("estimate").items()},
+        "statistic": ("chi-square: Gray's statistic, or Wald (z squared) for the models", ""),
+        "df": ("degrees of freedom", ""), "p": _P, "n": ("patients in the analysis", "patients"),
+        "events": ("events of the outcome", "patients"), "events_iv": ("IV events of the outcome", "patients"),
+        "events_sc": ("SC events of the outcome", "patients"), "note": _NOTE,
+    },
     "binary_outcomes": {
         "outcome": _OUTCOME, "group": _GROUP, "n": ("evaluable patients", "patients"),
         "events": ("patients with the outcome", "patients"), "not_evaluable": ("patients not evaluable", "patients"),

@@ -25,6 +25,7 @@ TABLES = {
     "ph_test": ("survival", "ph_test"),
     "cif_summary": ("competing_risks", "cif_summary"),
     "cif_risk": ("competing_risks", "cif_risk"),
+    "cif_tests": ("competing_risks", "cif_tests"),
     "binary_outcomes": ("binary_outcomes", "counts"),
     "logistic": ("binary_outcomes", "logistic"),
     "trajectories": ("trajectories", "table"),

@@ -163,7 +163,11 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
         {"title": "Competing risks", "text": (
             f"{m_cr.get('estimator', 'Aalen-Johansen')}. Variance: {m_cr.get('variance', 'not stated')}; "
             f"{conf(cr['conf_level'])} intervals, {m_cr.get('intervals', '')}; reported on days "
-            f"{days(cr['summary_days'])}; between-group test: {m_cr.get('group_test', 'none')}.")},
+            f"{days(cr['summary_days'])}. IV vs SC (reference SC, unadjusted), for fever resolution and for death "
+            f"before resolution: {m_cr.get('group_test', 'no between-group test')}; "
+            f"{m_cr.get('fine_gray', 'no Fine-Gray model')}; "
+            f"{m_cr.get('cause_specific_cox', 'no cause-specific model')}; {conf(cr['conf_level'])} Wald "
+            f"intervals for both hazard ratios.")},
         {"title": "Binary outcomes", "text": (
             f"{m_bi.get('firth', 'Firth logistic regression')}; {conf(bi['conf_level'])} intervals; unadjusted, and "
             f"adjusted for {covariates(bi['adjust_for'], bi['reference_levels'])}. Alongside: "

@@ -117,6 +117,7 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
             "cif": S.cif_table(data["cif_summary"], f),
             "cif_risk": S.risk_table(data["cif_risk"], f, "cif-risk",
                                      "Number still febrile and followed, by day", "tables/cif_risk.csv"),
+            "cif_tests": S.cif_tests_table(data["cif_tests"], f),
             "binary": S.binary_table(data["binary_outcomes"], data["logistic"], f),
             "trajectories": S.trajectories_table(data["trajectories"], f, models["trajectories"]),
             "ae": S.ae_table(data["safety_events"], int(sa["severe_grade"]), f),

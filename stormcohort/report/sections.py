@@ -300,6 +300,34 @@ def cif_table(summary: pd.DataFrame, f: Formatter) -> Table:
                  sources=["tables/cif_summary.csv"], notes=_notes(f, summary["note"]))
 
 
+def cif_tests_table(tests: pd.DataFrame, f: Formatter) -> Table:
+    """IV vs SC per event: Gray's test, Fine-Gray sHR, cause-specific HR (``tables/cif_tests.csv``);
+    an estimate resting on a suppressed count is withheld."""
+    rows = []
+    for outcome, d in tests.groupby("outcome", sort=False):
+        d = d.set_index("method")
+        events = [d["events_iv"].iloc[0], d["events_sc"].iloc[0]]
+        cells = []
+        for method in ("gray_test", "fine_gray", "cause_specific_cox"):
+            r = d.loc[method] if method in d.index else None
+            if r is None or not np.isfinite(r["p"]):
+                cells.append(MISSING)
+            elif method == "gray_test":
+                chi2 = f"\u03c7\u00b2 = {f.number(r['statistic'], 2)}, p = {f.p(r['p'])}"
+                cells.append(f.unless_small(events, chi2))
+            else:
+                est = f"{f.est_ci(r['estimate'], r['lcl'], r['ucl'])}, p = {f.p(r['p'])}"
+                cells.append(f.unless_small(events, est))
+        rows.append([outcome.replace("_", " ").capitalize(), *[f.count(e) for e in events], *cells])
+    notes = ["IV vs SC (reference SC), unadjusted. Gray's test compares the cumulative incidence curves; the "
+             "subdistribution hazard ratio (Fine-Gray) acts on the cumulative incidence, the cause-specific "
+             "hazard ratio (Cox, other outcomes censored) on the rate among patients still at risk."]
+    return Table("cif-tests", "Fever resolution and death before resolution: IV vs SC",
+                 ["Event", "Events IV", "Events SC", "Gray's test", "Subdistribution HR (CI)",
+                  "Cause-specific HR (CI)"], rows, sources=["tables/cif_tests.csv"],
+                 notes=notes + _notes(f, tests["note"]))
+
+
 def binary_table(counts: pd.DataFrame, logistic: pd.DataFrame, f: Formatter) -> Table:
     firth = logistic[logistic["method"].eq("firth") & logistic["term"].eq(ROUTE_TERM)].set_index(["outcome", "model"])
     rows = []

@@ -7,6 +7,8 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.cox`       Cox PH (Efron), LR/Wald/score tests, R >= 3.0 cox.zph
 * :mod:`~stormcohort.stats.firth`     Firth logistic (R logistf), ML logistic with separation checks
 * :mod:`~stormcohort.stats.competing` Aalen-Johansen CIF with infinitesimal-jackknife CI (R survfit)
+* :mod:`~stormcohort.stats.finegray`  Gray's test, Fine-Gray and cause-specific Cox, optionally weighted
+  (R cmprsk cuminc/crr, survival coxph)
 * :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test)
 * :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML as lme4, Satterthwaite t as lmerTest; vectorised)
 * :mod:`~stormcohort.stats.weights`   propensity (logistic, Firth fallback), ATE/ATT/ATO weights, balance (R cobalt)
@@ -22,6 +24,7 @@ _HOME = {
     "competing": ["aalen_johansen", "cumulative_incidence", "state_probabilities_at"],
     "cox": ["CoxResult", "cox_ph", "cox_zph"],
     "evalue": ["EValue", "evalue_hr", "evalue_or", "evalue_rr"],
+    "finegray": ["FineGrayResult", "GrayTest", "cause_specific_cox", "fine_gray", "gray_test"],
     "firth": ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"],
     "mixed": ["MixedResult", "lab_trajectory_lmm"],
     "rates": ["RateRatio", "incidence_rates", "poisson_rate_ci", "rate_ratio"],

@@ -14,7 +14,7 @@
 * **Intervals**: R's default ``conf.type = "log"``: ``p * exp(+/- z se / p)``, upper limit
   truncated at 1, none where p = 0.
 
-Gray's test is not provided.
+Comparing CIFs between groups (Gray's test, Fine-Gray, cause-specific Cox): :mod:`stormcohort.stats.finegray`.
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ CAPTIONS = {
     ("survival", "png"): ("km.rst", "3. Outcomes", "Survival"),
     ("competing_risks", "cif_summary"): ("cif.rst", "3. Outcomes", "Competing risks"),
     ("competing_risks", "png"): ("cif.rst", "3. Outcomes", "Competing risks"),
+    ("competing_risks", "cif_tests"): ("cif_tests.rst", "3. Outcomes", "Competing risks"),
     ("binary_outcomes", "counts"): ("binary.rst", "3. Outcomes", "Binary outcomes"),
     ("binary_outcomes", "logistic"): ("binary.rst", "3. Outcomes", "Binary outcomes"),
     ("trajectories", "table"): ("trajectories.rst", "3. Outcomes", "Trajectories"),

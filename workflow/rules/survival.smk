@@ -17,7 +17,8 @@ rule survival:
 
 
 rule competing_risks:
-    """Fever resolution with death as a competing event: Aalen-Johansen CIF by route."""
+    """Fever resolution with death as a competing event: Aalen-Johansen CIF by route; IV vs SC by
+    Gray's test, Fine-Gray and cause-specific Cox."""
     input:
         dataset=out("cohort", "dataset"),
     output:
