@@ -1,0 +1,413 @@
+"""IV vs SC as an emulated target trial: the report's primary analysis (issue 12).
+
+Analysis dataset (and the long tables the secondary outcomes need) in, tidy tables out (no I/O):
+
+* **Primary**: death by day H (``cohort.follow_up_days``) under "start IV within G days of the
+  first dose" vs "stay on SC through day G" (G = ``grace_days``), by clone-censor-weight
+  (:func:`stormcohort.stats.target_trial.target_trial`: censoring weights on the baseline
+  adjustment set, weighted Kaplan-Meier, risks at ``risk_days`` and H, their difference and
+  ratio with percentile bootstrap intervals over patients, the weighted hazard ratio).
+* **Secondary outcomes** (``secondary_outcomes``, as :mod:`~stormcohort.analyses.binary` defines
+  them) among patients followed at day G (a landmark: exposure = IV by day G, so no group is
+  defined by what happens after its time zero), weighted by the propensity of IV by day G on the
+  adjustment set (stabilised ATE weights, or overlap weights: ``estimand``): weighted risks, risk
+  difference (linear model) and odds ratio (logistic model), each with HC0 robust variance.
+* **Diagnostics**: balance before and after weighting (cobalt's differences and variance
+  ratios), effective sample sizes and the largest weights, the propensity and preference score
+  distributions with the share in equipoise (preference score 0.3-0.7, Walker et al. 2013).
+* **Sensitivity** of the primary estimate: naive ever-IV Cox (the descriptive grouping, with its
+  immortal time), first route (G = 0), landmark at day G with propensity weights, a Cox model with
+  the route as a time-varying exposure, overlap weights, truncated weights, each centre left out.
+* **E-values** (VanderWeele and Ding 2017) of every ratio and its confidence limit.
+
+Covariates are complete cases (the number of patients without one is in the model JSON; issue
+13 adds multiple imputation). Anything that cannot be estimated is a row with the reason, never
+an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from stormcohort.analyses.binary import binary_outcomes
+from stormcohort.analyses.common import check_columns, check_routes, jsonable
+from stormcohort.analyses.protocol import protocol_table
+from stormcohort.analyses.result import AnalysisResult
+from stormcohort.labels import death_outcome
+
+EFFECT_COLUMNS = ["analysis", "outcome", "measure", "day", "estimate", "lcl", "ucl", "p", "n", "events", "note"]
+SENSITIVITY_COLUMNS = ["analysis", "label", "measure", "estimate", "lcl", "ucl", "n", "events", "note"]
+EVALUE_COLUMNS = ["outcome", "measure", "estimate", "lcl", "ucl", "evalue_estimate", "evalue_ci", "note"]
+BALANCE_COLUMNS = ["weighting", "covariate", "type", "diff_type", "mean_iv_unadj", "mean_sc_unadj", "diff_unadj",
+                   "mean_iv_adj", "mean_sc_adj", "diff_adj", "var_ratio_unadj", "var_ratio_adj", "note"]
+WEIGHTS_COLUMNS = ["weighting", "group", "n", "ess", "mean", "min", "max", "n_above_10"]
+OVERLAP_COLUMNS = ["group", "n", "ps_min", "ps_q1", "ps_median", "ps_q3", "ps_max", "n_equipoise",
+                   "share_equipoise"]
+SENSITIVITY_LABELS = {
+    "primary": "Primary: clone-censor-weight",
+    "naive_ever_iv": "Naive: ever IV from the first dose (immortal time)",
+    "first_route": "Route of the first dose (G = 0)",
+    "landmark": "Landmark at day G, propensity weights",
+    "time_varying_cox": "Route as a time-varying exposure (Cox)",
+    "overlap_weights": "Landmark at day G, overlap weights",
+    "truncated_weights": "Landmark at day G, truncated weights",
+}
+EQUIPOISE = (0.3, 0.7)
+METHODS = {
+    "primary": "clone-censor-weight: each patient cloned into both strategies at the first dose, a clone censored "
+               "when its record deviates from its strategy, inverse-probability-of-censoring weights from logistic "
+               "models on the adjustment set, weighted Kaplan-Meier per strategy; percentile bootstrap intervals "
+               "over patients; weighted Cox hazard ratio with robust variance clustered on patients",
+    "secondary": "patients followed at day G; propensity of IV by day G by logistic regression (Firth when it "
+                 "separates) on the adjustment set; weighted linear (risk difference) and logistic (odds ratio) "
+                 "models with HC0 robust variance (R lm/glm with weights + sandwich)",
+    "balance": "differences in means (binary: proportions; continuous: standardised by the pooled SD of the "
+               "unweighted groups) and variance ratios before and after weighting, as R cobalt bal.tab",
+    "evalue": "VanderWeele and Ding (2017): E = RR + sqrt(RR (RR - 1)); hazard and odds ratios of an outcome "
+              "more common than 15% converted to risk ratios first",
+}
+# An outcome more common than this is not rare for the E-value conversions of HR and OR.
+RARE_BELOW = 0.15
+TIME, IV, IV_BY_G = "time_to_death_days", "iv_start_day", "iv_by_grace"
+
+
+def _design(frame: pd.DataFrame, covariates, reference_levels: Mapping) -> tuple[pd.DataFrame, list[str]]:
+    """Numeric columns of the adjustment set: 0/1 indicators for text columns (reference level
+    left out: ``reference_levels``, else the first sorted), numbers as they are."""
+    out, names = pd.DataFrame(index=frame.index), []
+    for c in covariates:
+        x = frame[c]
+        if pd.api.types.is_numeric_dtype(x):
+            out[c] = pd.to_numeric(x, errors="coerce").astype(float)
+            names.append(c)
+            continue
+        levels = sorted(x.dropna().astype(str).unique())
+        ref = reference_levels.get(c, levels[0] if levels else None)
+        for level in levels:
+            if level != ref:
+                name = f"{c}[{level}]"
+                out[name] = np.where(x.isna(), np.nan, x.astype(str).eq(level).astype(float))
+                names.append(name)
+    return out, names
+
+
+def _row(analysis, outcome, measure, estimate=np.nan, lcl=np.nan, ucl=np.nan, p=np.nan, n=pd.NA, events=pd.NA,
+         day=pd.NA, note=None) -> dict:
+    return {"analysis": analysis, "outcome": outcome, "measure": measure, "day": day, "estimate": estimate,
+            "lcl": lcl, "ucl": ucl, "p": p, "n": n, "events": events, "note": note}
+
+
+def _ccw_rows(analysis: str, outcome: str, fit, days, n: int, events: int) -> list[dict]:
+    """effect.csv rows of a clone-censor-weight fit: risks, their contrasts, the hazard ratio."""
+    if not fit.estimable:
+        return [_row(analysis, outcome, m, n=n, events=events, note=f"not estimable: {fit.reason}")
+                for m in ("risk_difference", "hazard_ratio")]
+    rows = []
+    risks = fit.risks.set_index(["arm", "day"])
+    for day in days:
+        for arm, measure in (("IV", "risk_iv"), ("SC", "risk_sc")):
+            r = risks.loc[(arm, day)]
+            rows.append(_row(analysis, outcome, measure, r["risk"], r["risk_lcl"], r["risk_ucl"], n=n,
+                             events=events, day=day))
+        c = fit.contrasts.set_index("day").loc[day]
+        rows.append(_row(analysis, outcome, "risk_difference", c["rd"], c["rd_lcl"], c["rd_ucl"], n=n,
+                         events=events, day=day))
+        rows.append(_row(analysis, outcome, "risk_ratio", c["rr"], c["rr_lcl"], c["rr_ucl"], n=n, events=events,
+                         day=day))
+    hr = fit.cox.iloc[0][["hr", "hr_lcl", "hr_ucl", "p"]] if len(fit.cox) else [np.nan] * 4
+    note = (f"not estimable: {fit.cox_reason}" if fit.cox_reason
+            else "weighted Cox, robust variance clustered on patients")
+    rows.append(_row(analysis, outcome, "hazard_ratio", *hr, n=n, events=events, note=note))
+    return rows
+
+
+def _weighted_rows(analysis: str, outcome: str, fit, measure: str, n: int, events: int) -> dict:
+    if not fit.estimable:
+        return _row(analysis, outcome, measure, n=n, events=events, note=f"not estimable: {fit.reason}")
+    ratio = measure in ("hazard_ratio", "odds_ratio")
+    est = (fit.ratio, fit.ratio_lcl, fit.ratio_ucl) if ratio else (fit.estimate, fit.lcl, fit.ucl)
+    return _row(analysis, outcome, measure, *est, fit.p, n=n, events=events, note=fit.variance)
+
+
+def _safe(name: str) -> str:
+    """``centre[LDN]`` -> ``centre_LDN``: design column names the model code takes as plain names."""
+    return name.replace("[", "_").replace("]", "")
+
+
+def _preference(ps: np.ndarray, treat: np.ndarray) -> np.ndarray:
+    """Walker et al. (2013) preference score: the propensity with the treated share taken out."""
+    share = treat.mean()
+    logit = np.log(ps / (1 - ps)) - np.log(share / (1 - share))
+    return 1 / (1 + np.exp(-logit))
+
+
+def _overlap(scores: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for group in ("IV", "SC"):
+        s = scores.loc[scores["group"].eq(group)]
+        q = np.percentile(s["ps"], [0, 25, 50, 75, 100]) if len(s) else [np.nan] * 5
+        inside = int(s["preference"].between(*EQUIPOISE).sum())
+        rows.append([group, len(s), *q, inside, inside / len(s) if len(s) else np.nan])
+    return pd.DataFrame(rows, columns=OVERLAP_COLUMNS)
+
+
+def _weights_row(weighting: str, group: str, w: np.ndarray) -> list:
+    from stormcohort.stats import effective_sample_size
+
+    stats = (w.mean(), w.min(), w.max()) if len(w) else (np.nan,) * 3
+    return [weighting, group, len(w), effective_sample_size(w) if len(w) else 0.0, *stats, int((w > 10).sum())]
+
+
+def _evalue_row(outcome: str, measure: str, est: float, lcl: float, ucl: float, rare: bool) -> dict:
+    from stormcohort.stats import evalue_hr, evalue_or, evalue_rr
+
+    row = {"outcome": outcome, "measure": measure, "estimate": est, "lcl": lcl, "ucl": ucl,
+           "evalue_estimate": np.nan, "evalue_ci": np.nan, "note": None}
+    if not all(np.isfinite([est, lcl, ucl])) or min(est, lcl, ucl) <= 0:
+        return row | {"note": "not estimable: no finite ratio with confidence limits"}
+    if measure == "hazard_ratio":
+        e = evalue_hr(est, lcl, ucl, rare=rare)
+    elif measure == "odds_ratio":
+        e = evalue_or(est, lcl, ucl, rare=rare)
+    else:
+        e = evalue_rr(est, lcl, ucl)
+    how = "rare outcome: taken as a risk ratio" if rare and measure != "risk_ratio" else (
+        "common outcome: converted to a risk ratio" if measure != "risk_ratio" else None)
+    return row | {"evalue_estimate": e.evalue_point, "evalue_ci": e.evalue_ci, "note": how}
+
+
+def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_events: pd.DataFrame,
+                        hepatotoxicity: pd.DataFrame, cohort_cfg: Mapping, binary_cfg: Mapping, cfg: Mapping, *,
+                        synthetic: bool = False) -> AnalysisResult:
+    """The ``comparison`` rule: tables ``protocol, balance, weights, overlap, effect, sensitivity,
+    evalues``, four figures and the model summary (module doc)."""
+    from stormcohort.stats import (
+        balance_table,
+        balancing_weights,
+        cox_ph,
+        propensity,
+        truncate_weights,
+        weighted_cox,
+        weighted_glm,
+    )
+    from stormcohort.stats.target_trial import landmark, target_trial, time_varying_cox
+
+    h, g = int(cohort_cfg["follow_up_days"]), cfg["grace_days"]
+    death = death_outcome(h)
+    days = sorted({*cfg["risk_days"], h})
+    adjust = list(cfg["adjust_for"])
+    check_columns(dataset, ["patient_key", "centre", "route_group", TIME, death, IV, *adjust], "analysis dataset")
+    check_routes(dataset, "analysis dataset")
+    conf, replicates, seed = cfg["conf_level"], cfg["bootstrap_replicates"], cfg["bootstrap_seed"]
+
+    X, names = _design(dataset, adjust, cfg["reference_levels"])
+    X.columns = [_safe(c) for c in X.columns]
+    names = [_safe(c) for c in names]
+    complete = X.notna().all(axis=1) & dataset[TIME].notna()
+    frame = pd.concat([dataset[["patient_key", "centre", "route_group", *adjust]],
+                       dataset[[TIME, death, IV]].set_axis(["time", "event", "iv_start"], axis=1), X], axis=1)
+    frame = frame[complete].reset_index(drop=True)
+    n, events = len(frame), int(frame["event"].sum())
+    warnings = []
+    if (~complete).any():
+        warnings.append(f"{int((~complete).sum())} patient(s) without a value of the adjustment set left out "
+                        "(complete cases)")
+
+    primary = target_trial(frame, g, names, days=days, replicates=replicates, seed=seed, conf_level=conf)
+    effect = _ccw_rows("primary", death, primary, days, n, events)
+
+    # Landmark at day G: the population of the propensity-weighted analyses.
+    lm = landmark(frame, g)
+    ps = propensity(lm, "iv", names)
+    scores = pd.DataFrame(columns=["group", "ps", "preference"])
+    balance, weight_rows, weights = [], [], {}
+    if ps.estimable:
+        lm = lm.loc[ps.index].reset_index(drop=True)
+        treat = ps.treat.astype(int)
+        ate = balancing_weights(treat, ps.ps, "ATE", stabilize=True)
+        weights = {"iptw": ate, "overlap": balancing_weights(treat, ps.ps, "ATO")}
+        weights["truncated"] = truncate_weights(weights["iptw" if cfg["estimand"] == "ATE" else "overlap"],
+                                                *(q / 100 for q in cfg["truncate_percentiles"]))
+        scores = pd.DataFrame({"group": np.where(treat == 1, "IV", "SC"), "ps": ps.ps,
+                               "preference": _preference(ps.ps, treat)})
+        for weighting in ("iptw", "overlap"):
+            b = balance_table(lm, "iv", adjust, weights[weighting], estimand="ATE" if weighting == "iptw" else "ATO")
+            b = b.rename(columns=lambda c: c.replace("treated", "iv").replace("control", "sc"))
+            balance.append(b.assign(weighting=weighting))
+            weight_rows += [_weights_row(weighting, grp, weights[weighting][treat == code])
+                            for grp, code in (("IV", 1), ("SC", 0))]
+    else:
+        warnings.append(f"propensity of IV by day {g} not estimable: {ps.reason}")
+    main_weights = weights.get("iptw" if cfg["estimand"] == "ATE" else "overlap")
+    if primary.estimable:  # censoring weights of the clones that followed their strategy
+        followed = primary.clones[~primary.clones["deviated"].astype(bool)]
+        weight_rows += [_weights_row("censoring", arm, followed.loc[followed["arm"].eq(arm), "weight"].to_numpy(float))
+                        for arm in ("IV", "SC")]
+
+    # Secondary outcomes among the landmark population, propensity weighted.
+    outcomes = binary_outcomes(dataset, labs, adverse_events, hepatotoxicity, binary_cfg)[0]
+    outcomes = outcomes.set_index("patient_key")
+    secondary_rows = []
+    for outcome in cfg["secondary_outcomes"]:
+        if main_weights is None:
+            secondary_rows.append(_row("primary", outcome, "odds_ratio", note="not estimable: no propensity weights"))
+            continue
+        y = lm.assign(y=lm["patient_key"].map(outcomes[outcome]).astype("Float64"), w=main_weights)
+        y = y[y["y"].notna()].reset_index(drop=True)
+        y["y"] = y["y"].astype(float)
+        k = int(y["y"].sum())
+        for arm, measure in (("IV", "risk_iv"), ("SC", "risk_sc")):
+            s = y[y["iv"].eq(1 if arm == "IV" else 0)]
+            risk = float(np.average(s["y"], weights=s["w"])) if len(s) else np.nan
+            secondary_rows.append(_row("primary", outcome, measure, risk, n=len(s), events=int(s["y"].sum())))
+        secondary_rows.append(_weighted_rows("primary", outcome, weighted_glm(y, "y", "iv", "w"), "risk_difference",
+                                             len(y), k))
+        secondary_rows.append(_weighted_rows("primary", outcome, weighted_glm(y, "y", "iv", "w", family="binomial"),
+                                             "odds_ratio", len(y), k))
+    effect += secondary_rows
+
+    # Sensitivity analyses of the primary outcome.
+    naive = cox_ph(frame.assign(ever_iv=frame["route_group"].eq("IV").astype(int)), "time", "event", ["ever_iv"],
+                   conf_level=conf)
+    cox = naive.table.iloc[0]
+    effect.append(_row("naive_ever_iv", death, "hazard_ratio", *(cox[["hr", "hr_lcl", "hr_ucl", "p"]]), n=n,
+                       events=events, note=None if naive.estimable else f"not estimable: {naive.reason}"))
+    first = target_trial(frame, 0, names, days=days, conf_level=conf)
+    effect += [r for r in _ccw_rows("first_route", death, first, days, n, events)
+               if r["measure"] in ("hazard_ratio", "risk_difference")]
+    lm_n, lm_events = len(lm), int(lm["event"].sum())
+    for analysis, key in (("landmark", "iptw" if cfg["estimand"] == "ATE" else "overlap"),
+                          ("overlap_weights", "overlap"), ("truncated_weights", "truncated")):
+        if key in weights:
+            fit = weighted_cox(lm, "time", "event", "iv", weights[key], conf_level=conf)
+            effect.append(_weighted_rows(analysis, death, fit, "hazard_ratio", lm_n, lm_events))
+        else:
+            effect.append(_row(analysis, death, "hazard_ratio", n=lm_n, events=lm_events,
+                               note="not estimable: no propensity weights"))
+    tv = time_varying_cox(frame, names, conf_level=conf)
+    effect.append(_row("time_varying_cox", death, "hazard_ratio", *_tv_estimate(tv), n=n, events=events,
+                       note=None if tv.estimable else f"not estimable: {tv.reason}"))
+    for centre in sorted(frame["centre"].unique()):
+        kept = frame[frame["centre"].ne(centre)].reset_index(drop=True)
+        fit = target_trial(kept, g, names, days=days, conf_level=conf)
+        effect += [r for r in _ccw_rows(f"leave_out_{centre}", death, fit, days, len(kept), int(kept["event"].sum()))
+                   if r["measure"] in ("hazard_ratio", "risk_difference")]
+
+    effect = pd.DataFrame(effect, columns=EFFECT_COLUMNS)
+    effect["day"] = effect["day"].astype("Int64")
+    for c in ("n", "events"):
+        effect[c] = effect[c].astype("Int64")
+    sensitivity = _sensitivity(effect, death, h)
+    evalues = _evalues(effect, death, h, outcomes, cfg["secondary_outcomes"], primary)
+    balance = (pd.concat(balance, ignore_index=True) if balance else pd.DataFrame())
+    balance = balance.reindex(columns=BALANCE_COLUMNS)
+    weights_table = pd.DataFrame(weight_rows, columns=WEIGHTS_COLUMNS)
+    overlap = _overlap(scores)
+    model = _model(cfg, primary, effect, evalues, overlap, weights_table, death, h, n, events, dataset, complete,
+                   frame, g, warnings + list(primary.notes))
+
+    def survival():
+        from stormcohort.plots.comparison import survival_figure
+
+        return survival_figure(primary.curve.rename(columns={"arm": "strategy"}), synthetic=synthetic)
+
+    def love():
+        from stormcohort.plots.comparison import love_figure
+
+        return love_figure(balance, synthetic=synthetic)
+
+    def overlap_plot():
+        from stormcohort.plots.comparison import overlap_figure
+
+        return overlap_figure(scores, synthetic=synthetic)
+
+    def forest():
+        from stormcohort.plots.comparison import sensitivity_forest_figure
+
+        return sensitivity_forest_figure(sensitivity, synthetic=synthetic)
+
+    return AnalysisResult(
+        tables={"protocol": protocol_table(cohort_cfg, cfg), "balance": balance, "weights": weights_table,
+                "overlap": overlap, "effect": effect, "sensitivity": sensitivity, "evalues": evalues},
+        model=jsonable(model),
+        figures={"survival": survival, "love": love, "overlap": overlap_plot, "forest": forest},
+        notes=tuple(model["warnings"]))
+
+
+def _tv_estimate(tv) -> list[float]:
+    if not tv.estimable:
+        return [np.nan] * 4
+    row = tv.table.set_index("term").loc["iv"]
+    return [row["hr"], row["hr_lcl"], row["hr_ucl"], row["p"]]
+
+
+def _sensitivity(effect: pd.DataFrame, death: str, h: int) -> pd.DataFrame:
+    """The primary outcome under each analysis: the hazard ratio, and the risk difference at day H
+    where the analysis gives one (a view of effect.csv)."""
+    e = effect[effect["outcome"].eq(death) & (effect["measure"].eq("hazard_ratio")
+                                              | (effect["measure"].eq("risk_difference") & effect["day"].eq(h)))]
+    label = e["analysis"].map(lambda a: SENSITIVITY_LABELS.get(a) or f"Without centre {a.removeprefix('leave_out_')}")
+    return e.assign(label=label)[SENSITIVITY_COLUMNS].reset_index(drop=True)
+
+
+def _evalues(effect, death, h, outcomes, secondary, primary) -> pd.DataFrame:
+    main = effect[effect["analysis"].eq("primary")]
+    rows = []
+    risk_sc = main.loc[main["outcome"].eq(death) & main["measure"].eq("risk_sc") & main["day"].eq(h), "estimate"]
+    for r in main.itertuples():
+        if r.measure == "risk_ratio" and r.day == h or r.measure in ("hazard_ratio", "odds_ratio"):
+            if r.outcome == death:
+                rare = bool(len(risk_sc) and risk_sc.iloc[0] < RARE_BELOW)
+            else:
+                rare = bool(outcomes[r.outcome].astype("Float64").mean() < RARE_BELOW)
+            rows.append(_evalue_row(r.outcome, r.measure, r.estimate, r.lcl, r.ucl, rare))
+    return pd.DataFrame(rows, columns=EVALUE_COLUMNS)
+
+
+def _model(cfg, primary, effect, evalues, overlap, weights_table, death, h, n, events, dataset, complete, frame, g,
+           warnings) -> dict:
+    main = effect[effect["analysis"].eq("primary") & effect["outcome"].eq(death)].set_index(["measure", "day"])
+
+    def get(measure, day=pd.NA, what="estimate"):
+        key = (measure, day)
+        return float(main.loc[key, what]) if key in main.index else np.nan
+
+    ev = evalues[evalues["outcome"].eq(death) & evalues["measure"].eq("risk_ratio")]
+    iv_by = frame["iv_start"].le(g)
+    propensity = weights_table[weights_table["weighting"].eq("iptw" if cfg["estimand"] == "ATE" else "overlap")]
+    return {
+        "analysis": "comparison",
+        "settings": dict(cfg),
+        "primary": {
+            "outcome": death, "day": h, "estimable": bool(primary.estimable), "reason": primary.reason, "n": n,
+            "events": events,
+            # risk_iv, risk_iv_lcl, risk_iv_ucl, ..., risk_difference, rd_lcl, rd_ucl, ..., hazard_ratio, hr_lcl
+            **{key: get(measure, h if measure != "hazard_ratio" else pd.NA, what)
+               for measure, short in (("risk_iv", "risk_iv"), ("risk_sc", "risk_sc"), ("risk_difference", "rd"),
+                                      ("risk_ratio", "rr"), ("hazard_ratio", "hr"))
+               for key, what in ((measure, "estimate"), (f"{short}_lcl", "lcl"), (f"{short}_ucl", "ucl"))},
+            "evalue_estimate": float(ev["evalue_estimate"].iloc[0]) if len(ev) else np.nan,
+            "evalue_ci": float(ev["evalue_ci"].iloc[0]) if len(ev) else np.nan,
+        },
+        "bootstrap": {"replicates": cfg["bootstrap_replicates"], "seed": cfg["bootstrap_seed"],
+                      "used": primary.bootstrap.to_dict(orient="records")},
+        "counts": {
+            "patients": len(dataset), "complete_cases": int(complete.sum()),
+            "missing_by_variable": {c: int(dataset[c].isna().sum()) for c in cfg["adjust_for"]},
+            "iv_by_grace": int(iv_by.sum()),
+            "sc_through_grace": int((~iv_by & frame["time"].ge(g)).sum()),
+            "died_before_grace": int((~iv_by & frame["time"].lt(g) & frame["event"].eq(1)).sum()),
+        },
+        "positivity": {
+            "share_equipoise": float((overlap["n_equipoise"].sum() / overlap["n"].sum()) if overlap["n"].sum()
+                                     else np.nan),
+            **{f"ess_{grp.lower()}": float(propensity.loc[propensity["group"].eq(grp), "ess"].sum())
+               for grp in ("IV", "SC")},
+            "max_weight": float(propensity["max"].max()) if len(propensity) else np.nan,
+        },
+        "methods": METHODS,
+        "warnings": warnings,
+    }
