@@ -114,10 +114,19 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "note": _NOTE,
     },
     "hepatotoxicity": {
-        "outcome": ("hepatotox_<k>xuln: ALT or AST above k x the centre's ULN", ""), "group": _GROUP,
+        "outcome": ("ctcae_grade_<g>: worst post-baseline CTCAE v5.0 grade g (0-4) of ALT/AST increased, against "
+                    "the patient's baseline; ctcae_grade_3plus: grade >= 3; ctcae_baseline_<normal|abnormal|missing>: "
+                    "baseline ALT/AST status of the graded patients (abnormal: either above its centre's ULN); "
+                    "hepatotox_<k>xuln: ALT or AST above k x the centre's ULN whatever the baseline", ""),
+        "group": _GROUP,
         "n": ("evaluable patients (an ALT/AST in the window)", "patients"),
-        "events": ("patients above the threshold", "patients"), "not_evaluable": ("patients not evaluable", "patients"),
+        "events": ("patients with the outcome (grade, status or above the threshold)", "patients"),
+        "not_evaluable": ("patients not evaluable (no ALT/AST in the window)", "patients"),
         "percent": ("100 * events / n", "%"),
+        "samples_median": ("median of the post-baseline ALT/AST samples (distinct sample times) per evaluable "
+                           "patient of the group (the same on every row of a group)", "samples"),
+        "samples_q1": ("first quartile of the post-baseline samples per evaluable patient", "samples"),
+        "samples_q3": ("third quartile of the post-baseline samples per evaluable patient", "samples"),
     },
     "trajectories": {
         "test": ("laboratory test", ""), "term": ("Intercept, day, route_group[IV] or route_group[IV]:day", ""),
