@@ -398,11 +398,44 @@ def rates_table(rates: pd.DataFrame, ratios: pd.DataFrame, per: float, f: Format
 
 
 def hepatotoxicity_table(hep: pd.DataFrame, f: Formatter) -> Table:
-    rows = []
-    for outcome, d in hep.groupby("outcome", sort=False):
-        d = d.set_index("group")
-        rows.append([outcome_label(outcome, f.labels), *[f.n_pct(d.loc[g, "events"], d.loc[g, "n"]) for g in GROUPS],
-                     f.count(d.loc["overall", "not_evaluable"])])
-    return Table("hepatotoxicity",
-                 "Laboratory-defined hepatotoxicity (ALT or AST above a multiple of the centre's ULN)",
-                 ["Outcome", "Overall", "IV", "SC", "Not evaluable"], rows, sources=["tables/hepatotoxicity.csv"])
+    """The worst post-baseline CTCAE grade of ALT/AST increased by route, with the post-baseline
+    samples per patient beside it; then the baseline status of the graded patients, and the
+    multiples of the ULN (the binary outcomes), which ignore the baseline."""
+    d = hep.set_index(["outcome", "group"])
+    outcomes = list(dict.fromkeys(hep["outcome"]))
+    ctcae = [o for o in outcomes if o.startswith("ctcae_grade_")]
+    status = [o for o in outcomes if o.startswith("ctcae_baseline_")]
+    multiples = [o for o in outcomes if not o.startswith("ctcae_")]
+    label = {**{f"ctcae_grade_{g}": f"Grade {g}" for g in range(5)}, "ctcae_grade_3plus": "Grade \u22653",
+             "ctcae_baseline_normal": "Normal (graded against the ULN)",
+             "ctcae_baseline_abnormal": "Above the ULN (graded against the baseline)",
+             "ctcae_baseline_missing": "Missing (graded against the ULN)"}
+    rows, header_rows = [], set()
+
+    def section(title, names, labels):
+        if not names:
+            return
+        header_rows.add(len(rows))
+        rows.append([title, "", "", "", ""])
+        for o in names:
+            rows.append([labels(o), *[f.n_pct(d.loc[(o, g), "events"], d.loc[(o, g), "n"]) for g in GROUPS],
+                         f.count(d.loc[(o, "overall"), "not_evaluable"])])
+
+    section("Worst post-baseline CTCAE v5.0 grade of ALT/AST increased", ctcae, label.get)
+    if ctcae and "samples_median" in hep.columns:
+        first = ctcae[0]
+        rows.append(["Post-baseline ALT/AST samples per patient, median [IQR]",
+                     *[f.median_iqr(*d.loc[(first, g), ["samples_median", "samples_q1", "samples_q3"]])
+                       for g in GROUPS], ""])
+    section("Baseline ALT/AST of the graded patients", status, label.get)
+    section("ALT or AST above a multiple of the ULN, whatever the baseline", multiples,
+            lambda o: outcome_label(o, f.labels))
+    return Table("hepatotoxicity", "Hepatotoxicity: worst CTCAE v5.0 grade of ALT/AST increased, by route",
+                 ["Outcome", "Overall", "IV", "SC", "Not evaluable"], rows, sources=["tables/hepatotoxicity.csv"],
+                 header_rows=header_rows,
+                 notes=["n (%) of patients with an ALT or AST in the window (not evaluable: none). Each test is "
+                        "graded against its upper limit of normal (ULN) when the patient's baseline is normal or "
+                        "missing, against the baseline when it is above the ULN; the worst grade of any sample. "
+                        "A patient sampled more often has more chances of a higher grade: the samples per patient "
+                        "are shown beside the grades. The multiples of the ULN ignore the baseline, often above "
+                        "3\u00d7ULN already in sHLH/MAS."])
