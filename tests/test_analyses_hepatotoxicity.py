@@ -30,6 +30,7 @@ from tests.test_analyses_binary import (
     ANAKINRA_COLUMNS,
     BASELINE_RULE,
     LABS_COLUMNS,
+    ULN,
     hepatotoxicity_settings,
     patient_row,
 )
@@ -219,8 +220,9 @@ def test_baseline_matches_the_analysis_datasets(tmp_path):
             rule = {"window_days": 7, "pick": pick, "same_day": same_day}
             c = derive_cohort(w.tables(), {**cohort_cfg, "baseline": rule}, date(2020, 6, 30))
             assert len(c.dataset) == 4
-            base = baselines(_results(c.labs, ["alt"]), c.anakinra, pd.Index(c.dataset["patient_key"]), rule)
-            got = base.set_index("patient_key")["value"].reindex(c.dataset["patient_key"]).to_numpy()
+            patients = pd.Index(c.dataset["patient_key"])
+            base = baselines(_results(c.labs, ["alt"], patients, ULN), c.anakinra, patients, ["alt"], rule)
+            got = base.set_index("p")["value"].reindex(range(len(patients))).to_numpy()
             np.testing.assert_array_equal(got, c.dataset["alt_baseline"].to_numpy(), err_msg=f"{pick}, {same_day}")
 
 
@@ -238,8 +240,8 @@ def test_report_table_presents_the_grade_with_the_samples_beside_it():
     t = hepatotoxicity_table(summary, Formatter())
     rows = {r[0]: r[1:] for r in t.rows}
     assert t.rows[0][0].startswith("Worst post-baseline CTCAE v5.0 grade") and 0 in t.header_rows
-    assert rows["Grade 4"] == ["1 (50%)", "1 (100%)", "0 (0%)", "1"]
-    assert rows["Grade 1"] == ["1 (50%)", "0 (0%)", "1 (100%)", "1"]
+    assert rows["CTCAE grade 4"] == ["1 (50%)", "1 (100%)", "0 (0%)", "1"]
+    assert rows["CTCAE grade 1"] == ["1 (50%)", "0 (0%)", "1 (100%)", "1"]
     assert rows["Post-baseline ALT/AST samples per patient, median [IQR]"] == [
         "1.5 [1.2, 1.8]", "2.0 [2.0, 2.0]", "1.0 [1.0, 1.0]", ""]
     assert rows["Above the ULN (graded against the baseline)"][2] == "1 (100%)"

@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.common import calendar_day, check_columns, check_routes, outcome_counts
+from stormcohort.analyses.common import check_columns, check_routes, outcome_counts
 from stormcohort.analyses.result import AnalysisResult
 from stormcohort.cohort import baseline_samples
 from stormcohort.labels import GROUP, ROUTES, hepatotox_outcome
@@ -110,53 +110,58 @@ def ctcae_grade(value, uln, baseline, baseline_uln, value_qualifier=None, baseli
 # --------------------------------------------------------------------------- inputs
 
 
-def _uln_table(cfg: Mapping) -> pd.DataFrame:
-    return pd.DataFrame(
-        [(str(c), str(t), float(v)) for c, per_test in cfg["uln"].items() for t, v in per_test.items()],
-        columns=["centre", "test", "uln"],
-    )
-
-
-def _with_uln(d: pd.DataFrame, uln: pd.DataFrame, centre: str = "centre", test: str = "test",
-              name: str = "uln") -> pd.DataFrame:
-    """``d`` with the ULN of the (``centre``, ``test``) of each row as ``name``; an unknown pair is an error."""
-    keys = uln.rename(columns={"centre": centre, "test": test, "uln": name})
-    out = d.astype({centre: str, test: str}).merge(keys, on=[centre, test], how="left", validate="m:1")
-    gap = out[name].isna()
+def _results(labs: pd.DataFrame, tests: Sequence[str], patients: pd.Index, uln: Mapping) -> pd.DataFrame:
+    """The ``tests`` rows of ``patients`` with a numeric value and day, as numbers: ``p`` (position in
+    ``patients``), ``t`` (position in ``tests``), ``day``, ``value``, ``qualifier`` ('', '<' or '>')
+    and ``uln`` (of the (centre, test) of the row, from ``uln`` {centre: {test: ULN}}; an unknown pair
+    is an error)."""
+    sel = labs["test"].isin(tests).to_numpy()
+    p = patients.get_indexer(labs["patient_key"].to_numpy()[sel])
+    t = pd.Index(tests).get_indexer(labs["test"].to_numpy()[sel])
+    value = pd.to_numeric(labs["value"].to_numpy()[sel], errors="coerce").astype(float)
+    day = pd.to_numeric(labs["day"].to_numpy()[sel], errors="coerce").astype(float)
+    qualifier = (pd.Series(labs["qualifier"].to_numpy()[sel], dtype=object).fillna("").astype(str).to_numpy()
+                 if "qualifier" in labs else np.full(len(p), "", dtype=object))
+    keep = (p >= 0) & ~np.isnan(value) & ~np.isnan(day)
+    t = t[keep]
+    centre, centres = pd.factorize(labs["centre"].to_numpy()[sel][keep])  # -1: no centre
+    names = [*map(str, centres), "nan"]
+    table = np.full((len(names), len(tests)), np.nan)  # ULN by centre and test; the last row (-1): none
+    for i, c in enumerate(names[:-1]):
+        for k, test in enumerate(tests):
+            if uln.get(c, {}).get(test) is not None:
+                table[i, k] = float(uln[c][test])
+    row_uln = table[centre, t]
+    gap = np.isnan(row_uln)
     if gap.any():
-        missing = sorted(set(map(tuple, out.loc[gap, [centre, test]].to_numpy().tolist())))
+        pairs = pd.DataFrame({"c": centre[gap], "t": t[gap]}).drop_duplicates()
+        missing = sorted((names[c], tests[k]) for c, k in zip(pairs["c"], pairs["t"]))
         raise KeyError(f"analyses.hepatotoxicity.uln: no upper limit of normal for (centre, test) {missing}")
-    return out
+    return pd.DataFrame({"p": p[keep], "t": t, "day": day[keep], "value": value[keep], "qualifier": qualifier[keep],
+                         "uln": row_uln})
 
 
-def _results(labs: pd.DataFrame, tests: Sequence[str]) -> pd.DataFrame:
-    """The ALT/AST rows with a numeric value: ``patient_key, centre, test, day, value, qualifier``."""
-    cols = ["patient_key", "centre", "test", "day", "value"]
-    d = labs.loc[labs["test"].isin(tests), cols].copy()
-    d["qualifier"] = labs.loc[d.index, "qualifier"].fillna("").astype(str) if "qualifier" in labs else ""
-    d["value"] = pd.to_numeric(d["value"], errors="coerce")
-    d["day"] = pd.to_numeric(d["day"], errors="coerce")
-    return d[d["value"].notna() & d["day"].notna()]
-
-
-def baselines(results: pd.DataFrame, anakinra: pd.DataFrame, patients: pd.Index, rule: Mapping) -> pd.DataFrame:
-    """Per patient and test, the baseline sample the cohort's rule (``cohort.baseline``) picks:
-    ``patient_key, test, value, qualifier, centre``. The long tables' days from the index date are
-    turned back into times from a fixed day 0, so :func:`stormcohort.cohort.baseline_samples` (the
-    rule the analysis dataset's ``<test>_baseline`` come from) decides, including a same-day sample
-    before the first dose's time."""
-    d = results[results["day"].lt(1) & results["day"].ge(-float(rule["window_days"]) - 1)]
-    frame = pd.DataFrame({"episode_key": d["patient_key"].to_numpy(), "test": d["test"].to_numpy(),
+def baselines(results: pd.DataFrame, anakinra: pd.DataFrame, patients: pd.Index, tests: Sequence[str],
+              rule: Mapping) -> pd.DataFrame:
+    """Per patient and test (``p``, ``t`` of :func:`_results`), the baseline sample the cohort's rule
+    (``cohort.baseline``) picks: ``p, t, value, qualifier, uln``. The long tables' days from the
+    index date are turned back into times from a fixed day 0, so
+    :func:`stormcohort.cohort.baseline_samples` (the rule the analysis dataset's ``<test>_baseline``
+    come from) decides, including a same-day sample before the first dose's time."""
+    d = results[results["day"].lt(1).to_numpy() & results["day"].ge(-float(rule["window_days"]) - 1).to_numpy()]
+    frame = pd.DataFrame({"episode_key": d["p"].to_numpy(), "test": np.asarray(tests, dtype=object)[d["t"]],
                           "sample_time": _EPOCH + pd.to_timedelta(d["day"].to_numpy(), unit="D"),
                           "value": d["value"].to_numpy(), "qualifier": d["qualifier"].to_numpy(),
-                          "centre": d["centre"].to_numpy()})
+                          "uln": d["uln"].to_numpy()})
     first_dose = pd.to_numeric(anakinra["day_start"], errors="coerce").groupby(anakinra["patient_key"]).min()
-    dose_day = first_dose.reindex(patients).fillna(0.0)  # no dose time: a date-only dose on day 0
-    index_time = pd.Series(_EPOCH + pd.to_timedelta(dose_day.to_numpy(), unit="D"), index=patients)
-    reference = pd.Series(_EPOCH, index=patients)
-    picked = baseline_samples(frame, index_time, reference, dict(rule), columns=("centre",))
-    return picked.reset_index().rename(columns={"episode_key": "patient_key"})[
-        ["patient_key", "test", "value", "qualifier", "centre"]]
+    dose_day = first_dose.reindex(patients).fillna(0.0).to_numpy()  # no dose time: a date-only dose on day 0
+    positions = pd.RangeIndex(len(patients))
+    index_time = pd.Series(_EPOCH + pd.to_timedelta(dose_day, unit="D"), index=positions)
+    reference = pd.Series(_EPOCH, index=positions)
+    picked = baseline_samples(frame, index_time, reference, dict(rule), columns=("uln",)).reset_index()
+    return pd.DataFrame({"p": picked["episode_key"].to_numpy(dtype=int),
+                         "t": pd.Index(tests).get_indexer(picked["test"]), "value": picked["value"].to_numpy(),
+                         "qualifier": picked["qualifier"].to_numpy(), "uln": picked["uln"].to_numpy()})
 
 
 # --------------------------------------------------------------------------- per patient
@@ -172,41 +177,43 @@ def hepatotoxicity(dataset: pd.DataFrame, labs: pd.DataFrame, cfg: Mapping, *, a
     ``cohort.baseline``) are needed for the CTCAE columns; without ``baseline`` they are left out."""
     tests = list(cfg["tests"])
     lo, hi = cfg["window_days"]
-    uln = _uln_table(cfg)
-    results = _results(labs, tests)
-    d = _with_uln(results[calendar_day(results["day"]).between(lo, hi)], uln)
-    d["ratio"] = d["value"] / d["uln"]
-    keys = dataset["patient_key"]
-    out = pd.DataFrame({"patient_key": keys.to_numpy()}, index=dataset.index)
-    out["max_uln_ratio"] = keys.map(d.groupby("patient_key")["ratio"].max()).astype(float)
+    patients = pd.Index(dataset["patient_key"].unique())
+    row = patients.get_indexer(dataset["patient_key"])  # each dataset row's patient
+    n, nt = len(patients), len(tests)
+    results = _results(labs, tests, patients, cfg["uln"])
+    d = results[np.floor(results["day"]).between(lo, hi).to_numpy()]
+    p, t = d["p"].to_numpy(), d["t"].to_numpy()
+    ratio = pd.Series(d["value"].to_numpy() / d["uln"].to_numpy()).groupby(p).max()
+    out = pd.DataFrame({"patient_key": dataset["patient_key"].to_numpy()}, index=dataset.index)
+    out["max_uln_ratio"] = ratio.reindex(row).to_numpy(dtype=float)
     for k in cfg["multiples"]:
         out[hepatotox_outcome(k)] = out["max_uln_ratio"].gt(float(k)).astype("Int64").mask(
             out["max_uln_ratio"].isna())
     if baseline is None:
         return out
 
-    patients = pd.Index(keys.unique())
     ana = anakinra if anakinra is not None else pd.DataFrame({"patient_key": [], "day_start": []})
-    base = _with_uln(baselines(results, ana, patients, baseline), uln, name="base_uln")
-    base = base.set_index(["patient_key", "test"])
-    for t in tests:
-        b = base.xs(t, level="test").reindex(keys) if t in base.index.get_level_values("test") else \
-            pd.DataFrame(index=keys, columns=["value", "qualifier", "base_uln"], dtype=float)
-        out[f"{t}_baseline_status"] = baseline_status(b["value"], b["base_uln"], b["qualifier"])
-    status = out[[f"{t}_baseline_status" for t in tests]]
+    b = baselines(results, ana, patients, tests, baseline)
+    base = {c: np.full((n, nt), np.nan if c != "qualifier" else "", dtype=float if c != "qualifier" else object)
+            for c in ("value", "qualifier", "uln")}
+    for c in base:
+        base[c][b["p"].to_numpy(), b["t"].to_numpy()] = b[c].to_numpy()
+    for k, test in enumerate(tests):
+        out[f"{test}_baseline_status"] = baseline_status(base["value"][row, k], base["uln"][row, k],
+                                                         base["qualifier"][row, k])
+    status = out[[f"{test}_baseline_status" for test in tests]]
     out["baseline_status"] = np.where(status.eq("abnormal").any(axis=1), "abnormal",
                                       np.where(status.eq("normal").all(axis=1), "normal", "missing"))
 
-    g = d.merge(base.rename(columns={"value": "base", "qualifier": "base_qualifier"})[
-        ["base", "base_qualifier", "base_uln"]], left_on=["patient_key", "test"], right_index=True, how="left")
-    g["grade"] = ctcae_grade(g["value"], g["uln"], g["base"], g["base_uln"], g["qualifier"], g["base_qualifier"])
-    worst = g.groupby(["patient_key", "test"])["grade"].max().unstack()
-    for t in tests:
-        col = worst[t] if t in worst.columns else pd.Series(dtype=float)
-        out[f"ctcae_grade_{t}"] = keys.map(col).astype("Int64")
-    out["ctcae_grade"] = out[[f"ctcae_grade_{t}" for t in tests]].max(axis=1, skipna=True).astype("Int64")
-    samples = d.drop_duplicates(["patient_key", "day"]).groupby("patient_key").size()
-    out["post_baseline_samples"] = keys.map(samples).fillna(0).astype(int)
+    grade = ctcae_grade(d["value"], d["uln"], base["value"][p, t], base["uln"][p, t], d["qualifier"],
+                        base["qualifier"][p, t])
+    worst = pd.Series(grade).groupby(p * nt + t).max()
+    worst = worst.reindex(np.arange(n * nt)).to_numpy().reshape(n, nt)
+    for k, test in enumerate(tests):
+        out[f"ctcae_grade_{test}"] = pd.array(worst[row, k], dtype="Float64").astype("Int64")
+    out["ctcae_grade"] = pd.array(np.fmax.reduce(worst, axis=1)[row], dtype="Float64").astype("Int64")
+    first_of_time = ~pd.DataFrame({"p": p, "day": d["day"].to_numpy()}).duplicated().to_numpy()
+    out["post_baseline_samples"] = np.bincount(p[first_of_time], minlength=n)[row]
     return out[patient_columns(cfg)]
 
 
