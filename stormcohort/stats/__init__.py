@@ -7,7 +7,8 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.cox`       Cox PH (Efron), LR/Wald/score tests, R >= 3.0 cox.zph
 * :mod:`~stormcohort.stats.firth`     Firth logistic (R logistf), ML logistic with separation checks
 * :mod:`~stormcohort.stats.competing` Aalen-Johansen CIF with infinitesimal-jackknife CI (R survfit)
-* :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test)
+* :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test),
+  patient-clustered Poisson rate ratios (R sandwich::vcovCL)
 * :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML, as statsmodels MixedLM, vectorised) with fallback
 """
 
@@ -20,7 +21,8 @@ _HOME = {
     "cox": ["CoxResult", "cox_ph", "cox_zph"],
     "firth": ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"],
     "mixed": ["MixedResult", "lab_trajectory_lmm"],
-    "rates": ["RateRatio", "incidence_rates", "poisson_rate_ci", "rate_ratio"],
+    "rates": ["ClusteredRateRatio", "RateRatio", "clustered_rate_ratio", "incidence_rates", "poisson_rate_ci",
+              "rate_ratio"],
     "survival": ["LogRankResult", "kaplan_meier", "km_median", "km_summary", "logrank_test", "numbers_at_risk",
                  "survival_at"],
 }
