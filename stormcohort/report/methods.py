@@ -195,8 +195,14 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
             f"Exposure is patient-days on anakinra (each regimen's calendar days, extended by "
             f"{sa['event_lag_days']} day(s), overlaps counted once). Rates per {sa['per']:g} patient-days: "
             f"{m_sa.get('rate', 'exact Poisson CIs')} ({conf(sa['conf_level'])}); IV vs SC rate ratios: "
-            f"{m_sa.get('rate_ratio', 'exact conditional method')}. Route-specific terms are counted on that "
-            f"route's days only ({route_terms}); severe means grade \u2265{sa['severe_grade']}. Seed of any "
+            f"{m_sa.get('rate_ratio', 'exact conditional method')}; and, since one patient may have several "
+            f"events, with an interval that accounts for it: "
+            f"{m_sa.get('rate_ratio_clustered', 'Poisson regression with a patient-clustered variance')}. "
+            f"Route-specific terms are counted on that "
+            f"route's days only ({route_terms}); severe means grade \u2265{sa['severe_grade']}. Severe adverse "
+            f"events by patient: {m_sa.get('first_severe_event', 'time to the first severe event, death competing')}"
+            f", rather than patients with an event over all patients, which counts a patient followed briefly as "
+            f"event-free for the whole window. Seed of any "
             f"randomness: {config['seed']} (these estimators use none).")},
     ]
     forest = a["forest"]
