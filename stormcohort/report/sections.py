@@ -467,9 +467,9 @@ def hepatotoxicity_table(hep: pd.DataFrame, f: Formatter) -> Table:
     return Table("hepatotoxicity", "Hepatotoxicity: worst CTCAE v5.0 grade of ALT/AST increased, by route",
                  ["Outcome", "Overall", "IV", "SC", "Not evaluable"], rows, sources=["tables/hepatotoxicity.csv"],
                  header_rows=header_rows,
-                 notes=["n (%) of patients with an ALT or AST in the window (not evaluable: none). Each test is "
-                        "graded against its upper limit of normal (ULN) when the patient's baseline is normal or "
-                        "missing, against the baseline when it is above the ULN; the worst grade of any sample. "
-                        "A patient sampled more often has more chances of a higher grade: the samples per patient "
-                        "are shown beside the grades. The multiples of the ULN ignore the baseline, often above "
-                        "3\u00d7ULN already in sHLH/MAS."])
+                 notes=["n (%) of the patients with an ALT or AST in the window (not evaluable: those "
+                        "without). Each test is graded against its upper limit of normal (ULN) when the patient's "
+                        "baseline is normal or missing, against the baseline when it is above the ULN; the worst "
+                        "grade of any sample. A patient sampled more often has more chances of a higher grade: the "
+                        "samples per patient are shown beside the grades. The multiples of the ULN ignore the "
+                        "baseline, often above 3\u00d7ULN already in sHLH/MAS."])
