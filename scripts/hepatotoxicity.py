@@ -1,4 +1,4 @@
-"""Rule hepatotoxicity: analysis dataset + labs -> cohort/hepatotoxicity.csv (per patient),
+"""Rule hepatotoxicity: analysis dataset + labs + anakinra -> cohort/hepatotoxicity.csv (per patient),
 tables/hepatotoxicity.csv."""
 import pandas as pd
 
@@ -8,6 +8,7 @@ from stormcohort.io import rule_logger
 
 sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
-dataset, labs = pd.read_csv(sm.input.dataset), pd.read_parquet(sm.input.labs)
+dataset, labs, anakinra = pd.read_csv(sm.input.dataset), pd.read_parquet(sm.input.labs), pd.read_csv(sm.input.anakinra)
 log.info("hepatotoxicity: %d patients, %d lab results", len(dataset), len(labs))
-write_outputs(hepatotoxicity_analysis(dataset, labs, sm.params.cfg), sm.output, log)
+write_outputs(hepatotoxicity_analysis(dataset, labs, sm.params.cfg, anakinra=anakinra, baseline=sm.params.baseline),
+              sm.output, log)

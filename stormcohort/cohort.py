@@ -190,7 +190,8 @@ def _episode_table(adm: pd.DataFrame) -> pd.DataFrame:
     return episodes
 
 
-def baseline_labs(labs: pd.DataFrame, index_time: pd.Series, reference: pd.Series, rule: dict) -> pd.DataFrame:
+def baseline_samples(labs: pd.DataFrame, index_time: pd.Series, reference: pd.Series, rule: dict,
+                     columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """Per episode and test, the baseline sample under ``rule`` (config ``cohort.baseline``).
 
     Candidates: samples from ``window_days`` days before the reference date (the index date, or the
@@ -198,8 +199,8 @@ def baseline_labs(labs: pd.DataFrame, index_time: pd.Series, reference: pd.Serie
     index date counts by ``same_day``: ``before_dose`` when its time is before the dose's (a
     date-only sample or dose is at midnight, so neither is known to come first), ``always`` or
     ``never``. Of the candidates, ``pick`` takes the ``nearest`` (the latest) or the ``worst``
-    (``LAB_WORSE``; ties: the earlier sample). ``labs`` carries ``episode_key``; returns one column
-    per test (the value) and ``<test>_qualifier`` ('', '<' or '>': the scores' input contract).
+    (``LAB_WORSE``; ties: the earlier sample). ``labs`` carries ``episode_key``; returns the chosen
+    rows indexed by ``(episode_key, test)``: ``sample_time, value, qualifier`` and ``columns``.
     """
     episode = labs["episode_key"]
     time = labs["sample_time"].to_numpy()
@@ -213,15 +214,22 @@ def baseline_labs(labs: pd.DataFrame, index_time: pd.Series, reference: pd.Serie
     # Without anakinra there is no dose to be before: the window ends on the admission date, inclusive.
     same_day_ok |= pd.isna(dose)
     keep = (day >= -rule["window_days"]) & ((day < 0) | ((day == 0) & same_day_ok))
-    base = labs.loc[keep, ["episode_key", "test", "sample_time", "value", "qualifier"]]  # one copy, of what is needed
+    # one copy, of what is needed
+    base = labs.loc[keep, ["episode_key", "test", "sample_time", "value", "qualifier", *columns]]
     if rule["pick"] == "worst":
         worse_first = base["value"] * base["test"].map(LAB_WORSE).map({"high": -1.0, "low": 1.0})
         base = base.assign(rank=worse_first).sort_values(["episode_key", "test", "rank", "sample_time"],
-                                                         kind="mergesort")
+                                                         kind="mergesort").drop(columns="rank")
     else:
         base = base.sort_values(["episode_key", "test", "sample_time"], ascending=[True, True, False],
                                 kind="mergesort")
-    first = base.drop_duplicates(["episode_key", "test"]).set_index(["episode_key", "test"])
+    return base.drop_duplicates(["episode_key", "test"]).set_index(["episode_key", "test"])
+
+
+def baseline_labs(labs: pd.DataFrame, index_time: pd.Series, reference: pd.Series, rule: dict) -> pd.DataFrame:
+    """Per episode, the baseline samples of :func:`baseline_samples` as one column per test (the
+    value) and ``<test>_qualifier`` ('', '<' or '>': the scores' input contract)."""
+    first = baseline_samples(labs, index_time, reference, rule)
     value = first["value"].unstack().reindex(columns=LAB_COLUMNS)
     qualifier = first["qualifier"].fillna("").unstack().reindex(columns=LAB_COLUMNS)
     return value.join(qualifier.add_suffix("_qualifier")).rename_axis(columns=None)

@@ -100,7 +100,12 @@ def disclosed_rates(rates: pd.DataFrame, policy: Policy, per: float, conf_level:
 
 def disclosed_ratios(ratios: pd.DataFrame, policy: Policy, conf_level: float) -> pd.DataFrame:
     """``tables/rate_ratios.csv`` with the exact conditional rate ratio recomputed from the disclosed
-    counts; ``withheld`` where a count it rests on is suppressed."""
+    counts; ``withheld`` where a count it rests on is suppressed. The patient-clustered ratio
+    (``irr_robust``, when the table has it) is the same crude ratio, so it is recomputed from the
+    disclosed counts too, its Wald interval and p recentred on it with the undisclosed standard
+    error of the log ratio (``robust_se``: a spread of events between patients, not a count)."""
+    from scipy import special
+
     from stormcohort.stats import rate_ratio
 
     out = ratios.copy()
@@ -116,6 +121,16 @@ def disclosed_ratios(ratios: pd.DataFrame, policy: Policy, conf_level: float) ->
         rr = rate_ratio(*out.iloc[i][count_cols], conf_level=conf_level)
         if rr.estimable:
             out.iloc[i, [out.columns.get_loc(c) for c in est]] = [rr.rate_ratio, rr.lcl, rr.ucl, rr.p]
+    if "robust_se" in out:
+        robust = ["irr_robust", "robust_lcl", "robust_ucl", "robust_p"]
+        se = pd.to_numeric(out["robust_se"], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b = np.log(out["irr"].to_numpy(dtype=float))
+        ok = np.isfinite(b) & np.isfinite(se) & (se > 0)
+        z = special.ndtri(1 - (1 - conf_level) / 2)
+        out[robust] = np.nan
+        out.loc[ok, robust] = np.column_stack([np.exp(b), np.exp(b - z * se), np.exp(b + z * se),
+                                               2 * special.ndtr(-np.abs(b / se))])[ok]
     return out
 
 

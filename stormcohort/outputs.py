@@ -76,6 +76,8 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "events": "tables/safety_events.csv",
         "rates": "tables/safety_rates.csv",
         "ratios": "tables/rate_ratios.csv",
+        # time to the first grade >= severe_grade event, death competing (replaces counting patients)
+        "first_severe": "tables/safety_first_severe.csv",
         "png": "figures/swimmer.png",
         "svg": "figures/swimmer.svg",
         "model": "models/safety.json",

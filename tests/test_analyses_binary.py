@@ -42,9 +42,14 @@ def hepatotoxicity_settings(given: dict | None = None) -> dict:
     return schema_defaults("hepatotoxicity", uln=ULN, **(given or {}))
 
 
-def hep_patients(dataset: pd.DataFrame, labs: pd.DataFrame) -> pd.DataFrame:
-    """The hepatotoxicity rule's patient table."""
-    return hepatotoxicity_analysis(dataset, labs, hepatotoxicity_settings()).tables["patients"]
+BASELINE_RULE = {"window_days": 7, "pick": "nearest", "same_day": "before_dose"}  # config cohort.baseline
+
+
+def hep_patients(dataset: pd.DataFrame, labs: pd.DataFrame, anakinra: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The hepatotoxicity rule's patient table (without ``anakinra``: every first dose date-only, on day 0)."""
+    ana = pd.DataFrame(columns=ANAKINRA_COLUMNS) if anakinra is None else anakinra
+    return hepatotoxicity_analysis(dataset, labs, hepatotoxicity_settings(), anakinra=ana,
+                                   baseline=BASELINE_RULE).tables["patients"]
 
 
 def run_binary(dataset, labs, adverse_events, cfg: dict | None = None):

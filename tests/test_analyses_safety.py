@@ -13,11 +13,14 @@ import pytest
 import yaml
 
 from stormcohort.analyses.binary import LOGISTIC_COLUMNS
+from stormcohort.analyses.dictionary import undocumented
 from stormcohort.analyses.safety import (
     EVENT_COLUMNS,
+    FIRST_SEVERE_COLUMNS,
     RATE_COLUMNS,
     RATIO_COLUMNS,
     exposure,
+    first_severe_event,
     merge_intervals,
     regimen_days,
     safety_analysis,
@@ -27,7 +30,7 @@ from stormcohort.analyses.trajectories import TABLE_COLUMNS, trajectories_analys
 from stormcohort.cohort import derive_cohort
 from stormcohort.figures import save
 from stormcohort.plots.swimmer import lanes, swimmer_figure
-from stormcohort.stats import poisson_rate_ci
+from stormcohort.stats import clustered_rate_ratio, poisson_rate_ci
 from tests.canonical_factory import World
 from tests.config_defaults import schema_defaults
 from tests.test_analyses_binary import (
@@ -279,3 +282,75 @@ def test_route_specific_terms_are_configurable(small):
     assert r.loc[("SC", "viral_infection"), "note"].startswith("not applicable")
     with pytest.raises(jsonschema.ValidationError, match="IM"):
         settings({"route_specific_terms": {"other": "IM"}})
+
+
+def test_rate_ratios_with_a_patient_clustered_interval(small):
+    ds, ana, aes = small
+    ratios = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)["ratios"].set_index("outcome")
+    # any infection, one row per patient with exposure: IV i1 1 event / 6 days, x1 0 / 10; SC s1 2 / 10, s2 0 / 5
+    by_hand = clustered_rate_ratio([1, 0, 2, 0], [6, 10, 10, 5], [True, True, False, False])
+    r = ratios.loc["any_infection"]
+    assert r["irr_robust"] == pytest.approx(r["irr"])  # the same ratio, another interval
+    assert (r["robust_lcl"], r["robust_ucl"], r["robust_p"], r["robust_se"]) == pytest.approx(
+        (by_hand.lcl, by_hand.ucl, by_hand.p, by_hand.se))
+    assert r["robust_method"] == "poisson_glm_cluster_hc1"
+    # no IV bacterial infection: the exact ratio is 0 with an upper limit; the clustered one does not exist
+    bac = ratios.loc["bacterial_infection"]
+    assert bac["irr"] == 0 and pd.isna(bac["irr_robust"])
+    assert "patient-clustered interval not estimable: no events in the IV group" in bac["note"]
+    assert pd.isna(ratios.loc["injection_site_reaction", "robust_se"])  # route-specific: no ratio at all
+
+
+def test_first_severe_event_hand_checked():
+    """Time to the first grade >= 3 event, death competing, by hand (Aalen-Johansen):
+    IV  a event day 10; b died day 20; c censored alive day 40; d event day 60.
+        t10: 1/4 -> 0.25, event-free 0.75; t20 death: 0.5; t40 censored; t60: + 0.5 x 1/1 -> 0.75
+        (patients with an event over all patients: 2/4 = 0.5, as if c were followed to day 90)
+    SC  h event day 0; i event on the day it died (30); g's event on day 60 after its follow-up
+        ended on day 45 (censored 45); f grade 2 only, died day 50; e's event on day 95, outside
+        the window (censored 90).
+        t0: 1/5 -> 0.2, 0.8; t30: + 0.8 x 1/4 -> 0.4, 0.6; t45 censored; t50 death -> CIF stays 0.4
+    overall: 1/9 + 1/9 + 1/9 (days 0, 10, 30) + 10/27 x 1/2 (day 60) = 14/27."""
+    fu = {"a": (90, 0), "b": (20, 1), "c": (40, 0), "d": (90, 0), "e": (90, 0), "f": (50, 1), "g": (45, 0),
+          "h": (90, 0), "i": (30, 1)}
+    ds = pd.DataFrame([patient_row(k, "IV" if k in "abcd" else "SC", time_to_death_days=float(t), death_90d=d)
+                       for k, (t, d) in fu.items()])
+    aes = pd.DataFrame([ae(k, "IV" if k in "abcd" else "SC", "other", grade, day) for k, grade, day in (
+        ("a", 3, 10.2), ("a", 4, 12.0), ("d", 3, 60.5), ("e", 4, 95.0), ("f", 2, 5.0), ("g", 3, 60.0), ("h", 3, 0.4),
+        ("i", 5, 30.0))], columns=AE_COLUMNS)
+    times = first_severe_event(ds, aes, settings(), "death_90d").set_index("patient_key")
+    assert times["time"].to_dict() == {"a": 10, "b": 20, "c": 40, "d": 60, "e": 90, "f": 50, "g": 45, "h": 0, "i": 30}
+    assert times["status"].to_dict() == {"a": 1, "b": 2, "c": 0, "d": 1, "e": 0, "f": 2, "g": 0, "h": 1, "i": 1}
+    ana = pd.DataFrame([dose(k, "IV" if k in "abcd" else "SC", "SC", 0.0, 5.0) for k in fu], columns=ANAKINRA_COLUMNS)
+    res = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)
+    first = res["first_severe"]
+    assert list(first.columns) == FIRST_SEVERE_COLUMNS
+    f = first.set_index("group")
+    assert f.loc["IV", ["n", "events", "competing_deaths", "censored_before", "n_risk"]].tolist() == [4, 2, 1, 1, 0]
+    assert f.loc["SC", ["n", "events", "competing_deaths", "censored_before", "n_risk"]].tolist() == [5, 2, 1, 1, 1]
+    assert f.loc["IV", "cif"] == pytest.approx(0.75) and f.loc["SC", "cif"] == pytest.approx(0.4)
+    assert f.loc["overall", "cif"] == pytest.approx(14 / 27)
+    # R 4.2.2, survival 3.5.3: t <- c(10,20,40,60,90,50,45,0,30); s <- c(1,2,0,1,0,2,0,1,1)
+    #   summary(survfit(Surv(t, factor(s, 0:2)) ~ 1), times = 90): pstate 0.5185185, lower 0.2508929, upper 1
+    assert f.loc["overall", ["cif_lcl", "cif_ucl"]].tolist() == pytest.approx([0.2508929, 1.0], abs=5e-8)
+    assert (f["cif_lcl"] < f["cif"]).all() and (f["cif"] < f["cif_ucl"]).all() and (f["day"] == 90).all()
+    assert f.loc["IV", "note"].endswith("final value")  # d, the last IV patient, had an event on day 60
+    assert res["model"]["first_severe_event"][0]["group"] == "IV"
+
+
+def test_first_severe_event_without_events():
+    ds = pd.DataFrame([patient_row("s1", "SC"), patient_row("s2", "SC")])
+    ana = pd.DataFrame([dose("s1", "SC", "SC", 0.0, 3.0)], columns=ANAKINRA_COLUMNS)
+    f = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), empty_aes())["first_severe"].set_index("group")
+    assert f.loc["SC", "cif"] == 0 and "no first grade >=3 event" in f.loc["SC", "note"]
+    assert f.loc["IV", "n"] == 0 and f.loc["IV", "note"] == "no patients in the group" and pd.isna(f.loc["IV", "cif"])
+
+
+def test_safety_tables_are_in_the_data_dictionary(small):
+    ds, ana, aes = small
+    res = safety(ds, ana, pd.DataFrame(columns=LABS_COLUMNS), aes)
+    table_of = {"events": "safety_events", "rates": "safety_rates", "ratios": "rate_ratios",
+                "first_severe": "safety_first_severe"}
+    assert set(res["result"].tables) == set(table_of)
+    for key, table in res["result"].tables.items():
+        assert not undocumented(table_of[key], table.columns), key

@@ -108,6 +108,31 @@ def test_the_disclose_rule_recomputes_estimates_from_the_disclosed_counts():
     assert pd.isna(f.loc["infusion_reaction", "estimate"]) and not f.loc["infusion_reaction", "plotted"]
 
 
+def test_the_patient_clustered_ratio_is_recentred_on_the_disclosed_counts():
+    """irr_robust is the crude ratio: recomputed from the disclosed counts like irr, its Wald interval
+    and p rebuilt around it with the clustered standard error of the log ratio."""
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import norm
+
+    from stormcohort.disclosure import disclosed_ratios
+    from stormcohort.stats import rate_ratio
+
+    ratios = pd.DataFrame({"outcome": ["any", "rare"], "model": ["unadjusted"] * 2, "term": ["route_group[IV]"] * 2,
+                           "irr": [1.7, 9.9], "irr_lcl": [1.0, 1.0], "irr_ucl": [3.0, 99.0], "p": [0.05, 0.5],
+                           "events_iv": [23, 4], "patient_days_iv": [302, 150], "events_sc": [31, 12],
+                           "patient_days_sc": [698, 400], "note": [None, None], "irr_robust": [1.7, 9.9],
+                           "robust_lcl": [0.8, 1.0], "robust_ucl": [3.6, 99.0], "robust_p": [0.2, 0.5],
+                           "robust_se": [0.4, 1.2], "robust_method": ["poisson_glm_cluster_hc1"] * 2})
+    out = disclosed_ratios(ratios, Policy(min_count=10, round_to=5), 0.95).set_index("outcome")
+    irr = rate_ratio(25, 300, 30, 700).rate_ratio
+    z = 1.959963984540054
+    assert out.loc["any", ["irr_robust", "robust_lcl", "robust_ucl"]].tolist() == pytest.approx(
+        [irr, irr * np.exp(-z * 0.4), irr * np.exp(z * 0.4)])
+    assert out.loc["any", "robust_p"] == pytest.approx(2 * norm.sf(abs(np.log(irr)) / 0.4))
+    assert out.loc["rare", "withheld"] and out.loc["rare", ["irr_robust", "robust_lcl", "robust_p"]].isna().all()
+
+
 def test_free_text_notes_with_numbers_are_left_out_when_disclosing():
     note = "EPV 2.3 < 10 (14 deaths, 6 parameters): estimates may be unstable"
     assert Formatter().note(note) == note

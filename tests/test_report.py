@@ -211,11 +211,14 @@ def test_rates_table_formats_the_tables_and_recomputes_nothing():
     ratios = pd.DataFrame({"outcome": ["any"], "model": ["exact"], "term": ["route_group[IV]"], "irr": [1.63333],
                            "irr_lcl": [0.77], "irr_ucl": [3.39], "p": [0.18], "events_iv": [14],
                            "patient_days_iv": [300],
-                           "events_sc": [20], "patient_days_sc": [700], "note": [None]})
+                           "events_sc": [20], "patient_days_sc": [700], "note": [None],
+                           "irr_robust": [1.63333], "robust_lcl": [0.52], "robust_ucl": [5.1], "robust_p": [0.4],
+                           "robust_se": [0.58], "robust_method": ["poisson_glm_cluster_hc1"]})
     t = rates_table(rates, ratios, 100, Formatter())
     assert t.rows[0] == ["Any adverse event", "14 / 300", "4.67 (2.55\u20137.83)", "20 / 700", "2.86 (1.75\u20134.41)",
-                         "1.63 (0.77\u20133.39), p = 0.180"]
+                         "1.63 (0.77\u20133.39), p = 0.180", "1.63 (0.52\u20135.10), p = 0.400"]
     assert t.rows[1][3:5] == ["not applicable", ""]  # no SC day counts towards an infusion reaction
+    assert t.rows[1][6] == "\u2014"  # no ratio: no clustered interval either
 
 
 def test_cif_tests_table_formats_each_comparison_and_withholds_small_counts():

@@ -50,6 +50,10 @@ CONTRACT = {
     "tables/safety_rates.csv": ["group", "term", "patients", "events", "patient_days", "rate_per_100pd",
                                 "rate_lcl", "rate_ucl"],
     "tables/rate_ratios.csv": [],
+    "tables/safety_first_severe.csv": ["group", "day", "n", "n_risk", "events", "competing_deaths",
+                                       "censored_before", "cif", "cif_lcl", "cif_ucl", "note"],
+    "tables/hepatotoxicity.csv": ["outcome", "group", "n", "events", "not_evaluable", "percent", "samples_median",
+                                  "samples_q1", "samples_q3"],
 }
 FIGURES = ["flow", "km", "cif", "trajectories", "swimmer", "forest"]
 

@@ -126,10 +126,19 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "note": _NOTE,
     },
     "hepatotoxicity": {
-        "outcome": ("hepatotox_<k>xuln: ALT or AST above k x the centre's ULN", ""), "group": _GROUP,
+        "outcome": ("ctcae_grade_<g>: worst post-baseline CTCAE v5.0 grade g (0-4) of ALT/AST increased, against "
+                    "the patient's baseline; ctcae_grade_3plus: grade >= 3; ctcae_baseline_<normal|abnormal|missing>: "
+                    "baseline ALT/AST status of the graded patients (abnormal: either above its centre's ULN); "
+                    "hepatotox_<k>xuln: ALT or AST above k x the centre's ULN whatever the baseline", ""),
+        "group": _GROUP,
         "n": ("evaluable patients (an ALT/AST in the window)", "patients"),
-        "events": ("patients above the threshold", "patients"), "not_evaluable": ("patients not evaluable", "patients"),
+        "events": ("patients with the outcome (grade, status or above the threshold)", "patients"),
+        "not_evaluable": ("patients not evaluable (no ALT/AST in the window)", "patients"),
         "percent": ("100 * events / n", "%"),
+        "samples_median": ("median of the post-baseline ALT/AST samples (distinct sample times) per evaluable "
+                           "patient of the group (the same on every row of a group)", "samples"),
+        "samples_q1": ("first quartile of the post-baseline samples per evaluable patient", "samples"),
+        "samples_q3": ("third quartile of the post-baseline samples per evaluable patient", "samples"),
     },
     "trajectories": {
         "test": ("laboratory test", ""), "term": ("Intercept, day, route_group[IV] or route_group[IV]:day", ""),
@@ -164,6 +173,30 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "irr_lcl": ("lower limit of irr (exact conditional)", "ratio"), "irr_ucl": ("upper limit of irr", "ratio"),
         "p": _P, "events_iv": ("IV events", "events"), "patient_days_iv": ("IV exposure", "patient-days"),
         "events_sc": ("SC events", "events"), "patient_days_sc": ("SC exposure", "patient-days"), "note": _NOTE,
+        "irr_robust": ("incidence rate ratio IV/SC from Poisson regression with log patient-days offset (the same "
+                       "ratio as irr)", "ratio"),
+        "robust_lcl": ("lower limit of irr_robust (Wald, patient-clustered sandwich variance: repeated events of a "
+                       "patient are not independent)", "ratio"),
+        "robust_ucl": ("upper limit of irr_robust (as robust_lcl)", "ratio"),
+        "robust_p": ("Wald p value of irr_robust with the patient-clustered variance", ""),
+        "robust_se": ("patient-clustered standard error of log(irr_robust)", "log(ratio)"),
+        "robust_method": ("poisson_glm_cluster_hc1: Poisson GLM, sandwich variance clustered by patient with the "
+                          "G/(G-1)*(N-1)/(N-K) factor (R sandwich::vcovCL type HC1, statsmodels cov_type cluster)",
+                          ""),
+    },
+    "safety_first_severe": {
+        "group": _GROUP, "day": ("the last day of analyses.safety.window_days: when the incidence is read", "days"),
+        "n": ("patients in the group with a follow-up time", "patients"),
+        "n_risk": ("patients followed to the day without a first severe event or death", "patients"),
+        "events": ("patients whose first adverse event of grade >= severe_grade in the window came within "
+                   "follow-up", "patients"),
+        "competing_deaths": ("patients who died (within the window) before any such event", "patients"),
+        "censored_before": ("patients whose follow-up ended alive, without such an event, before the day", "patients"),
+        "cif": ("cumulative incidence of a first grade >= severe_grade adverse event by the day (Aalen-Johansen, "
+                "death competing)", "probability"),
+        "cif_lcl": ("lower confidence limit of cif (infinitesimal jackknife, log)", "probability"),
+        "cif_ucl": ("upper confidence limit of cif", "probability"),
+        "note": _NOTE,
     },
     "forest": {
         "section": ("cox, logistic or rate", ""), "outcome": _OUTCOME, "label": ("outcome label", ""),

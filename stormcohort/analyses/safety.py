@@ -24,7 +24,23 @@ a patient are merged, so no day counts twice. Two exposure rules:
 
 An event counts in a rate when its calendar day is an exposure day (events after treatment
 ended appear in the counts, not in the rates). Rate per ``per`` patient-days with exact
-(Garwood) Poisson CI; IV vs SC rate ratio with the exact conditional (binomial) CI and p.
+(Garwood) Poisson CI; IV vs SC rate ratio with the exact conditional (binomial) CI and p, the
+descriptive figure, which treats a patient's repeated events as independent. Beside it
+(``irr_robust``, ``robust_*``) the rate ratio whose interval accounts for the clustering of
+events within patients: Poisson regression of each patient's events on the route group with
+the log of their patient-days as offset and a patient-clustered sandwich variance (R
+``sandwich::vcovCL``, type HC1; patients without exposure days have no time at risk and are
+left out). Its estimate is the same ratio; ``robust_se`` (of the log ratio) lets the ``disclose``
+rule recentre the interval on the ratio of the disclosed counts.
+
+**First severe adverse event** (``safety_first_severe``): the patient count of grade >=
+``severe_grade`` events over all patients of a group counts a patient followed for 5 days like
+one followed for 90. Instead, the time from the index date to the first adverse event of grade
+>= ``severe_grade`` on calendar days ``window_days``, censored at the end of follow-up
+(``time_to_death_days``) and with death without such an event as a competing event: the
+Aalen-Johansen cumulative incidence at the end of the window by route, with the patients at
+risk, first events, competing deaths and patients censored earlier. An event on the day of
+death or of the end of follow-up counts; one recorded after it does not.
 """
 
 from __future__ import annotations
@@ -39,13 +55,17 @@ from stormcohort.analyses.hepatotoxicity import outcome_names
 from stormcohort.analyses.result import AnalysisResult
 from stormcohort.canonical import AE_TERMS, INFECTION_TERMS
 from stormcohort.labels import GROUP, ROUTE_TERM, ROUTES, death_outcome
-from stormcohort.stats import poisson_rate_ci, rate_ratio
+from stormcohort.stats import clustered_rate_ratio, poisson_rate_ci, rate_ratio
 
 EVENT_COLUMNS = ["group", "term", "grade", "patients", "events", "n", "percent"]
 RATE_COLUMNS = ["group", "term", "patients", "events", "patient_days", "rate_per_100pd", "rate_lcl", "rate_ucl",
                 "note"]
 RATIO_COLUMNS = ["outcome", "model", "term", "irr", "irr_lcl", "irr_ucl", "p", "events_iv", "patient_days_iv",
-                 "events_sc", "patient_days_sc", "note"]
+                 "events_sc", "patient_days_sc", "note", "irr_robust", "robust_lcl", "robust_ucl", "robust_p",
+                 "robust_se", "robust_method"]
+ROBUST_COLUMNS = RATIO_COLUMNS[-6:]
+FIRST_SEVERE_COLUMNS = ["group", "day", "n", "n_risk", "events", "competing_deaths", "censored_before", "cif",
+                        "cif_lcl", "cif_ucl", "note"]
 GROUPS = (*ROUTES, "overall")
 SEVERE = "any_grade_3plus"
 
@@ -192,6 +212,11 @@ def safety_rates(dataset: pd.DataFrame, adverse_events: pd.DataFrame, expo: dict
     route_iv = expo["route"]
     days_by_route = _days(route_iv).groupby(route_iv["route"]).sum() if len(route_iv) else pd.Series(dtype=float)
 
+    # per patient with exposure days: their days and route group (the patient-clustered ratio's rows)
+    patient_days = (_days(any_iv).groupby(any_iv["patient_key"]).sum() if len(any_iv)
+                    else pd.Series(dtype=float))
+    patient_iv = patient_days.index.map(group_of).to_numpy() == "IV"
+
     term_sets = {t: ev["term"].eq(t) for t in _terms(adverse_events)}
     term_sets["any_infection"] = ev["term"].isin(INFECTION_TERMS)
     term_sets["any"] = pd.Series(True, index=ev.index)
@@ -221,8 +246,12 @@ def safety_rates(dataset: pd.DataFrame, adverse_events: pd.DataFrame, expo: dict
             ratios.append(_ratio_row(term, None, counts, conf,
                                      f"not estimable: route-specific term ({route} exposure only)"))
         else:
+            per_patient = ev.loc[sel & ev["on_any"], "patient_key"].value_counts().reindex(patient_days.index,
+                                                                                         fill_value=0)
+            robust = clustered_rate_ratio(per_patient.to_numpy(), patient_days.to_numpy(), patient_iv,
+                                          conf_level=conf)
             ratios.append(_ratio_row(term, rate_ratio(counts["IV"][1], counts["IV"][2], counts["SC"][1],
-                                                      counts["SC"][2], conf_level=conf), counts, conf, None))
+                                                      counts["SC"][2], conf_level=conf), counts, conf, None, robust))
     rates = pd.DataFrame(rows, columns=["group", "term", "patients", "events", "patient_days", "note"])
     est = rates["patient_days"].notna() & rates["events"].notna()
     ci = poisson_rate_ci(rates.loc[est, "events"].astype(int), rates.loc[est, "patient_days"], per=per,
@@ -237,17 +266,87 @@ def safety_rates(dataset: pd.DataFrame, adverse_events: pd.DataFrame, expo: dict
     return rates[RATE_COLUMNS], pd.DataFrame(ratios, columns=RATIO_COLUMNS)
 
 
-def _ratio_row(term, rr, counts, conf, reason):
+def _ratio_row(term, rr, counts, conf, reason, robust=None):
     iv, sc = counts["IV"], counts["SC"]
+    method = robust.method if robust is not None else None
+    if robust is not None and robust.estimable:
+        clustered = (robust.rate_ratio, robust.lcl, robust.ucl, robust.p, robust.se, method)
+    else:
+        clustered = (np.nan, np.nan, np.nan, np.nan, np.nan, method)
     if rr is None or not rr.estimable:
         note = reason or f"not estimable: {rr.reason}"
-        return (term, "unadjusted", ROUTE_TERM, np.nan, np.nan, np.nan, np.nan, iv[1], iv[2], sc[1], sc[2], note)
+        return (term, "unadjusted", ROUTE_TERM, np.nan, np.nan, np.nan, np.nan, iv[1], iv[2], sc[1], sc[2], note,
+                *clustered)
     note = None
     if iv[1] == 0:
         note = "no events in the IV group: rate ratio 0, upper limit only"
     elif sc[1] == 0:
         note = "no events in the SC group: rate ratio infinite, lower limit only"
-    return (term, "unadjusted", ROUTE_TERM, rr.rate_ratio, rr.lcl, rr.ucl, rr.p, iv[1], iv[2], sc[1], sc[2], note)
+    if robust is not None and not robust.estimable:
+        why = robust.reason.replace("group 1", "the IV group").replace("group 2", "the SC group")
+        note = join_notes([note, f"patient-clustered interval not estimable: {why}"])
+    return (term, "unadjusted", ROUTE_TERM, rr.rate_ratio, rr.lcl, rr.ucl, rr.p, iv[1], iv[2], sc[1], sc[2], note,
+            *clustered)
+
+
+# --------------------------------------------------------------------------- first severe event
+
+
+def first_severe_event(dataset: pd.DataFrame, adverse_events: pd.DataFrame, cfg: Mapping, event: str
+                       ) -> pd.DataFrame:
+    """Per patient (dataset order, patients without a follow-up time left out): ``time`` from the
+    index date and ``status`` 1 (first adverse event of grade >= ``severe_grade`` on calendar days
+    ``window_days``, within follow-up), 2 (death, column ``event``, first) or 0 (censored at the end
+    of follow-up or of the window)."""
+    lo, hi = (float(x) for x in cfg["window_days"])
+    end = pd.to_numeric(dataset["time_to_death_days"], errors="coerce")
+    died = pd.to_numeric(dataset[event], errors="coerce").fillna(0).eq(1)
+    ae_day = calendar_day(adverse_events["day"])
+    severe = pd.to_numeric(adverse_events["grade"], errors="coerce").ge(int(cfg["severe_grade"])) & ae_day.between(
+        lo, hi)
+    first = ae_day[severe].groupby(adverse_events.loc[severe, "patient_key"]).min()
+    first = dataset["patient_key"].map(first)
+    first = first.where(first.le(end))  # recorded after the end of follow-up: not within it
+    status = np.select([first.notna(), died & end.le(hi)], [1, 2], 0)
+    time = np.fmin(first.fillna(np.inf), np.fmin(end, hi)).clip(lower=0)
+    out = pd.DataFrame({"patient_key": dataset["patient_key"].to_numpy(), GROUP: dataset[GROUP].to_numpy(),
+                        "time": time.to_numpy(dtype=float), "status": status}, index=dataset.index)
+    return out[end.notna().to_numpy() & out[GROUP].notna().to_numpy()]
+
+
+def first_severe_table(times: pd.DataFrame, cfg: Mapping, conf: float) -> pd.DataFrame:
+    """``safety_first_severe``: per group (IV, SC, overall) at the last day of ``window_days``, the
+    cumulative incidence (Aalen-Johansen, infinitesimal-jackknife log CI, R ``survfit``) of a first
+    adverse event of grade >= ``severe_grade``, death competing; with the counts that explain it."""
+    from stormcohort.stats import cumulative_incidence
+
+    hi = float(cfg["window_days"][1])
+    rows = []
+    for g in GROUPS:
+        d = times if g == "overall" else times[times[GROUP].eq(g)]
+        n = len(d)
+        counts = {"events": int(d["status"].eq(1).sum()), "competing_deaths": int(d["status"].eq(2).sum()),
+                  "censored_before": int((d["status"].eq(0) & d["time"].lt(hi)).sum()),
+                  "n_risk": int(d["time"].ge(hi).sum())}
+        cif, note = (np.nan, np.nan, np.nan), None
+        if n == 0:
+            note = "no patients in the group"
+        elif counts["events"] == 0:
+            cif, note = (0.0, np.nan, np.nan), f"no first grade >={cfg['severe_grade']} event by day {hi:g}"
+        else:
+            # everyone left before the day: the incidence is final when the last to leave had an event or
+            # died (no one event-free remains), else unknown after the last follow-up
+            last = float(d["time"].max())
+            final = last < hi and d.loc[d["time"].eq(last), "status"].ne(0).all()
+            c = cumulative_incidence(d, "time", "status", 1, times=[last if final else hi], conf_level=conf).iloc[0]
+            cif = (c["cif"], c["cif_lcl"], c["cif_ucl"])
+            if final:
+                note = f"every patient had an event or died by day {last:g}: final value"
+            elif np.isnan(c["cif"]):
+                note = f"beyond the group's last follow-up (day {last:g})"
+        rows.append({"group": g, "day": hi, "n": n, **counts, "cif": cif[0], "cif_lcl": cif[1], "cif_ucl": cif[2],
+                     "note": note})
+    return pd.DataFrame(rows)[FIRST_SEVERE_COLUMNS]
 
 
 # --------------------------------------------------------------------------- swimmer data
@@ -291,6 +390,8 @@ def safety_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, adverse_event
     events = safety_events(dataset, adverse_events, s)
     expo = exposure(anakinra, dataset, int(s["event_lag_days"]))
     rates, ratios = safety_rates(dataset, adverse_events, expo, s)
+    first_severe = first_severe_table(first_severe_event(dataset, adverse_events, s, event), s,
+                                      float(s["conf_level"]))
     hep_names = outcome_names(hepatotoxicity)
     hep = dataset[["patient_key", GROUP]].merge(hepatotoxicity[["patient_key", *hep_names]], on="patient_key",
                                                 how="left", validate="1:1")
@@ -312,7 +413,16 @@ def safety_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, adverse_event
                     "overlaps counted once",
         },
         "methods": {"rate": "exact Poisson (Garwood) CI, R poisson.test",
-                    "rate_ratio": "exact conditional binomial CI and p, R poisson.test(c(x1, x2), c(T1, T2))"},
+                    "rate_ratio": "exact conditional binomial CI and p, R poisson.test(c(x1, x2), c(T1, T2)), "
+                                  "treating repeated events of a patient as independent (descriptive)",
+                    "rate_ratio_clustered": "Poisson regression of each patient's events on the route group with "
+                                            "log patient-days offset, patient-clustered sandwich variance with the "
+                                            "G/(G-1)*(N-1)/(N-K) factor (as R sandwich::vcovCL type HC1 and "
+                                            "statsmodels GLM cov_type='cluster'), Wald CI and p",
+                    "first_severe_event": "time to the first adverse event of grade >= severe_grade in the window, "
+                                          "censored at the end of follow-up, death competing: Aalen-Johansen "
+                                          "cumulative incidence at the end of the window, infinitesimal-jackknife "
+                                          "log CI (R survfit)"},
         "exposure": {"patient_days_by_route_group": {g: float(any_days.get(g, 0)) for g in ROUTES},
                      "patient_days_by_route_given": {r: float(route_days.get(r, 0)) for r in ROUTES},
                      **expo["counts"]},
@@ -320,6 +430,7 @@ def safety_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, adverse_event
                            "outside_window": int((~day.between(lo, hi)).sum()),
                            "missing_grade": int(pd.to_numeric(adverse_events["grade"], errors="coerce").isna().sum())},
         "rate_ratios": ratios,
+        "first_severe_event": first_severe,
         "hepatotoxicity": hep_counts,
     }
     swimmer = swimmer_data(dataset, adverse_events, expo, event)
@@ -330,5 +441,6 @@ def safety_analysis(dataset: pd.DataFrame, anakinra: pd.DataFrame, adverse_event
         return swimmer_figure(swimmer, synthetic=synthetic, max_patients=s["swimmer_max_patients"],
                               severe_grade=s["severe_grade"], horizon=s["window_days"][1])
 
-    return AnalysisResult(tables={"events": events, "rates": rates, "ratios": ratios}, model=jsonable(model),
+    return AnalysisResult(tables={"events": events, "rates": rates, "ratios": ratios, "first_severe": first_severe},
+                          model=jsonable(model),
                           figures={"swimmer": figure})

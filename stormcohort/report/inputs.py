@@ -32,6 +32,7 @@ TABLES = {
     "safety_events": ("safety", "events"),
     "safety_rates": ("safety", "rates"),
     "rate_ratios": ("safety", "ratios"),
+    "safety_first_severe": ("safety", "first_severe"),
     "hepatotoxicity": ("hepatotoxicity", "summary"),
     "forest": ("forest", "table"),
 }

@@ -63,7 +63,8 @@ PICK = {
 def baseline_rule(b: Mapping) -> str:
     """The baseline-laboratory rule of config ``cohort.baseline``, and what it cannot cover."""
     return (
-        f"Baseline laboratory values, used for the sHLH/MAS definition, the scores and Table 1: for each test, "
+        f"Baseline laboratory values, used for the sHLH/MAS definition, the scores, Table 1 and the hepatotoxicity "
+        f"grades: for each test, "
         f"{PICK[b['pick']]} of the samples taken from {b['window_days']} days before the index date and before "
         f"the first anakinra dose; {SAME_DAY[b['same_day']]} (config cohort.baseline: window_days = "
         f"{b['window_days']}, pick = {b['pick']}, same_day = {b['same_day']}). A result reported as below or "
@@ -71,6 +72,23 @@ def baseline_rule(b: Mapping) -> str:
         f"without anakinra, scored for the participant flow, took samples up to the admission date inclusive. "
         f"The peak temperature used by the scores is recorded once per admission in every centre's extract, "
         f"so it could not be restricted to before the first dose and may follow the first dose.")
+
+
+def hepatotoxicity_text(hp: Mapping, uln: str) -> str:
+    """The hepatotoxicity outcome: CTCAE v5.0 grades against each patient's baseline (config
+    ``analyses.hepatotoxicity``; ``uln``: the centres' upper limits of normal, as text)."""
+    tests = join_and([t.upper() for t in hp["tests"]])
+    return (
+        f"Hepatotoxicity: the worst CTCAE v5.0 grade of {tests} increased on {days_range(hp['window_days'])}, each "
+        f"test graded against the patient's baseline of it (the sample the baseline rule picks): when the baseline "
+        f"was at or below the upper limit of normal (ULN) of the centre that measured it ({uln}), grade 1 above the "
+        f"ULN to 3.0\u00d7ULN, 2 above 3.0 to 5.0\u00d7, 3 above 5.0 to 20.0\u00d7 and 4 above 20.0\u00d7 the ULN "
+        f"of the sample's centre; when it was above the ULN, grade 1 from 1.5 to 3.0\u00d7 the baseline, 2 above "
+        f"3.0 to 5.0\u00d7, 3 above 5.0 to 20.0\u00d7 and 4 above 20.0\u00d7. A missing baseline was graded as "
+        f"a normal one. A result reported as below or above a limit took the highest grade it could stand for "
+        f"(above the analyser's range: grade 4; a baseline <x as normal, >x as x). Patients without a sample in "
+        f"the window are not evaluable; the number of samples per patient is reported beside the grades, since "
+        f"more samples give more chances of a higher grade.")
 
 
 def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -> list[dict]:
@@ -137,9 +155,10 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
         f"Response at day {resp['target_day']:g}: afebrile by day {resp['afebrile_by_day']:g} and, in the sample "
         f"nearest day {resp['target_day']:g} within {days_range(resp['window_days'])}, a fall from baseline of "
         f"{falls}; not evaluable when a component is unknown and none failed. Adverse event of CTCAE grade "
-        f"\u2265{bi['ae_min_grade']} on {days_range(bi['ae_window_days'])}. Hepatotoxicity: the largest "
+        f"\u2265{bi['ae_min_grade']} on {days_range(bi['ae_window_days'])}. {hepatotoxicity_text(hp, uln)} "
+        f"In the binary outcomes, the largest "
         f"{join_and([t.upper() for t in hp['tests']])} on {days_range(hp['window_days'])} above {multiples} the "
-        f"upper limit of normal (ULN) of the centre that measured it ({uln}). Laboratory trajectories of "
+        f"ULN of the centre that measured it, whatever the baseline. Laboratory trajectories of "
         f"{join_and([lab_label(t) for t in tr['tests']])} on {days_range(tr['days'])}. Adverse events "
         f"by term and grade on {days_range(sa['window_days'])}.")})
     m_sv = models.get("survival", {}).get("methods", {})
@@ -182,8 +201,14 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
             f"Exposure is patient-days on anakinra (each regimen's calendar days, extended by "
             f"{sa['event_lag_days']} day(s), overlaps counted once). Rates per {sa['per']:g} patient-days: "
             f"{m_sa.get('rate', 'exact Poisson CIs')} ({conf(sa['conf_level'])}); IV vs SC rate ratios: "
-            f"{m_sa.get('rate_ratio', 'exact conditional method')}. Route-specific terms are counted on that "
-            f"route's days only ({route_terms}); severe means grade \u2265{sa['severe_grade']}. Seed of any "
+            f"{m_sa.get('rate_ratio', 'exact conditional method')}; and, since one patient may have several "
+            f"events, with an interval that accounts for it: "
+            f"{m_sa.get('rate_ratio_clustered', 'Poisson regression with a patient-clustered variance')}. "
+            f"Route-specific terms are counted on that "
+            f"route's days only ({route_terms}); severe means grade \u2265{sa['severe_grade']}. Severe adverse "
+            f"events by patient: {m_sa.get('first_severe_event', 'time to the first severe event, death competing')}"
+            f", rather than patients with an event over all patients, which counts a patient followed briefly as "
+            f"event-free for the whole window. Seed of any "
             f"randomness: {config['seed']} (these estimators use none).")},
     ]
     forest = a["forest"]

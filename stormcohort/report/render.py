@@ -122,6 +122,7 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
             "trajectories": S.trajectories_table(data["trajectories"], f, models["trajectories"]),
             "ae": S.ae_table(data["safety_events"], int(sa["severe_grade"]), f),
             "rates": S.rates_table(shown["safety_rates"], shown["rate_ratios"], float(sa["per"]), f),
+            "first_severe": S.first_severe_table(data["safety_first_severe"], int(sa["severe_grade"]), f),
             "hepatotoxicity": S.hepatotoxicity_table(data["hepatotoxicity"], f),
         },
         "flow": S.flow_boxes(data["attrition"], f),

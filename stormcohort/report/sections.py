@@ -402,7 +402,9 @@ def ae_table(events: pd.DataFrame, severe: int, f: Formatter) -> Table:
                  sources=["tables/safety_events.csv"], groups=[("", 1), ("IV, by grade", len(grades)),
                                                                ("SC, by grade", len(grades))],
                  notes=[f"n (%) of the route group for any grade and grade \u2265{severe}; "
-                        "patients by grade otherwise."])
+                        "patients by grade otherwise. Every patient of the group is counted whatever their "
+                        f"follow-up: the next table gives the incidence of a first grade \u2265{severe} event "
+                        "allowing for it."])
 
 
 def _rate_cells(r, f: Formatter) -> tuple[str, str]:
@@ -424,33 +426,98 @@ def _ratio_cell(r, f: Formatter) -> str:
     return f.note(r["note"]) or "not estimable"
 
 
+def _robust_cell(r, f: Formatter) -> str:
+    """The patient-clustered rate ratio (CI), p; blank where the exact ratio's cell says why."""
+    if r.get("withheld", False):
+        return f"not shown ({f.policy.small_label} events)"
+    if pd.notna(r.get("robust_lcl", np.nan)):
+        return f"{f.est_ci(r['irr_robust'], r['robust_lcl'], r['robust_ucl'])}, p = {f.p(r['robust_p'])}"
+    return MISSING
+
+
 def rates_table(rates: pd.DataFrame, ratios: pd.DataFrame, per: float, f: Formatter) -> Table:
-    """Rates by term and route with the IV-vs-SC rate ratio; terms with a ratio only (counted on
-    one route's days) from the ratio table's own counts."""
+    """Rates by term and route with the IV-vs-SC rate ratio (exact conditional, and with the
+    patient-clustered interval); terms with a ratio only (counted on one route's days) from the
+    ratio table's own counts."""
     rates = rates.rename(columns={c: "rate" for c in rates.columns if c.startswith("rate_per_")})
     rr = ratios.set_index("outcome")
     rows = []
     for term, d in rates.groupby("term", sort=False):
         d = d.set_index("group")
         cells = [c for g in ("IV", "SC") for c in _rate_cells(d.loc[g] if g in d.index else None, f)]
-        rows.append([outcome_label(term, f.labels), *cells,
-                     _ratio_cell(rr.loc[term], f) if term in rr.index else MISSING])
+        ratio = [_ratio_cell(rr.loc[term], f), _robust_cell(rr.loc[term], f)] if term in rr.index else [MISSING] * 2
+        rows.append([outcome_label(term, f.labels), *cells, *ratio])
     for term in [t for t in rr.index if t not in set(rates["term"])]:
         r = rr.loc[term]
         cells = [f"{f.count(r[f'events_{g}'])} / {f.count(r[f'patient_days_{g}'])}" for g in ("iv", "sc")]
-        rows.append([outcome_label(term, f.labels), cells[0], "", cells[1], "", _ratio_cell(r, f)])
+        rows.append([outcome_label(term, f.labels), cells[0], "", cells[1], "", _ratio_cell(r, f),
+                     _robust_cell(r, f)])
     return Table("rates", f"Exposure-adjusted adverse event rates per {per:g} patient-days on anakinra",
                  ["Term", "IV events / patient-days", "IV rate (CI)", "SC events / patient-days", "SC rate (CI)",
-                  "Rate ratio IV vs SC (CI)"], rows, sources=["tables/safety_rates.csv", "tables/rate_ratios.csv"],
-                 notes=_notes(f, rates["note"]))
+                  "Rate ratio IV vs SC (exact CI)", "Rate ratio, patient-clustered CI"], rows,
+                 sources=["tables/safety_rates.csv", "tables/rate_ratios.csv"],
+                 notes=["Exact CI: the exact conditional method, which treats repeated events of one patient as "
+                        "independent (descriptive). Patient-clustered CI: Poisson regression with log patient-days "
+                        "offset and a sandwich variance clustered on the patient, the interval to read when "
+                        "patients have repeated events."] + _notes(f, rates["note"]))
+
+
+def first_severe_table(first: pd.DataFrame, severe: int, f: Formatter) -> Table:
+    """Cumulative incidence of a first adverse event of grade >= ``severe`` by the end of the
+    window, death competing, with the counts behind it."""
+    rows = []
+    for r in first.itertuples():
+        rows.append([GROUP_LABELS.get(r.group, r.group), f.days(r.day), f.count(r.n), f.count(r.events),
+                     f.count(r.competing_deaths), f.count(r.censored_before), f.count(r.n_risk),
+                     f.unless_small([r.events], f.est_ci(r.cif, r.cif_lcl, r.cif_ucl, 2))])
+    return Table("first-severe", f"First adverse event of grade \u2265{severe}: cumulative incidence, death competing",
+                 ["Group", "Day", "Patients", "First events", "Deaths first", "Censored earlier", "At risk",
+                  "Cumulative incidence (CI)"], rows, sources=["tables/safety_first_severe.csv"],
+                 notes=[f"Time from the first dose to the first adverse event of grade \u2265{severe}, censored at "
+                        "the end of follow-up, with death before such an event competing (Aalen-Johansen). Unlike "
+                        "patients with an event over all patients, it does not count a patient followed for a few "
+                        "days as free of events for the whole window."] + _notes(f, first["note"]))
 
 
 def hepatotoxicity_table(hep: pd.DataFrame, f: Formatter) -> Table:
-    rows = []
-    for outcome, d in hep.groupby("outcome", sort=False):
-        d = d.set_index("group")
-        rows.append([outcome_label(outcome, f.labels), *[f.n_pct(d.loc[g, "events"], d.loc[g, "n"]) for g in GROUPS],
-                     f.count(d.loc["overall", "not_evaluable"])])
-    return Table("hepatotoxicity",
-                 "Laboratory-defined hepatotoxicity (ALT or AST above a multiple of the centre's ULN)",
-                 ["Outcome", "Overall", "IV", "SC", "Not evaluable"], rows, sources=["tables/hepatotoxicity.csv"])
+    """The worst post-baseline CTCAE grade of ALT/AST increased by route, with the post-baseline
+    samples per patient beside it; then the baseline status of the graded patients, and the
+    multiples of the ULN (the binary outcomes), which ignore the baseline."""
+    d = hep.set_index(["outcome", "group"])
+    outcomes = list(dict.fromkeys(hep["outcome"]))
+    ctcae = [o for o in outcomes if o.startswith("ctcae_grade_")]
+    status = [o for o in outcomes if o.startswith("ctcae_baseline_")]
+    multiples = [o for o in outcomes if not o.startswith("ctcae_")]
+    label = {**{f"ctcae_grade_{g}": f"CTCAE grade {g}" for g in range(5)}, "ctcae_grade_3plus": "CTCAE grade \u22653",
+             "ctcae_baseline_normal": "Normal (graded against the ULN)",
+             "ctcae_baseline_abnormal": "Above the ULN (graded against the baseline)",
+             "ctcae_baseline_missing": "Missing (graded against the ULN)"}
+    rows, header_rows = [], set()
+
+    def section(title, names, labels):
+        if not names:
+            return
+        header_rows.add(len(rows))
+        rows.append([title, "", "", "", ""])
+        for o in names:
+            rows.append([labels(o), *[f.n_pct(d.loc[(o, g), "events"], d.loc[(o, g), "n"]) for g in GROUPS],
+                         f.count(d.loc[(o, "overall"), "not_evaluable"])])
+
+    section("Worst post-baseline CTCAE v5.0 grade of ALT/AST increased", ctcae, label.get)
+    if ctcae and "samples_median" in hep.columns:
+        first = ctcae[0]
+        rows.append(["Post-baseline ALT/AST samples per patient, median [IQR]",
+                     *[f.median_iqr(*d.loc[(first, g), ["samples_median", "samples_q1", "samples_q3"]])
+                       for g in GROUPS], ""])
+    section("Baseline ALT/AST of the graded patients", status, label.get)
+    section("ALT or AST above a multiple of the ULN, whatever the baseline", multiples,
+            lambda o: outcome_label(o, f.labels))
+    return Table("hepatotoxicity", "Hepatotoxicity: worst CTCAE v5.0 grade of ALT/AST increased, by route",
+                 ["Outcome", "Overall", "IV", "SC", "Not evaluable"], rows, sources=["tables/hepatotoxicity.csv"],
+                 header_rows=header_rows,
+                 notes=["n (%) of the patients with an ALT or AST in the window (not evaluable: those "
+                        "without). Each test is graded against its upper limit of normal (ULN) when the patient's "
+                        "baseline is normal or missing, against the baseline when it is above the ULN; the worst "
+                        "grade of any sample. A patient sampled more often has more chances of a higher grade: the "
+                        "samples per patient are shown beside the grades. The multiples of the ULN ignore the "
+                        "baseline, often above 3\u00d7ULN already in sHLH/MAS."])

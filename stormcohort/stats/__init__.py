@@ -9,7 +9,8 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.competing` Aalen-Johansen CIF with infinitesimal-jackknife CI (R survfit)
 * :mod:`~stormcohort.stats.finegray`  Gray's test, Fine-Gray and cause-specific Cox, optionally weighted
   (R cmprsk cuminc/crr, survival coxph)
-* :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test)
+* :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test),
+  patient-clustered Poisson rate ratios (R sandwich::vcovCL)
 * :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML as lme4, Satterthwaite t as lmerTest; vectorised)
 * :mod:`~stormcohort.stats.weights`   propensity (logistic, Firth fallback), ATE/ATT/ATO weights, balance (R cobalt)
 * :mod:`~stormcohort.stats.weighted`  weighted linear/logistic/Poisson (HC0, R sandwich) and Cox (R robust) models
@@ -27,7 +28,8 @@ _HOME = {
     "finegray": ["FineGrayResult", "GrayTest", "cause_specific_cox", "fine_gray", "gray_test"],
     "firth": ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"],
     "mixed": ["MixedResult", "lab_trajectory_lmm"],
-    "rates": ["RateRatio", "incidence_rates", "poisson_rate_ci", "rate_ratio"],
+    "rates": ["ClusteredRateRatio", "RateRatio", "clustered_rate_ratio", "incidence_rates", "poisson_rate_ci",
+              "rate_ratio"],
     "survival": ["LogRankResult", "kaplan_meier", "km_median", "km_summary", "logrank_test", "numbers_at_risk",
                  "survival_at"],
     "weighted": ["WeightedFit", "weighted_cox", "weighted_glm"],

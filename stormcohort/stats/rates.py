@@ -13,6 +13,21 @@
 Zero events give a lower limit of 0 (and an infinite rate-ratio upper limit when the
 reference group has none); zero exposure, or no events in either group for a ratio, gives
 ``estimable = False`` with a reason rather than an error.
+
+The exact conditional ratio treats every event as independent, though one patient may have
+several. **Patient-clustered rate ratio** (:func:`clustered_rate_ratio`): Poisson regression of
+each patient's event count on the group, log of the patient's exposure as offset, with the
+sandwich variance clustered on the patient (one row per patient, so each row is its own
+cluster) and the small-sample factor ``G/(G-1) * (N-1)/(N-K)``: statsmodels
+``GLM(..., offset=log(T)).fit(cov_type="cluster", cov_kwds={"groups": patient})``, and R
+``sandwich::vcovCL(fit, cluster = ~id, type = "HC1")``. With the group as the only covariate
+the model is saturated, so both have a closed form, computed here in O(n) (statsmodels takes
+0.4 s per term at 100,000 patients; tests/test_stats_rates.py checks the two agree, and R):
+the MLE of each group's rate is ``Y_g / T_g``, so the estimate is the crude ratio
+``(x1/T1)/(x2/T2)``, and ``var(log ratio) = c * sum_g S_g / Y_g^2`` with ``S_g = sum_i (y_i -
+Y_g/T_g t_i)^2`` over the group's patients, ``c = G/(G-1) * (N-1)/(N-2)``. Wald interval
+``exp(b -/+ z se)`` and p from ``b / se``: wider than the exact one when events bunch in a few
+patients (over-dispersion).
 """
 
 from __future__ import annotations
@@ -25,7 +40,8 @@ from scipy import special
 
 from stormcohort.stats._util import ALL, complete_rows, group_levels, require_columns
 
-__all__ = ["poisson_rate_ci", "incidence_rates", "rate_ratio", "RateRatio"]
+__all__ = ["poisson_rate_ci", "incidence_rates", "rate_ratio", "RateRatio", "clustered_rate_ratio",
+           "ClusteredRateRatio"]
 
 RATE_COLUMNS = ["group", "events", "exposure", "rate", "rate_lcl", "rate_ucl", "estimable", "reason"]
 
@@ -137,3 +153,61 @@ def rate_ratio(
 
     rr = (x1 / T1) / (x2 / T2) if x2 > 0 else np.inf
     return RateRatio(float(rr), to_ratio(ci.low), to_ratio(ci.high), float(test.pvalue), estimable=True, **base)
+
+
+CLUSTERED_METHOD = "poisson_glm_cluster_hc1"
+
+
+@dataclass(frozen=True)
+class ClusteredRateRatio:
+    """Rate ratio (group 1 over group 2) from Poisson regression with a patient-clustered
+    sandwich variance: estimate, Wald CI and p, and the standard error of its log."""
+
+    rate_ratio: float
+    lcl: float
+    ucl: float
+    p: float
+    se: float  # of log(rate_ratio)
+    patients1: int
+    patients2: int
+    estimable: bool
+    reason: str | None = None
+    method: str = CLUSTERED_METHOD
+
+
+def clustered_rate_ratio(events, exposure, in_group1, *, conf_level: float = 0.95) -> ClusteredRateRatio:
+    """Group 1 vs group 2 rate ratio from one row per patient: ``events`` (count), ``exposure``
+    (> 0; rows with none are left out: no time at risk) and ``in_group1`` (bool). Poisson GLM
+    ``events ~ group1 + offset(log(exposure))`` with the patient-clustered sandwich variance (R
+    ``sandwich::vcovCL(fit, cluster = ~id, type = "HC1")``, statsmodels ``cov_type="cluster"``), in
+    its closed form (module docstring). Not estimable (with the reason) when a
+    group has no patient or no events, or with fewer than 3 patients (N - K = 0)."""
+    y = np.asarray(events, dtype=float)
+    T = np.asarray(exposure, dtype=float)
+    g1 = np.asarray(in_group1, dtype=bool)
+    if np.any(y < 0) or np.any(np.isnan(y)) or np.any(y != np.round(y)):
+        raise ValueError("events must be non-negative whole numbers")
+    at_risk = T > 0
+    y, T, g1 = y[at_risk], T[at_risk], g1[at_risk]
+    n1, n2 = int(g1.sum()), int((~g1).sum())
+    x1, x2 = y[g1].sum(), y[~g1].sum()
+    reason = ("no patient with exposure in a group" if min(n1, n2) == 0 else
+              "no events in either group" if x1 + x2 == 0 else
+              "no events in group 1" if x1 == 0 else "no events in group 2" if x2 == 0 else
+              "fewer than 3 patients with exposure" if n1 + n2 < 3 else None)
+    if reason:
+        return ClusteredRateRatio(np.nan, np.nan, np.nan, np.nan, np.nan, n1, n2, estimable=False, reason=reason)
+    n = n1 + n2
+    var = 0.0
+    for sel, x in ((g1, x1), (~g1, x2)):
+        residual = y[sel] - x / T[sel].sum() * T[sel]
+        var += float(residual @ residual) / x**2
+    var *= n / (n - 1) * (n - 1) / (n - 2)
+    b, se = float(np.log((x1 / T[g1].sum()) / (x2 / T[~g1].sum()))), float(np.sqrt(var))
+    if not se > 0:  # every patient's events exactly in proportion to their exposure
+        return ClusteredRateRatio(np.nan, np.nan, np.nan, np.nan, np.nan, n1, n2, estimable=False,
+                                  reason="no variation of the event rate between patients")
+    z = special.ndtri(1 - (1 - conf_level) / 2)
+    p = float(2 * special.ndtr(-abs(b / se)))
+    return ClusteredRateRatio(float(np.exp(b)), float(np.exp(b - z * se)), float(np.exp(b + z * se)), p, se,
+                              n1, n2, estimable=True)

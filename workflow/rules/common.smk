@@ -74,6 +74,7 @@ CAPTIONS = {
     ("safety", "events"): ("safety.rst", "4. Safety", None),
     ("safety", "rates"): ("safety.rst", "4. Safety", None),
     ("safety", "ratios"): ("safety.rst", "4. Safety", None),
+    ("safety", "first_severe"): ("safety.rst", "4. Safety", None),
     ("hepatotoxicity", "summary"): ("safety.rst", "4. Safety", None),
     ("safety", "png"): ("swimmer.rst", "4. Safety", None),
     ("forest", "table"): ("forest.rst", "5. All estimates", None),

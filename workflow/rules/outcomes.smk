@@ -1,12 +1,15 @@
 rule hepatotoxicity:
-    """ALT or AST above k x the centre's ULN after the index: per patient (read by binary_outcomes and safety) and by route."""
+    """CTCAE v5.0 grade of ALT/AST increased against each patient's baseline, and ALT or AST above k x the centre's
+    ULN, after the index: per patient (read by binary_outcomes and safety) and by route."""
     input:
         dataset=out("cohort", "dataset"),
         labs=out("cohort", "labs"),
+        anakinra=out("cohort", "anakinra"),
     output:
         **declared("hepatotoxicity"),
     params:
         cfg=config["analyses"]["hepatotoxicity"],
+        baseline=config["cohort"]["baseline"],
     log:
         f"{OUT}/logs/hepatotoxicity.log",
     benchmark:
