@@ -20,11 +20,11 @@ def pytest_addoption(parser) -> None:
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
-    if not config.getoption("--simulation"):
-        skip = pytest.mark.skip(reason="coverage simulation: run with --simulation")
-        for item in items:
-            if "simulation" in item.keywords:
-                item.add_marker(skip)
+    if not config.getoption("--simulation"):  # deselected, not skipped: not part of the quick suite
+        simulations = [item for item in items if "simulation" in item.keywords]
+        if simulations:
+            config.hook.pytest_deselected(items=simulations)
+            items[:] = [item for item in items if "simulation" not in item.keywords]
     if config.option.collectonly:
         return
     used = {name for item in items for name in getattr(item, "fixturenames", ())}
