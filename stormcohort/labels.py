@@ -56,8 +56,9 @@ def hepatotox_outcome(k) -> str:
 # estimate, the secondary family (analyses.comparison.secondary_outcomes), everything else exploratory.
 FAMILIES = ("primary", "secondary", "exploratory")
 PRIMARY_OUTCOMES = {"death_by_horizon": death_outcome}
-# the note of a descriptive estimate of the primary outcome (the forest's ever-IV Cox hazard ratios of death by H)
-PRIMARY_COUNTERPART_NOTE = ("exploratory: the descriptive (ever-IV) counterpart of the primary outcome, whose "
+# the note of a descriptive estimate of the primary outcome (the forest's Cox hazard ratios of death by H between
+# the route groups of cohort.exposure)
+PRIMARY_COUNTERPART_NOTE = ("exploratory: the descriptive (route group) counterpart of the primary outcome, whose "
                             "primary estimate is the target trial's")
 
 

@@ -143,7 +143,7 @@ def test_figure_renders_with_non_estimable_and_infinite_rows(tmp_path):
         # the secondary family (the adjusted OR of death by day 30): diamond, Holm p beside the raw p, footnote
         assert any(t == "2.50 (0.70\u20139.00), p=0.2, p\u2095=0.4" for t in texts)  # Holm of (0.2, 0.2)
         assert any(t.startswith("Secondary family: Death by day 30 (OR, adjusted), Response at day 7 (OR, adjusted)")
-                   and "Death by day 90 (HR): the descriptive (ever-IV) counterpart" in t for t in texts)
+                   and "Death by day 90 (HR): the descriptive (route group) counterpart" in t for t in texts)
         markers = {line.get_marker() for ax in fig.axes[1::2] for line in ax.lines}
         assert {"D", "s"} <= markers
         assert all(ax.get_xscale() == "log" for ax in fig.axes[1::2])
@@ -180,7 +180,7 @@ def test_families_and_holm_within_the_secondary_family():
     # the unadjusted models, the other odds ratios, the hazard and rate ratios are exploratory
     assert r.loc[("OR", "death_30d", "unadjusted"), "family"] == "exploratory"
     assert r.loc[("OR", "hepatotox_3xuln", "adjusted"), "family"] == "exploratory"
-    # the ever-IV Cox of death by H is not the primary estimate (the target trial's is): exploratory, said so
+    # the route-group Cox of death by H is not the primary estimate (the target trial's is): exploratory, said so
     cox = r.loc[[("HR", "death_90d", "unadjusted"), ("HR", "death_90d", "adjusted")]]
     assert set(cox["family"]) == {"exploratory"} and "primary" not in set(rows["family"])
     assert all(PRIMARY_COUNTERPART_NOTE in n for n in cox["note"])

@@ -99,7 +99,7 @@ def test_methods_say_the_multiplicity_families_once_from_the_config():
     assert ("secondary_outcomes: death by day 30, response at day 7 and any adverse event grade \u22653): its "
             "Firth odds ratio IV vs SC adjusted for age group (reference adult) and intensive care") in base
     assert 'Holm-adjusted within the family (step-down, as R p.adjust(p, "holm")' in base
-    assert "the Cox hazard ratios of death by day 90 (the ever-IV grouping" in base
+    assert "the Cox hazard ratios of death by day 90 (between the route groups of cohort.exposure" in base
     changed = copy.deepcopy(CONFIG)
     changed["cohort"]["follow_up_days"] = 60
     changed["analyses"]["comparison"]["secondary_outcomes"] = ["response_day7"]

@@ -203,7 +203,8 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "measure": ("HR, OR or IRR", ""), "model": _MODEL,
         "family": ("multiplicity family: primary (the primary outcome's primary estimate, the target trial's: no "
                    "row here), secondary (the adjusted Firth OR of each analyses.comparison.secondary_outcomes "
-                   "outcome) or exploratory (every other row, the ever-IV Cox HR of death by H included)", ""),
+                   "outcome) or exploratory (every other row, the Cox HR of death by H between the descriptive "
+                   "route groups included)", ""),
         "estimate": ("IV vs SC ratio", "ratio"),
         "lcl": ("lower confidence limit", "ratio"), "ucl": ("upper confidence limit", "ratio"),
         "p": ("p value, unadjusted for multiplicity", ""),

@@ -10,8 +10,9 @@ is not on the log axis.
 Multiplicity (issue 13), said once: each row has a ``family``. The primary estimate of the
 configured primary outcome (``analyses.comparison.primary_outcome``, death by day H) is the
 target trial's (:mod:`~stormcohort.analyses.comparison`), which this table does not read, so no row
-here is ``primary``: the ever-IV Cox hazard ratios of death by H are its descriptive counterpart
-(immortal time included) and are ``exploratory``, with a note saying so. The ``secondary`` family
+here is ``primary``: the Cox hazard ratios of death by H between the descriptive route groups
+(``cohort.exposure``; ever IV by default, immortal time included) are its descriptive counterpart
+and are ``exploratory``, with a note saying so. The ``secondary`` family
 is one estimate per configured secondary outcome (``analyses.comparison.secondary_outcomes``):
 its **adjusted** Firth odds ratio (the model of ``analyses.binary.adjust_for``). Every other row
 (unadjusted models, the other odds ratios, hazard and rate ratios) is ``exploratory``.

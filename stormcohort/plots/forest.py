@@ -108,7 +108,8 @@ def forest_figure(rows: pd.DataFrame, synthetic: bool = False):
                 ax_txt.text(0.05, yy, "not estimable" if not r["estimable"] else
                             f"{_fmt(r['estimate'])} ({_fmt(r['lcl'])}\u2013{_fmt(r['ucl'])})", fontsize=8,
                             color="0.45", va="center")
-                not_estimable.append(f"{r['label']} ({r['measure']}, {model}): {r['note']}")
+                reason = str(r["note"]).replace(f"; {PRIMARY_COUNTERPART_NOTE}", "")  # said in its own footnote
+                not_estimable.append(f"{r['label']} ({r['measure']}, {model}): {reason}")
                 continue
             est, lcl, ucl = float(r["estimate"]), float(r["lcl"]), float(r["ucl"])
             left = lcl if np.isfinite(lcl) and lcl > lo else lo
@@ -146,8 +147,8 @@ def forest_figure(rows: pd.DataFrame, synthetic: bool = False):
     counterpart = rows[rows["note"].fillna("").astype(str).str.contains(PRIMARY_COUNTERPART_NOTE, regex=False)]
     if len(counterpart):
         footnotes.append(", ".join(dict.fromkeys(f"{t.label} ({t.measure})" for t in counterpart.itertuples()))
-                         + ": the descriptive (ever-IV) counterpart of the primary outcome, exploratory; the primary "
-                         "estimate is the target trial's.")
+                         + ": the descriptive (route group) counterpart of the primary outcome, exploratory; the "
+                         "primary estimate is the target trial's.")
     if not_estimable:
         footnotes.append("Not estimable:\n" + "\n".join(f"\u2022 {t}" for t in dict.fromkeys(not_estimable)))
     if footnotes:

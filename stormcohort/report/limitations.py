@@ -138,11 +138,11 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
     p = p[np.isfinite(p)]
     items.append({"title": "Multiple comparisons", "level": "info", "text": (
         "One primary outcome, whose primary estimate is the target trial's. "
-        + (f"Secondary family: {len(holm)} p-values Holm-adjusted within the family, {int((holm < 0.05).sum())} "
+        + (f"The secondary family's {len(holm)} p-values are Holm-adjusted within it, {int((holm < 0.05).sum())} "
            f"below 0.05 after adjustment. " if len(holm) else "")
-        + f"Exploratory: {len(p)} IV-vs-SC p-values without adjustment for multiplicity; {int((p < 0.05).sum())} "
-        f"are below 0.05, where {0.05 * len(p):.1f} would be expected by chance if the route made no difference; "
-        f"they are hypothesis-generating.")})
+        + f"The exploratory estimates' {len(p)} IV-vs-SC p-values are not adjusted for multiplicity; "
+        f"{int((p < 0.05).sum())} are below 0.05, where {0.05 * len(p):.1f} would be expected by chance if the "
+        f"route made no difference; they are hypothesis-generating.")})
 
     warns = [w for w in competing_model.get("warnings", []) if f.note(w)]
     if warns:

@@ -110,9 +110,9 @@ def multiplicity_text(config: Mapping) -> str:
         f"One primary outcome, {primary} (config analyses.comparison.primary_outcome = {cmp['primary_outcome']}), "
         f"whose primary estimate is the target trial's. {family}Every other estimate is exploratory, its p value "
         f"unadjusted for multiplicity and to be read as hypothesis-generating: the unadjusted odds ratios and "
-        f"those of the other binary outcomes, the Cox hazard ratios of {primary} (the ever-IV grouping: the "
-        f"descriptive counterpart of the primary outcome, not its primary estimate), and the competing-risk, "
-        f"trajectory and adverse event rate comparisons.")
+        f"those of the other binary outcomes, the Cox hazard ratios of {primary} (between the route groups of "
+        f"cohort.exposure: the descriptive counterpart of the primary outcome, not its primary estimate), and the "
+        f"competing-risk, trajectory and adverse event rate comparisons.")
 
 
 def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -> list[dict]:

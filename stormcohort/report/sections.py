@@ -287,9 +287,9 @@ def cox_table(cox: pd.DataFrame, group_events: Sequence, f: Formatter) -> Table:
                          f.unless_small(group_events, f.p(r.p))])
     return Table("cox", "Cox proportional hazards: death by the end of follow-up (exploratory)",
                  ["Term", "Hazard ratio (CI)", "p"], rows, header_rows=heads, sources=["tables/cox.csv"],
-                 notes=["Exploratory: the route group is ever IV from the first dose, so these hazard ratios are the "
-                        "descriptive counterpart of the primary outcome, not its primary estimate (the target "
-                        "trial's); p values unadjusted for multiplicity (Methods, Multiplicity)."]
+                 notes=["Exploratory: these hazard ratios compare the descriptive route groups (Methods, Exposure), "
+                        "the counterpart of the primary outcome, not its primary estimate (the target trial's); p "
+                        "values unadjusted for multiplicity (Methods, Multiplicity)."]
                  + _notes(f, cox["note"]))
 
 
