@@ -8,5 +8,7 @@ from stormcohort.io import rule_logger
 sm = snakemake  # noqa: F821 - provided by Snakemake
 log = rule_logger(sm)
 tables = {name: pd.read_csv(sm.input[name]) for name in ("cox", "logistic", "rate_ratios")}
-result = forest_analysis(**tables, cfg=sm.params.cfg, labels=sm.params.labels, synthetic=sm.params.synthetic)
+result = forest_analysis(**tables, cfg=sm.params.cfg, labels=sm.params.labels,
+                         primary_outcome=sm.params.primary_outcome,
+                         secondary_outcomes=list(sm.params.secondary_outcomes), synthetic=sm.params.synthetic)
 write_outputs(result, sm.output, log)

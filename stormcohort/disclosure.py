@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stormcohort.labels import ROUTES
+from stormcohort.labels import PRIMARY_COUNTERPART_NOTE, ROUTES
 
 SUPPRESSED = "suppressed"
 
@@ -137,7 +137,8 @@ def disclosed_ratios(ratios: pd.DataFrame, policy: Policy, conf_level: float) ->
 def disclosed_forest(forest: pd.DataFrame, ratios: pd.DataFrame, counts: pd.DataFrame, km: pd.DataFrame,
                      policy: Policy) -> pd.DataFrame:
     """``tables/forest.csv`` for the shareable forest plot: rate ratios from :func:`disclosed_ratios`
-    (``ratios``), and every estimate whose group event counts include a suppressed one withheld."""
+    (``ratios``), and every estimate whose group event counts include a suppressed one withheld (its
+    Holm-adjusted p too; the family and the other members' Holm p, from the undisclosed p values, stay)."""
     out = forest.copy()
     rr = ratios.set_index("outcome")
     by_group = counts.set_index(["outcome", "group"])["events"]
@@ -154,9 +155,11 @@ def disclosed_forest(forest: pd.DataFrame, ratios: pd.DataFrame, counts: pd.Data
         else:
             withheld = small(*[km_events.get(g) for g in ROUTES])
         if withheld:
-            out.loc[i, est] = np.nan
+            out.loc[i, [*est, "p_holm"]] = np.nan
             out.loc[i, ["plotted", "estimable"]] = False
-            out.loc[i, "note"] = f"withheld: a group has {policy.small_label} events"
+            withheld_note = f"withheld: a group has {policy.small_label} events"
+            out.loc[i, "note"] = (f"{withheld_note}; {PRIMARY_COUNTERPART_NOTE}"
+                                  if PRIMARY_COUNTERPART_NOTE in str(r["note"]) else withheld_note)
     return out
 
 

@@ -3,7 +3,8 @@
 * The route groups: column :data:`GROUP`, groups :data:`ROUTES` (reference :data:`REFERENCE`),
   the IV-vs-SC model term :data:`ROUTE_TERM`, and :data:`GROUPS` (overall first) for tables.
 * The follow-up horizon H (``cohort.follow_up_days``) names the survival outcome:
-  :func:`death_outcome` (``death_<H>d``) and :func:`landmark_days` (configured days plus H).
+  :func:`death_outcome` (``death_<H>d``) and :func:`landmark_days` (configured days plus H);
+  :func:`primary_outcome` resolves the config's primary outcome, :data:`FAMILIES` the estimate families.
 * Human labels: :data:`OUTCOME_LABELS`, :data:`TERM_LABELS`, :data:`VAR_LABELS`,
   :data:`TEST_LABELS` and the functions :func:`outcome_label`, :func:`term_label`,
   :func:`var_label`; the config's top-level ``labels:`` overrides any of them.
@@ -49,6 +50,24 @@ def landmark_days(days: Iterable[float], horizon: int) -> list[int]:
 def hepatotox_outcome(k) -> str:
     """The 0/1 column of ALT or AST above ``k`` times the centre's ULN."""
     return f"hepatotox_{float(k):g}xuln"
+
+
+# The families of estimates (multiplicity, said once): the configured primary outcome's primary
+# estimate, the secondary family (analyses.comparison.secondary_outcomes), everything else exploratory.
+FAMILIES = ("primary", "secondary", "exploratory")
+PRIMARY_OUTCOMES = {"death_by_horizon": death_outcome}
+# the note of a descriptive estimate of the primary outcome (the forest's Cox hazard ratios of death by H between
+# the route groups of cohort.exposure)
+PRIMARY_COUNTERPART_NOTE = ("exploratory: the descriptive (route group) counterpart of the primary outcome, whose "
+                            "primary estimate is the target trial's")
+
+
+def primary_outcome(name: str, horizon: int) -> str:
+    """The 0/1 outcome column ``analyses.comparison.primary_outcome`` names: ``death_by_horizon`` is
+    death by day H (``death_<H>d``, H = ``cohort.follow_up_days``)."""
+    if name not in PRIMARY_OUTCOMES:
+        raise ValueError(f"analyses.comparison.primary_outcome: {name!r} is not one of {sorted(PRIMARY_OUTCOMES)}")
+    return PRIMARY_OUTCOMES[name](horizon)
 
 
 OUTCOME_LABELS = {

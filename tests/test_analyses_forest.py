@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stormcohort.analyses.dictionary import undocumented
 from stormcohort.analyses.forest import FOREST_COLUMNS, forest_analysis
 from stormcohort.analyses.forest import forest_rows as rows_of
 from stormcohort.figures import save
-from stormcohort.labels import outcome_label
+from stormcohort.labels import PRIMARY_COUNTERPART_NOTE, outcome_label
 from stormcohort.plots.forest import forest_figure
 from tests.config_defaults import schema_defaults
 
@@ -59,9 +60,29 @@ RATES = pd.DataFrame({
 })
 
 
-def forest_rows(cox, logistic, rate_ratios, cfg: dict | None = None, labels: dict | None = None):
-    """The rows with the schema's defaults for every setting not in ``cfg``."""
-    return rows_of(cox, logistic, rate_ratios, schema_defaults("forest", **(cfg or {})), labels)
+SECONDARY = schema_defaults("comparison")["secondary_outcomes"]  # death_30d, response_day7, ae_grade3plus
+
+
+def forest_rows(cox, logistic, rate_ratios, cfg: dict | None = None, labels: dict | None = None, **families):
+    """The rows with the schema's defaults for every setting not in ``cfg``, the primary outcome
+    death by day 90 and the default secondary outcomes unless ``families`` says otherwise."""
+    families = {"primary_outcome": "death_90d", "secondary_outcomes": SECONDARY, **families}
+    return rows_of(cox, logistic, rate_ratios, schema_defaults("forest", **(cfg or {})), labels, **families)
+
+
+def secondary_logistic(p_adjusted: dict) -> pd.DataFrame:
+    """Firth and ML route rows of ``logistic.csv``: unadjusted p 0.01 for every outcome, adjusted
+    Firth p as given (NaN: not estimable)."""
+    rows = []
+    for outcome, p in p_adjusted.items():
+        for model, pm in (("unadjusted", 0.01), ("adjusted", p)):
+            for method in ("firth", "ml"):
+                est = (np.nan,) * 3 if np.isnan(pm) else (2.0, 0.8, 5.0)
+                note = "not estimable: separation" if np.isnan(pm) else None
+                rows.append((outcome, model, method, "route_group[IV]", np.log(est[0]), 0.5, *est,
+                             pm if method == "firth" else 0.9, 40, 10, note))
+    return pd.DataFrame(rows, columns=["outcome", "model", "method", "term", "coef", "se", "or", "or_lcl", "or_ucl",
+                                       "p", "n", "events", "note"])
 
 
 def test_rows_contract_order_and_flags():
@@ -117,8 +138,14 @@ def test_figure_renders_with_non_estimable_and_infinite_rows(tmp_path):
     for ext in ("png", "svg"):
         fig = forest_figure(rows, synthetic=True)
         texts = [t.get_text() for ax in fig.axes for t in ax.texts] + [t.get_text() for t in fig.texts]
-        assert any(t.startswith("Not estimable:") and "Response at day 7" in t for t in texts)
+        assert any("Not estimable:\n" in t and "Response at day 7" in t for t in texts)
         assert any(t.startswith("2.00 (0.90\u20134.40)") for t in texts)
+        # the secondary family (the adjusted OR of death by day 30): diamond, Holm p beside the raw p, footnote
+        assert any(t == "2.50 (0.70\u20139.00), p=0.2, p\u2095=0.4" for t in texts)  # Holm of (0.2, 0.2)
+        assert any(t.startswith("Secondary family: Death by day 30 (OR, adjusted), Response at day 7 (OR, adjusted)")
+                   and "Death by day 90 (HR): the descriptive (route group) counterpart" in t for t in texts)
+        markers = {line.get_marker() for ax in fig.axes[1::2] for line in ax.lines}
+        assert {"D", "s"} <= markers
         assert all(ax.get_xscale() == "log" for ax in fig.axes[1::2])
         save(fig, tmp_path / f"forest.{ext}")
         assert (tmp_path / f"forest.{ext}").stat().st_size > 10_000
@@ -133,3 +160,43 @@ def test_analysis_result(tmp_path):
 
 def test_figure_renders_with_no_rows(tmp_path):
     save(forest_figure(forest_rows(None, None, None)), tmp_path / "empty.png")
+
+
+def test_families_and_holm_within_the_secondary_family():
+    # R 4.2.2: p.adjust(c(0.04, 0.001, 0.03), "holm") -> 0.060 0.003 0.060
+    logistic = secondary_logistic({"death_30d": 0.04, "response_day7": 0.001, "ae_grade3plus": 0.03,
+                                   "hepatotox_3xuln": 0.002})
+    rows = forest_rows(COX, logistic, RATES)
+    assert list(rows.columns) == FOREST_COLUMNS and not undocumented("forest", rows.columns)
+    r = rows.set_index(["measure", "outcome", "model"])
+    secondary = r[r["family"].eq("secondary")]
+    assert sorted(secondary.index) == [("OR", o, "adjusted") for o in sorted(SECONDARY)]  # one per outcome
+    np.testing.assert_allclose(secondary.loc[[("OR", o, "adjusted") for o in ("death_30d", "response_day7",
+                                                                             "ae_grade3plus")], "p_holm"],
+                               [0.06, 0.003, 0.06], rtol=1e-12)
+    assert secondary["p"].tolist() != secondary["p_holm"].tolist()  # raw p kept beside the adjusted one
+    others = r[r["family"].ne("secondary")]
+    assert set(others["family"]) == {"exploratory"} and others["p_holm"].isna().all()
+    # the unadjusted models, the other odds ratios, the hazard and rate ratios are exploratory
+    assert r.loc[("OR", "death_30d", "unadjusted"), "family"] == "exploratory"
+    assert r.loc[("OR", "hepatotox_3xuln", "adjusted"), "family"] == "exploratory"
+    # the route-group Cox of death by H is not the primary estimate (the target trial's is): exploratory, said so
+    cox = r.loc[[("HR", "death_90d", "unadjusted"), ("HR", "death_90d", "adjusted")]]
+    assert set(cox["family"]) == {"exploratory"} and "primary" not in set(rows["family"])
+    assert all(PRIMARY_COUNTERPART_NOTE in n for n in cox["note"])
+    assert r.loc[("HR", "death_90d", "adjusted"), "note"].startswith("events per variable 4.3 < 10; ")
+
+
+def test_holm_skips_a_member_without_p_and_follows_the_config():
+    # R 4.2.2: p.adjust(c(0.04, NA, 0.03), "holm") -> 0.06 NA 0.06
+    logistic = secondary_logistic({"death_30d": 0.04, "response_day7": np.nan, "ae_grade3plus": 0.03})
+    r = forest_rows(None, logistic, None).set_index(["outcome", "model"])
+    assert r.loc[("response_day7", "adjusted"), "family"] == "secondary"
+    np.testing.assert_allclose(r.xs("adjusted", level="model").loc[["death_30d", "response_day7", "ae_grade3plus"],
+                                                                   "p_holm"], [0.06, np.nan, 0.06], rtol=1e-12)
+    # a family of one: its Holm p is its p; no secondary outcome configured: no family, no p_holm
+    one = forest_rows(None, logistic, None, secondary_outcomes=["ae_grade3plus"]).set_index(["outcome", "model"])
+    assert one.loc[("ae_grade3plus", "adjusted"), "p_holm"] == 0.03 and one["p_holm"].notna().sum() == 1
+    none = forest_rows(COX, logistic, None, secondary_outcomes=[], primary_outcome=None)
+    assert set(none["family"]) == {"exploratory"} and none["p_holm"].isna().all()
+    assert not none["note"].fillna("").str.contains("primary outcome").any()

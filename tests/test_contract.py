@@ -82,6 +82,10 @@ def test_the_follow_up_horizon_names_every_survival_result(horizon_60):
     assert pd.read_csv(out / output("survival", "km_risk"))["day"].max() <= 60
     forest = pd.read_csv(out / output("forest", "table"))
     assert "Death by day 60" in set(forest["label"])
+    # the primary outcome follows the horizon: its route-group Cox rows are its exploratory, descriptive counterpart
+    cox = forest[forest["section"].eq("cox")]
+    assert set(cox["outcome"]) == {"death_60d"} and set(cox["family"]) == {"exploratory"}
+    assert cox["note"].str.contains("counterpart of the primary outcome").all()
     texts = {p: (out / p).read_text(encoding="utf-8", errors="replace")
              for rule in ("survival", "competing_risks", "binary_outcomes", "forest", "describe", "report",
                           "report_shareable")

@@ -86,7 +86,8 @@ def test_the_disclose_rule_recomputes_estimates_from_the_disclosed_counts():
                            "note": [None, None]})
     forest = pd.DataFrame({"section": ["rate", "rate"], "outcome": ["any", "infusion_reaction"],
                            "label": ["Any", "Infusion"], "measure": ["IRR", "IRR"], "model": ["exact"] * 2,
-                           "estimate": [1.7, 9.9], "lcl": [1.0, 1.0], "ucl": [3.0, 99.0], "p": [0.05, 0.5],
+                           "family": ["exploratory"] * 2, "estimate": [1.7, 9.9], "lcl": [1.0, 1.0],
+                           "ucl": [3.0, 99.0], "p": [0.05, 0.5], "p_holm": [float("nan")] * 2,
                            "plotted": [True, True], "estimable": [True, True], "note": [None, None]})
     counts = pd.DataFrame(columns=["outcome", "group", "events"])
     km = pd.DataFrame({"group": ["IV", "SC"], "events": [12, 20]})
@@ -106,6 +107,35 @@ def test_the_disclose_rule_recomputes_estimates_from_the_disclosed_counts():
     f = r.tables["forest"].set_index("outcome")
     assert f.loc["any", "estimate"] == pytest.approx(exact.rate_ratio)
     assert pd.isna(f.loc["infusion_reaction", "estimate"]) and not f.loc["infusion_reaction", "plotted"]
+
+
+def test_a_withheld_secondary_estimate_loses_its_holm_p_and_keeps_its_family():
+    """The secondary family's Holm p values come from the undisclosed p values; a member resting on a
+    suppressed count is withheld with its Holm p, the others keep theirs; the note of the descriptive
+    counterpart of the primary outcome survives withholding."""
+    import numpy as np
+    import pandas as pd
+
+    from stormcohort.disclosure import disclosed_forest
+    from stormcohort.labels import PRIMARY_COUNTERPART_NOTE
+
+    policy = Policy(min_count=10, round_to=5)
+    forest = pd.DataFrame({
+        "section": ["cox", "logistic", "logistic"], "outcome": ["death_90d", "death_30d", "response_day7"],
+        "label": ["Death by day 90", "Death by day 30", "Response at day 7"], "measure": ["HR", "OR", "OR"],
+        "model": ["adjusted"] * 3, "family": ["exploratory", "secondary", "secondary"],
+        "estimate": [1.5, 2.0, 0.5], "lcl": [0.6, 0.8, 0.2], "ucl": [3.9, 5.0, 1.2], "p": [0.4, 0.04, 0.03],
+        "p_holm": [np.nan, 0.06, 0.06], "estimable": [True] * 3, "plotted": [True] * 3,
+        "note": [f"events per variable 4.3 < 10; {PRIMARY_COUNTERPART_NOTE}", None, None]})
+    counts = pd.DataFrame({"outcome": ["death_30d"] * 2 + ["response_day7"] * 2, "group": ["IV", "SC"] * 2,
+                           "events": [3, 12, 15, 20]})
+    km = pd.DataFrame({"group": ["IV", "SC"], "events": [4, 20]})
+    ratios = pd.DataFrame(columns=["outcome"])
+    out = disclosed_forest(forest, ratios, counts, km, policy).set_index("outcome")
+    assert out["family"].tolist() == ["exploratory", "secondary", "secondary"]
+    assert np.isnan(out.loc["death_30d", ["estimate", "p", "p_holm"]].astype(float)).all()
+    assert out.loc["response_day7", "p_holm"] == 0.06 and out.loc["response_day7", "p"] == 0.03
+    assert out.loc["death_90d", "note"] == f"withheld: a group has <10 events; {PRIMARY_COUNTERPART_NOTE}"
 
 
 def test_the_patient_clustered_ratio_is_recentred_on_the_disclosed_counts():

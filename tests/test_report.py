@@ -24,8 +24,10 @@ from stormcohort.report.fmt import Formatter
 from stormcohort.report.inputs import report_inputs
 from stormcohort.report.methods import covariates, join_and, methods
 from stormcohort.report.sections import (
+    binary_table,
     cif_tests_table,
     conflicts_table,
+    forest_table,
     km_table,
     lower_first,
     rates_table,
@@ -87,6 +89,24 @@ def test_methods_text_follows_the_config():
     assert "the first dose's route is taken to be SC (config cohort.simultaneous_routes = sc_first)" in other
     assert "kept in the cohort (config cohort.exclude_prevalent_users = false)" in other
     assert "per 1000 patient-days" in other and "per 100 patient-days" not in other
+
+
+def test_methods_say_the_multiplicity_families_once_from_the_config():
+    base = text(methods(CONFIG, {}, DELIVERY))
+    assert "no adjustment for multiple comparisons" not in base
+    assert ("One primary outcome, death by day 90 (config analyses.comparison.primary_outcome = death_by_horizon), "
+            "whose primary estimate is the target trial's.") in base
+    assert ("secondary_outcomes: death by day 30, response at day 7 and any adverse event grade \u22653): its "
+            "Firth odds ratio IV vs SC adjusted for age group (reference adult) and intensive care") in base
+    assert 'Holm-adjusted within the family (step-down, as R p.adjust(p, "holm")' in base
+    assert "the Cox hazard ratios of death by day 90 (between the route groups of cohort.exposure" in base
+    changed = copy.deepcopy(CONFIG)
+    changed["cohort"]["follow_up_days"] = 60
+    changed["analyses"]["comparison"]["secondary_outcomes"] = ["response_day7"]
+    other = text(methods(changed, {}, DELIVERY))
+    assert "One primary outcome, death by day 60" in other and "secondary_outcomes: response at day 7)" in other
+    changed["analyses"]["comparison"]["secondary_outcomes"] = []
+    assert "No secondary outcome is configured" in text(methods(changed, {}, DELIVERY))
 
 
 def test_methods_state_the_baseline_rule_from_the_config():
@@ -293,3 +313,52 @@ def test_conflicts_table_lists_ledger_rules_and_cohort_rules_with_their_handling
          "censored at the last date known alive"]]
     assert t.sources == ["clean/LDN/exclusions.csv", "cohort/data_conflicts.csv"]
     assert conflicts_table(ledger.iloc[:0], cohort.iloc[:0], Formatter()).notes
+
+
+def _forest_csv(tmp_path) -> pd.DataFrame:
+    """tables/forest.csv as the report reads it: the forest rows of the forest tests, through a CSV."""
+    from tests.test_analyses_forest import COX, RATES, forest_rows, secondary_logistic
+
+    logistic = secondary_logistic({"death_30d": 0.04, "response_day7": 0.001, "ae_grade3plus": 0.03,
+                                   "hepatotox_3xuln": 0.002})
+    forest_rows(COX, logistic, RATES).to_csv(tmp_path / "forest.csv", index=False)
+    return pd.read_csv(tmp_path / "forest.csv")
+
+
+def test_forest_table_labels_each_estimate_with_its_family_and_holm_p(tmp_path):
+    forest = _forest_csv(tmp_path)
+    t = forest_table(forest, Formatter())
+    assert t.columns == ["Outcome", "Measure", "Model", "Family", "Ratio (CI)", "p", "Holm p"]
+    rows = {(r[0], r[1], r[2]): r for r in t.rows}
+    assert rows[("Death by day 30", "OR", "adjusted")][3:] == ["secondary", "2.00 (0.80\u20135.00)", "0.040", "0.060"]
+    assert rows[("Response at day 7", "OR", "adjusted")][5:] == ["0.001", "0.003"]
+    assert rows[("Death by day 30", "OR", "unadjusted")][3::3] == ["exploratory", ""]
+    assert rows[("Death by day 90", "HR", "adjusted")][3] == ("exploratory (descriptive counterpart of the primary "
+                                                              "outcome)")
+    assert rows[("Any adverse event grade \u22653", "IRR", "unadjusted")][4:6] == ["not estimable", "\u2014"]
+    # the shareable report: a withheld estimate says so, its Holm p with it
+    from stormcohort.disclosure import disclosed_forest
+
+    counts = pd.DataFrame({"outcome": ["death_30d"] * 2, "group": ["IV", "SC"], "events": [3, 12]})
+    shown = disclosed_forest(forest, pd.DataFrame(columns=["outcome"]), counts,
+                             pd.DataFrame({"group": ["IV", "SC"], "events": [20, 20]}), Policy(10, 5))
+    shared = {(r[0], r[1], r[2]): r for r in forest_table(shown, Formatter(Policy(10, 5))).rows}
+    assert shared[("Death by day 30", "OR", "adjusted")][4:] == ["not shown (<10 events)", "\u2014", ""]
+    assert shared[("Response at day 7", "OR", "adjusted")][6] == "0.003"
+
+
+def test_binary_table_marks_the_secondary_family_and_its_holm_p(tmp_path):
+    forest = _forest_csv(tmp_path)
+    outcomes = ["death_30d", "response_day7", "ae_grade3plus", "hepatotox_3xuln"]
+    counts = pd.DataFrame([(o, g, 40, 10 if g != "overall" else 20, 2) for o in outcomes
+                           for g in ("overall", "IV", "SC")],
+                          columns=["outcome", "group", "n", "events", "not_evaluable"])
+    from tests.test_analyses_forest import secondary_logistic
+
+    logistic = secondary_logistic({o: 0.04 for o in outcomes})
+    t = binary_table(counts, logistic, Formatter(), forest)
+    assert t.columns == ["Outcome", "Family", "IV", "SC", "Not evaluable", "OR unadjusted", "OR adjusted", "Holm p"]
+    assert [r[1] for r in t.rows] == ["secondary", "secondary", "secondary", "exploratory"]
+    assert [r[-1] for r in t.rows] == ["0.060", "0.003", "0.060", ""]
+    assert "tables/forest.csv" in t.sources and any("Holm-adjusted" in n for n in t.notes)
+    assert {r[1] for r in binary_table(counts, logistic, Formatter()).rows} == {"exploratory"}  # no forest table

@@ -54,6 +54,8 @@ CONTRACT = {
                                        "censored_before", "cif", "cif_lcl", "cif_ucl", "note"],
     "tables/hepatotoxicity.csv": ["outcome", "group", "n", "events", "not_evaluable", "percent", "samples_median",
                                   "samples_q1", "samples_q3"],
+    "tables/forest.csv": ["section", "outcome", "label", "measure", "model", "family", "estimate", "lcl", "ucl", "p",
+                          "p_holm"],
 }
 FIGURES = ["flow", "km", "cif", "trajectories", "swimmer", "forest"]
 
@@ -67,6 +69,14 @@ def test_every_analysis_output_follows_the_contract(embedded_run):
         assert (embedded_run / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
     cox = pd.read_csv(embedded_run / "tables" / "cox.csv").set_index(["model", "term"])
     assert cox.loc[("unadjusted", "route_group[IV]"), "n"] == 46
+    # multiplicity: one secondary estimate per secondary outcome (adjusted Firth OR), Holm p beside the raw p
+    forest = pd.read_csv(embedded_run / "tables" / "forest.csv")
+    secondary = forest[forest["family"].eq("secondary")]
+    assert sorted(secondary["outcome"]) == ["ae_grade3plus", "death_30d", "response_day7"]
+    assert set(secondary["section"]) == {"logistic"} and set(secondary["model"]) == {"adjusted"}
+    assert (secondary["p_holm"] >= secondary["p"]).all() and secondary["p_holm"].notna().all()
+    others = forest[forest["family"].ne("secondary")]
+    assert set(others["family"]) == {"exploratory"} and others["p_holm"].isna().all()
 
 
 def test_every_input_row_is_accounted_for(embedded_run):

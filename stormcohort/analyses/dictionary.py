@@ -200,8 +200,16 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "forest": {
         "section": ("cox, logistic or rate", ""), "outcome": _OUTCOME, "label": ("outcome label", ""),
-        "measure": ("HR, OR or IRR", ""), "model": _MODEL, "estimate": ("IV vs SC ratio", "ratio"),
-        "lcl": ("lower confidence limit", "ratio"), "ucl": ("upper confidence limit", "ratio"), "p": _P,
+        "measure": ("HR, OR or IRR", ""), "model": _MODEL,
+        "family": ("multiplicity family: primary (the primary outcome's primary estimate, the target trial's: no "
+                   "row here), secondary (the adjusted Firth OR of each analyses.comparison.secondary_outcomes "
+                   "outcome) or exploratory (every other row, the Cox HR of death by H between the descriptive "
+                   "route groups included)", ""),
+        "estimate": ("IV vs SC ratio", "ratio"),
+        "lcl": ("lower confidence limit", "ratio"), "ucl": ("upper confidence limit", "ratio"),
+        "p": ("p value, unadjusted for multiplicity", ""),
+        "p_holm": ("Holm step-down adjusted p value within the secondary family (R p.adjust holm, over the members "
+                   "with a p); empty for other families", ""),
         "n": ("patients in the model", "patients"), "events": ("events", "events"),
         "estimable": ("a finite estimate exists", ""), "plotted": ("on the log axis", ""), "note": _NOTE,
     },

@@ -1,4 +1,8 @@
-"""Forest plot of every IV-vs-SC ratio (HR, OR, IRR), unadjusted and adjusted side by side."""
+"""Forest plot of every IV-vs-SC ratio (HR, OR, IRR), unadjusted and adjusted side by side.
+
+Each estimate's marker says its multiplicity family (``family`` of ``tables/forest.csv``): a diamond
+for the secondary family, whose Holm-adjusted p is printed beside the raw one, a square for an
+exploratory estimate (raw p only), a star for a primary one; a footnote says which is which."""
 
 from __future__ import annotations
 
@@ -12,12 +16,16 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
 from stormcohort.figures import synthetic_mark  # noqa: E402
+from stormcohort.labels import PRIMARY_COUNTERPART_NOTE  # noqa: E402
 
 MODELS = ("unadjusted", "adjusted")
 TICKS = [0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 1000]
 MEASURE_COLOURS = {"HR": "#1f5fa8", "OR": "#7d3c98", "IRR": "#117a65"}
 SECTION_TITLES = {"HR": "Hazard ratio (Cox)", "OR": "Odds ratio (Firth logistic)",
                   "IRR": "Incidence rate ratio (exact)"}
+FAMILY_MARKERS = {"primary": ("*", 10), "secondary": ("D", 6.5), "exploratory": ("s", 6.5)}
+FAMILY_TEXT = {"primary": "primary estimate", "secondary": "secondary family (p\u2095: Holm-adjusted p)",
+               "exploratory": "exploratory (p unadjusted)"}
 
 
 def _fmt(x: float) -> str:
@@ -50,8 +58,8 @@ def forest_figure(rows: pd.DataFrame, synthetic: bool = False):
         y -= 0.4
     n_lines = max(len(lines), 1)
     lo, hi = _limits(rows)
-    fig = plt.figure(figsize=(13, 1.3 + 0.36 * n_lines))
-    gs = fig.add_gridspec(1, 5, width_ratios=[2.3, 2.4, 1.55, 2.4, 1.55], wspace=0.05)
+    fig = plt.figure(figsize=(14, 1.3 + 0.36 * n_lines))
+    gs = fig.add_gridspec(1, 5, width_ratios=[2.3, 2.4, 2.0, 2.4, 2.0], wspace=0.05)
     ax_lab = fig.add_subplot(gs[0])
     panels = [(fig.add_subplot(gs[1]), fig.add_subplot(gs[2])), (fig.add_subplot(gs[3]), fig.add_subplot(gs[4]))]
     y_min = y + 0.4 - 0.6
@@ -100,7 +108,8 @@ def forest_figure(rows: pd.DataFrame, synthetic: bool = False):
                 ax_txt.text(0.05, yy, "not estimable" if not r["estimable"] else
                             f"{_fmt(r['estimate'])} ({_fmt(r['lcl'])}\u2013{_fmt(r['ucl'])})", fontsize=8,
                             color="0.45", va="center")
-                not_estimable.append(f"{r['label']} ({r['measure']}, {model}): {r['note']}")
+                reason = str(r["note"]).replace(f"; {PRIMARY_COUNTERPART_NOTE}", "")  # said in its own footnote
+                not_estimable.append(f"{r['label']} ({r['measure']}, {model}): {reason}")
                 continue
             est, lcl, ucl = float(r["estimate"]), float(r["lcl"]), float(r["ucl"])
             left = lcl if np.isfinite(lcl) and lcl > lo else lo
@@ -110,19 +119,41 @@ def forest_figure(rows: pd.DataFrame, synthetic: bool = False):
                 ax.plot(lo, yy, marker="<", color=colour, markersize=6, zorder=3)
             if right == hi:
                 ax.plot(hi, yy, marker=">", color=colour, markersize=6, zorder=3)
-            ax.plot(min(max(est, lo), hi), yy, marker="s", color=colour, markersize=6.5, zorder=4)
-            p = r["p"]
+            marker, size = FAMILY_MARKERS.get(r["family"], FAMILY_MARKERS["exploratory"])
+            ax.plot(min(max(est, lo), hi), yy, marker=marker, color=colour, markersize=size, zorder=4,
+                    markeredgecolor="black" if r["family"] != "exploratory" else colour, markeredgewidth=0.8)
+            p, p_holm = r["p"], r["p_holm"]
             ptxt = f", p={p:.2g}" if np.isfinite(p) else ""
-            ax_txt.text(0.05, yy, f"{_fmt(est)} ({_fmt(lcl)}\u2013{_fmt(ucl)}){ptxt}", fontsize=8, va="center")
+            ptxt += f", p\u2095={p_holm:.2g}" if np.isfinite(p_holm) else ""
+            ax_txt.text(0.05, yy, f"{_fmt(est)} ({_fmt(lcl)}\u2013{_fmt(ucl)}){ptxt}", fontsize=8, va="center",
+                        fontweight="bold" if r["family"] != "exploratory" else "normal")
     handles = [Line2D([], [], color=c, marker="s", linewidth=1.6, label=SECTION_TITLES[k])
                for k, c in MEASURE_COLOURS.items() if k in set(rows["measure"])]
-    fig.legend(handles=handles, loc="upper center", ncol=3, frameon=False, fontsize=8.5,
-               bbox_to_anchor=(0.55, 0.0))
+    families = [k for k in FAMILY_MARKERS if k in set(rows["family"])]
+    handles += [Line2D([], [], color="0.35", marker=FAMILY_MARKERS[k][0], markersize=FAMILY_MARKERS[k][1],
+                       markeredgecolor="black" if k != "exploratory" else "0.35", linestyle="none",
+                       label=FAMILY_TEXT[k]) for k in families]
+    fig.legend(handles=handles, loc="upper center", ncol=max(len(handles), 1), frameon=False, fontsize=8.5,
+               bbox_to_anchor=(0.55, 0.0), columnspacing=1.5)
     fig.suptitle("IV vs SC anakinra: every estimate (reference SC; 95% CIs; arrows: CI beyond the axis)",
                  fontsize=11.5)
+    footnotes = []
+    secondary = rows[rows["family"].eq("secondary")]
+    if len(secondary):
+        footnotes.append("Secondary family: " + ", ".join(
+            f"{t.label} ({t.measure}, {t.model})" for t in secondary.itertuples())
+            + f"; p\u2095: Holm-adjusted over the {int(secondary['p_holm'].notna().sum())} of them with a p. Every "
+            "other estimate is exploratory, its p unadjusted.")
+    counterpart = rows[rows["note"].fillna("").astype(str).str.contains(PRIMARY_COUNTERPART_NOTE, regex=False)]
+    if len(counterpart):
+        footnotes.append(", ".join(dict.fromkeys(f"{t.label} ({t.measure})" for t in counterpart.itertuples()))
+                         + ": the descriptive (route group) counterpart of the primary outcome, exploratory; the "
+                         "primary estimate is the target trial's.")
     if not_estimable:
-        text = "Not estimable:\n" + "\n".join(f"\u2022 {t}" for t in dict.fromkeys(not_estimable))
-        fig.text(0.02, -0.06, text, fontsize=7.5, va="top", ha="left", color="0.3", wrap=True)
+        footnotes.append("Not estimable:\n" + "\n".join(f"\u2022 {t}" for t in dict.fromkeys(not_estimable)))
+    if footnotes:
+        fig.text(0.02, -0.4 / fig.get_figheight(), "\n".join(footnotes), fontsize=7.5, va="top", ha="left",
+                 color="0.3", wrap=True)
     if rows.empty:
         ax_lab.text(0.5, -0.5, "no estimates available", ha="center", va="center", color="0.4")
     if synthetic:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from stormcohort.canonical import LAB_WORSE
-from stormcohort.labels import death_outcome, lab_label, outcome_label, var_label
+from stormcohort.labels import death_outcome, lab_label, outcome_label, primary_outcome, var_label
 from stormcohort.report.sections import lower_first
 
 DIAGNOSES = {"fhlh": "familial HLH", "shlh": "secondary HLH", "mas": "MAS", "other": "other diagnoses"}
@@ -89,6 +89,30 @@ def hepatotoxicity_text(hp: Mapping, uln: str) -> str:
         f"(above the analyser's range: grade 4; a baseline <x as normal, >x as x). Patients without a sample in "
         f"the window are not evaluable; the number of samples per patient is reported beside the grades, since "
         f"more samples give more chances of a higher grade.")
+
+
+def multiplicity_text(config: Mapping) -> str:
+    """Multiplicity, said once (config ``analyses.comparison``: ``primary_outcome``,
+    ``secondary_outcomes``): the primary outcome, the secondary family and its Holm adjustment, and
+    what is exploratory, as ``tables/forest.csv``'s ``family`` and ``p_holm`` columns hold them."""
+    c, a, labels = config["cohort"], config["analyses"], config.get("labels")
+    cmp, bi = a["comparison"], a["binary"]
+    primary = lower_first(outcome_label(primary_outcome(cmp["primary_outcome"], c["follow_up_days"]), labels))
+    secondary = join_and([lower_first(outcome_label(o, labels)) for o in cmp["secondary_outcomes"]])
+    family = (
+        f"In the outcome tables and the forest plot, the secondary family is one estimate per secondary outcome "
+        f"(config analyses.comparison.secondary_outcomes: {secondary}): its Firth odds ratio IV vs SC adjusted "
+        f"for {covariates(bi['adjust_for'], bi['reference_levels'])}. Their p values are Holm-adjusted within the "
+        f"family (step-down, as R p.adjust(p, \"holm\"), over the estimates that have a p) and shown beside the "
+        f"raw ones. "
+        if secondary else "No secondary outcome is configured (analyses.comparison.secondary_outcomes). ")
+    return (
+        f"One primary outcome, {primary} (config analyses.comparison.primary_outcome = {cmp['primary_outcome']}), "
+        f"whose primary estimate is the target trial's. {family}Every other estimate is exploratory, its p value "
+        f"unadjusted for multiplicity and to be read as hypothesis-generating: the unadjusted odds ratios and "
+        f"those of the other binary outcomes, the Cox hazard ratios of {primary} (between the route groups of "
+        f"cohort.exposure: the descriptive counterpart of the primary outcome, not its primary estimate), and the "
+        f"competing-risk, trajectory and adverse event rate comparisons.")
 
 
 def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -> list[dict]:
@@ -217,6 +241,8 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
     out.append({"title": "Summary of estimates", "text": (
         "The forest plot gathers every IV-vs-SC estimate: the Cox hazard ratio "
         f"({outcome_label(death_outcome(c['follow_up_days']), labels)}), "
-        f"the Firth odds ratios, and the rate ratios of {rate_outcomes}, unadjusted and adjusted side by side; "
-        f"there is no adjustment for multiple comparisons.")})
+        f"the Firth odds ratios, and the rate ratios of {rate_outcomes}, unadjusted and adjusted side by side, "
+        f"each marked secondary or exploratory (below), with the Holm-adjusted p values of the secondary family "
+        f"beside the raw ones.")})
+    out.append({"title": "Multiplicity", "text": multiplicity_text(config)})
     return out

@@ -14,11 +14,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from stormcohort.labels import GROUP_LABELS, GROUPS, ROUTE_TERM, lab_label, outcome_label, term_label, var_label
+from stormcohort.labels import (
+    GROUP_LABELS,
+    GROUPS,
+    PRIMARY_COUNTERPART_NOTE,
+    ROUTE_TERM,
+    lab_label,
+    outcome_label,
+    term_label,
+    var_label,
+)
 from stormcohort.report.fmt import MISSING, Formatter
 
 # baseline features that describe severity: what differs between the routes where no reason is recorded
 SEVERITY = ("icu", "platelets_baseline", "oedema", "cns")
+# multiplicity (Methods, "Multiplicity"): the note of a table whose every IV-vs-SC estimate is exploratory
+EXPLORATORY = "Exploratory: p values unadjusted for multiplicity (Methods, Multiplicity)."
 
 
 @dataclass
@@ -274,9 +285,12 @@ def cox_table(cox: pd.DataFrame, group_events: Sequence, f: Formatter) -> Table:
             rows.append([f"\u2003{term_label(r.term, f.labels)}",
                          f.unless_small(group_events, f.est_ci(r.hr, r.hr_lcl, r.hr_ucl)),
                          f.unless_small(group_events, f.p(r.p))])
-    return Table("cox", "Cox proportional hazards: death by the end of follow-up",
+    return Table("cox", "Cox proportional hazards: death by the end of follow-up (exploratory)",
                  ["Term", "Hazard ratio (CI)", "p"], rows, header_rows=heads, sources=["tables/cox.csv"],
-                 notes=_notes(f, cox["note"]))
+                 notes=["Exploratory: these hazard ratios compare the descriptive route groups (Methods, Exposure), "
+                        "the counterpart of the primary outcome, not its primary estimate (the target trial's); p "
+                        "values unadjusted for multiplicity (Methods, Multiplicity)."]
+                 + _notes(f, cox["note"]))
 
 
 def ph_table(ph: pd.DataFrame, alpha: float, group_events: Sequence, f: Formatter) -> Table:
@@ -321,30 +335,49 @@ def cif_tests_table(tests: pd.DataFrame, f: Formatter) -> Table:
         rows.append([outcome.replace("_", " ").capitalize(), *[f.count(e) for e in events], *cells])
     notes = ["IV vs SC (reference SC), unadjusted. Gray's test compares the cumulative incidence curves; the "
              "subdistribution hazard ratio (Fine-Gray) acts on the cumulative incidence, the cause-specific "
-             "hazard ratio (Cox, other outcomes censored) on the rate among patients still at risk."]
+             "hazard ratio (Cox, other outcomes censored) on the rate among patients still at risk.", EXPLORATORY]
     return Table("cif-tests", "Fever resolution and death before resolution: IV vs SC",
                  ["Event", "Events IV", "Events SC", "Gray's test", "Subdistribution HR (CI)",
                   "Cause-specific HR (CI)"], rows, sources=["tables/cif_tests.csv"],
                  notes=notes + _notes(f, tests["note"]))
 
 
-def binary_table(counts: pd.DataFrame, logistic: pd.DataFrame, f: Formatter) -> Table:
+def _family_of(forest: pd.DataFrame | None, section: str) -> pd.DataFrame:
+    """``family`` and ``p_holm`` of one section's rows of ``tables/forest.csv``, by (outcome, model)."""
+    if forest is None or forest.empty:
+        return pd.DataFrame(columns=["family", "p_holm"], index=pd.MultiIndex.from_tuples([], names=["outcome",
+                                                                                                  "model"]))
+    return forest[forest["section"].eq(section)].set_index(["outcome", "model"])[["family", "p_holm"]]
+
+
+def binary_table(counts: pd.DataFrame, logistic: pd.DataFrame, f: Formatter, forest: pd.DataFrame | None = None
+                 ) -> Table:
+    """The binary outcomes by route with their Firth odds ratios; ``forest`` (``tables/forest.csv``)
+    says which outcome's adjusted odds ratio is in the secondary family and gives its Holm p."""
     firth = logistic[logistic["method"].eq("firth") & logistic["term"].eq(ROUTE_TERM)].set_index(["outcome", "model"])
+    family = _family_of(forest, "logistic")
     rows = []
     for outcome, d in counts.groupby("outcome", sort=False):
         d = d.set_index("group")
+        events = [d.loc[g, "events"] for g in ("IV", "SC")]
         cells = [f.n_pct(d.loc[g, "events"], d.loc[g, "n"]) for g in ("IV", "SC")]
         ors = []
         for model in ("unadjusted", "adjusted"):
             r = firth.loc[(outcome, model)] if (outcome, model) in firth.index else None
             ors.append(MISSING if r is None else f.unless_small(
-                [d.loc[g, "events"] for g in ("IV", "SC")],
-                f"{f.est_ci(r['or'], r['or_lcl'], r['or_ucl'])}, p = {f.p(r['p'])}"))
-        rows.append([outcome_label(outcome, f.labels), *cells, f.count(d.loc["overall", "not_evaluable"]), *ors])
-    notes = ["n (%) of evaluable patients. Odds ratios IV vs SC from Firth logistic regression."]
-    return Table("binary", "Binary outcomes by route", ["Outcome", "IV", "SC", "Not evaluable", "OR unadjusted",
-                                                        "OR adjusted"], rows,
-                 sources=["tables/binary_outcomes.csv", "tables/logistic.csv"],
+                events, f"{f.est_ci(r['or'], r['or_lcl'], r['or_ucl'])}, p = {f.p(r['p'])}"))
+        fam = family.loc[(outcome, "adjusted")] if (outcome, "adjusted") in family.index else None
+        secondary = fam is not None and fam["family"] == "secondary"
+        holm = f.unless_small(events, f.p(fam["p_holm"])) if secondary else ""
+        rows.append([outcome_label(outcome, f.labels), "secondary" if secondary else "exploratory", *cells,
+                     f.count(d.loc["overall", "not_evaluable"]), *ors, holm])
+    notes = ["n (%) of evaluable patients. Odds ratios IV vs SC from Firth logistic regression.",
+             "Family: a secondary outcome's adjusted odds ratio is in the secondary family, its p Holm-adjusted "
+             "within the family (Holm p) beside the raw p; its unadjusted odds ratio and every odds ratio of an "
+             "exploratory outcome are exploratory, their p unadjusted (Methods, Multiplicity)."]
+    return Table("binary", "Binary outcomes by route", ["Outcome", "Family", "IV", "SC", "Not evaluable",
+                                                        "OR unadjusted", "OR adjusted", "Holm p"], rows,
+                 sources=["tables/binary_outcomes.csv", "tables/logistic.csv", "tables/forest.csv"],
                  notes=notes + _notes(f, logistic.loc[logistic["term"].eq(ROUTE_TERM), "note"]))
 
 
@@ -374,7 +407,7 @@ def trajectories_table(traj: pd.DataFrame, f: Formatter, model: Mapping | None =
     return Table("trajectories", "Laboratory trajectories: IV vs SC ratios (mixed models on the log scale)",
                  ["Test", "Term", "Ratio (CI)", "p", "Patients", "Samples"], rows, sources=["tables/trajectories.csv"],
                  notes=["Ratios are exp(coefficient): IV/SC ratio of the geometric mean at day 0, and of the daily "
-                        "change; t intervals and p on Satterthwaite degrees of freedom."]
+                        "change; t intervals and p on Satterthwaite degrees of freedom.", EXPLORATORY]
                  + ([f"Series ending with death (died by the last day modelled), of the patients sampled: {d}. "
                      "The models assume the missing samples are missing at random."]
                     if (d := trajectory_deaths(model, f)) else [])
@@ -459,7 +492,7 @@ def rates_table(rates: pd.DataFrame, ratios: pd.DataFrame, per: float, f: Format
                  notes=["Exact CI: the exact conditional method, which treats repeated events of one patient as "
                         "independent (descriptive). Patient-clustered CI: Poisson regression with log patient-days "
                         "offset and a sandwich variance clustered on the patient, the interval to read when "
-                        "patients have repeated events."] + _notes(f, rates["note"]))
+                        "patients have repeated events.", EXPLORATORY] + _notes(f, rates["note"]))
 
 
 def first_severe_table(first: pd.DataFrame, severe: int, f: Formatter) -> Table:
@@ -521,3 +554,29 @@ def hepatotoxicity_table(hep: pd.DataFrame, f: Formatter) -> Table:
                         "grade of any sample. A patient sampled more often has more chances of a higher grade: the "
                         "samples per patient are shown beside the grades. The multiples of the ULN ignore the "
                         "baseline, often above 3\u00d7ULN already in sHLH/MAS."])
+
+
+# --------------------------------------------------------------------------- all estimates
+
+def forest_table(forest: pd.DataFrame, f: Formatter) -> Table:
+    """Every estimate of the forest plot (``tables/forest.csv``; in the shareable report the one the
+    ``disclose`` rule made) with its multiplicity family, raw p and, in the secondary family, Holm p."""
+    rows = []
+    for r in forest.itertuples():
+        note = "" if pd.isna(r.note) else str(r.note)
+        if note.startswith("withheld"):
+            est = f"not shown ({f.policy.small_label} events)"
+        elif r.estimable:
+            est = f.est_ci(r.estimate, r.lcl, r.ucl)
+        else:
+            est = "not estimable"
+        family = r.family + (" (descriptive counterpart of the primary outcome)"
+                             if PRIMARY_COUNTERPART_NOTE in note else "")
+        rows.append([r.label, r.measure, r.model, family, est, f.p(r.p) if r.estimable else MISSING,
+                     f.p(r.p_holm) if r.family == "secondary" and r.estimable else ""])
+    return Table("forest", "Every IV-vs-SC estimate by multiplicity family",
+                 ["Outcome", "Measure", "Model", "Family", "Ratio (CI)", "p", "Holm p"], rows,
+                 sources=["tables/forest.csv"],
+                 notes=["Secondary: one estimate per secondary outcome, p Holm-adjusted within the family (Holm "
+                        "p) beside the raw p. Exploratory: every other estimate, p unadjusted. The primary "
+                        "estimate is the target trial's (Methods, Multiplicity)."])

@@ -15,6 +15,7 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.weights`   propensity (logistic, Firth fallback), ATE/ATT/ATO weights, balance (R cobalt)
 * :mod:`~stormcohort.stats.weighted`  weighted linear/logistic/Poisson (HC0, R sandwich) and Cox (R robust) models
 * :mod:`~stormcohort.stats.evalue`    E-values for unmeasured confounding, RR/HR/OR (R EValue)
+* :mod:`~stormcohort.stats.multiplicity` Holm step-down adjusted p values (R p.adjust "holm")
 """
 
 import importlib
@@ -28,6 +29,7 @@ _HOME = {
     "finegray": ["FineGrayResult", "GrayTest", "cause_specific_cox", "fine_gray", "gray_test"],
     "firth": ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"],
     "mixed": ["MixedResult", "lab_trajectory_lmm"],
+    "multiplicity": ["holm"],
     "rates": ["ClusteredRateRatio", "RateRatio", "clustered_rate_ratio", "incidence_rates", "poisson_rate_ci",
               "rate_ratio"],
     "survival": ["LogRankResult", "kaplan_meier", "km_median", "km_summary", "logrank_test", "numbers_at_risk",

@@ -6,6 +6,7 @@ from pathlib import Path
 from stormcohort.canonical import TABLES
 from stormcohort.delivery import content_sha256, read_delivery
 from stormcohort.ingest.centre_map import lab_uln, load_centre_maps
+from stormcohort.labels import primary_outcome
 from stormcohort.outputs import ANALYSES, OUTPUTS, output
 
 CENTRES = config["centres"]
@@ -28,6 +29,11 @@ DELIVERY_META = read_delivery(DELIVERY, CENTRES)  # each centre has a folder of 
 DELIVERY_META = dataclasses.replace(
     DELIVERY_META, files={c: [ancient(f) for f in files] for c, files in DELIVERY_META.files.items()})
 RUN = config.get("run") or DELIVERY.name
+# Multiplicity, said once: the primary outcome's column (analyses.comparison.primary_outcome: death by day H)
+# and the secondary family's outcomes; every other estimate is exploratory.
+PRIMARY_OUTCOME = primary_outcome(config["analyses"]["comparison"]["primary_outcome"],
+                                  config["cohort"]["follow_up_days"])
+SECONDARY_OUTCOMES = config["analyses"]["comparison"]["secondary_outcomes"]
 OUT = f"results/{RUN}"
 
 

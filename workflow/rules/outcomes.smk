@@ -78,7 +78,8 @@ rule safety:
 
 
 rule forest:
-    """Every IV-vs-SC estimate (HR, Firth OR, IRR), unadjusted and adjusted, on one log axis."""
+    """Every IV-vs-SC estimate (HR, Firth OR, IRR), unadjusted and adjusted, on one log axis, each labelled
+    secondary or exploratory, with Holm-adjusted p values of the secondary family."""
     input:
         cox=out("survival", "cox"),
         logistic=out("binary_outcomes", "logistic"),
@@ -88,6 +89,8 @@ rule forest:
     params:
         cfg=config["analyses"]["forest"],
         labels=config["labels"],
+        primary_outcome=PRIMARY_OUTCOME,
+        secondary_outcomes=SECONDARY_OUTCOMES,
         synthetic=DELIVERY_META.synthetic,
     log:
         f"{OUT}/logs/forest.log",
