@@ -9,6 +9,8 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.competing` Aalen-Johansen CIF with infinitesimal-jackknife CI (R survfit)
 * :mod:`~stormcohort.stats.rates`     exact Poisson rates and conditional rate ratios (R poisson.test)
 * :mod:`~stormcohort.stats.mixed`     log-lab trajectory LMM (REML, as statsmodels MixedLM, vectorised) with fallback
+* :mod:`~stormcohort.stats.target_trial` clone-censor-weight emulation of IV within G days vs SC (weighted KM,
+  risks, RD/RR, patient bootstrap), landmark and start-stop data for the sensitivity analyses
 """
 
 import importlib
@@ -23,6 +25,8 @@ _HOME = {
     "rates": ["RateRatio", "incidence_rates", "poisson_rate_ci", "rate_ratio"],
     "survival": ["LogRankResult", "kaplan_meier", "km_median", "km_summary", "logrank_test", "numbers_at_risk",
                  "survival_at"],
+    "target_trial": ["TargetTrialResult", "TimeVaryingCoxResult", "clone", "landmark", "start_stop", "target_trial",
+                     "time_varying_cox", "weighted_kaplan_meier"],
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 
