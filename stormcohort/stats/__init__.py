@@ -25,8 +25,8 @@ _HOME = {
     "rates": ["RateRatio", "incidence_rates", "poisson_rate_ci", "rate_ratio"],
     "survival": ["LogRankResult", "kaplan_meier", "km_median", "km_summary", "logrank_test", "numbers_at_risk",
                  "survival_at"],
-    "target_trial": ["TargetTrialResult", "TimeVaryingCoxResult", "clone", "landmark", "start_stop", "target_trial",
-                     "time_varying_cox", "weighted_kaplan_meier"],
+    "target_trial": ["TargetTrialResult", "TimeVaryingCoxResult", "clone", "clone_censor_weight", "landmark",
+                     "start_stop", "time_varying_cox", "weighted_kaplan_meier"],
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 

@@ -106,9 +106,9 @@ __all__ = [
     "TargetTrialResult",
     "TimeVaryingCoxResult",
     "clone",
+    "clone_censor_weight",
     "landmark",
     "start_stop",
-    "target_trial",
     "time_varying_cox",
     "weighted_kaplan_meier",
 ]
@@ -825,7 +825,7 @@ def _weight_table(s: _Setup, W, fits, n_events):
     return pd.DataFrame(rows, columns=WEIGHT_COLUMNS)
 
 
-def target_trial(
+def clone_censor_weight(
     data: pd.DataFrame,
     grace: float = 2,
     covariates: Sequence[str] = (),
@@ -941,7 +941,7 @@ def weighted_kaplan_meier(
     group: str | None = None,
 ) -> pd.DataFrame:
     """Weighted Kaplan-Meier curve(s) (R ``survfit(..., weights = w)`` point estimate), by the
-    engine :func:`target_trial` uses: ``S(t) = prod (1 - d_j / n_j)`` with ``n_j``, ``d_j`` the
+    engine :func:`clone_censor_weight` uses: ``S(t) = prod (1 - d_j / n_j)`` with ``n_j``, ``d_j`` the
     weighted numbers at risk (time >= t_j) and dying at t_j.
 
     Returns ``group, time, n_risk, n_event, n_censor, surv`` at every distinct time (weighted
