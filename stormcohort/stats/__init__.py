@@ -16,6 +16,8 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.weighted`  weighted linear/logistic/Poisson (HC0, R sandwich) and Cox (R robust) models
 * :mod:`~stormcohort.stats.evalue`    E-values for unmeasured confounding, RR/HR/OR (R EValue)
 * :mod:`~stormcohort.stats.multiplicity` Holm step-down adjusted p values (R p.adjust "holm")
+* :mod:`~stormcohort.stats.target_trial` clone-censor-weight emulation of IV within G days vs SC (weighted KM,
+  risks, RD/RR, patient bootstrap), landmark and start-stop data for the sensitivity analyses
 """
 
 import importlib
@@ -37,6 +39,8 @@ _HOME = {
     "weighted": ["WeightedFit", "weighted_cox", "weighted_glm"],
     "weights": ["PropensityResult", "balance_table", "balancing_weights", "effective_sample_size", "ess_by_group",
                 "propensity", "truncate_weights", "weights_summary"],
+    "target_trial": ["TargetTrialResult", "TimeVaryingCoxResult", "clone", "clone_censor_weight", "landmark",
+                     "start_stop", "time_varying_cox", "weighted_kaplan_meier"],
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 
