@@ -4,7 +4,7 @@ Analysis dataset (and the long tables the secondary outcomes need) in, tidy tabl
 
 * **Primary**: death by day H (``cohort.follow_up_days``) under "start IV within G days of the
   first dose" vs "stay on SC through day G" (G = ``grace_days``), by clone-censor-weight
-  (:func:`stormcohort.stats.target_trial.target_trial`: censoring weights on the baseline
+  (:func:`stormcohort.stats.target_trial.clone_censor_weight`: censoring weights on the baseline
   adjustment set, weighted Kaplan-Meier, risks at ``risk_days`` and H, their difference and
   ratio with percentile bootstrap intervals over patients, the weighted hazard ratio).
 * **Secondary outcomes** (``secondary_outcomes``, as :mod:`~stormcohort.analyses.binary` defines
@@ -137,6 +137,18 @@ def _safe(name: str) -> str:
     return name.replace("[", "_").replace("]", "")
 
 
+def _analysis_frame(dataset: pd.DataFrame, adjust, reference_levels, death: str):
+    """Complete cases of the adjustment set: identifiers, raw covariates (for the balance table), time, event,
+    iv_start and the design columns ``x_<name>`` (returned as ``names``; levels absent from ``dataset`` get
+    none, so a subset never holds a constant indicator). Also the mask of complete rows."""
+    X, names = _design(dataset, adjust, reference_levels)
+    X.columns = names = [f"x_{_safe(c)}" for c in names]
+    complete = X.notna().all(axis=1) & dataset[TIME].notna()
+    frame = pd.concat([dataset[list(dict.fromkeys(["patient_key", "centre", "route_group", *adjust]))],
+                       dataset[[TIME, death, IV]].set_axis(["time", "event", "iv_start"], axis=1), X], axis=1)
+    return frame[complete].reset_index(drop=True), names, complete
+
+
 def _preference(ps: np.ndarray, treat: np.ndarray) -> np.ndarray:
     """Walker et al. (2013) preference score: the propensity with the treated share taken out."""
     share = treat.mean()
@@ -193,7 +205,7 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
         weighted_cox,
         weighted_glm,
     )
-    from stormcohort.stats.target_trial import landmark, target_trial, time_varying_cox
+    from stormcohort.stats.target_trial import clone_censor_weight, landmark, time_varying_cox
 
     h, g = int(cohort_cfg["follow_up_days"]), cfg["grace_days"]
     death = death_outcome(h)
@@ -203,20 +215,14 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
     check_routes(dataset, "analysis dataset")
     conf, replicates, seed = cfg["conf_level"], cfg["bootstrap_replicates"], cfg["bootstrap_seed"]
 
-    X, names = _design(dataset, adjust, cfg["reference_levels"])
-    X.columns = [_safe(c) for c in X.columns]
-    names = [_safe(c) for c in names]
-    complete = X.notna().all(axis=1) & dataset[TIME].notna()
-    frame = pd.concat([dataset[["patient_key", "centre", "route_group", *adjust]],
-                       dataset[[TIME, death, IV]].set_axis(["time", "event", "iv_start"], axis=1), X], axis=1)
-    frame = frame[complete].reset_index(drop=True)
+    frame, names, complete = _analysis_frame(dataset, adjust, cfg["reference_levels"], death)
     n, events = len(frame), int(frame["event"].sum())
     warnings = []
     if (~complete).any():
         warnings.append(f"{int((~complete).sum())} patient(s) without a value of the adjustment set left out "
                         "(complete cases)")
 
-    primary = target_trial(frame, g, names, days=days, replicates=replicates, seed=seed, conf_level=conf)
+    primary = clone_censor_weight(frame, g, names, days=days, replicates=replicates, seed=seed, conf_level=conf)
     effect = _ccw_rows("primary", death, primary, days, n, events)
 
     # Landmark at day G: the population of the propensity-weighted analyses.
@@ -275,7 +281,7 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
     cox = naive.table.iloc[0]
     effect.append(_row("naive_ever_iv", death, "hazard_ratio", *(cox[["hr", "hr_lcl", "hr_ucl", "p"]]), n=n,
                        events=events, note=None if naive.estimable else f"not estimable: {naive.reason}"))
-    first = target_trial(frame, 0, names, days=days, conf_level=conf)
+    first = clone_censor_weight(frame, 0, names, days=days, conf_level=conf)
     effect += [r for r in _ccw_rows("first_route", death, first, days, n, events)
                if r["measure"] in ("hazard_ratio", "risk_difference")]
     lm_n, lm_events = len(lm), int(lm["event"].sum())
@@ -287,12 +293,15 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
         else:
             effect.append(_row(analysis, death, "hazard_ratio", n=lm_n, events=lm_events,
                                note="not estimable: no propensity weights"))
-    tv = time_varying_cox(frame, names, conf_level=conf)
+    tv, tv_note = time_varying_cox(frame, names, conf_level=conf), "adjusted for the adjustment set"
+    if not tv.estimable:  # too few deaths for the adjustment set: the route alone, said so
+        tv, tv_note = time_varying_cox(frame, conf_level=conf), f"unadjusted (adjusted model: {tv.reason})"
     effect.append(_row("time_varying_cox", death, "hazard_ratio", *_tv_estimate(tv), n=n, events=events,
-                       note=None if tv.estimable else f"not estimable: {tv.reason}"))
+                       note=tv_note if tv.estimable else f"not estimable: {tv.reason}"))
     for centre in sorted(frame["centre"].unique()):
-        kept = frame[frame["centre"].ne(centre)].reset_index(drop=True)
-        fit = target_trial(kept, g, names, days=days, conf_level=conf)
+        kept, kept_names, _ = _analysis_frame(dataset[dataset["centre"].ne(centre)], adjust, cfg["reference_levels"],
+                                              death)
+        fit = clone_censor_weight(kept, g, kept_names, days=days, conf_level=conf)
         effect += [r for r in _ccw_rows(f"leave_out_{centre}", death, fit, days, len(kept), int(kept["event"].sum()))
                    if r["measure"] in ("hazard_ratio", "risk_difference")]
 
