@@ -9,6 +9,9 @@
   :data:`TEST_LABELS` and the functions :func:`outcome_label`, :func:`term_label`,
   :func:`var_label`; the config's top-level ``labels:`` overrides any of them.
 * One colour per route in every figure: :data:`ROUTE_COLOURS` (Okabe-Ito, colour-blind safe).
+* The target-trial emulation (``comparison`` rule): :func:`covariate_label` (a balance-table
+  covariate, factor levels expanded as ``<variable>_<level>``), :func:`sensitivity_label`,
+  :data:`WEIGHTING_LABELS` and :data:`MEASURE_LABELS`.
 """
 
 from __future__ import annotations
@@ -155,3 +158,55 @@ def term_label(term: str, overrides: Mapping | None = None) -> str:
 
 def lab_label(test: str) -> str:
     return TEST_LABELS.get(test, test)
+
+
+# --------------------------------------------------------------------------- target-trial emulation
+WEIGHTING_LABELS = {
+    "iptw": "Inverse probability of treatment (IPTW)",
+    "overlap": "Overlap weights",
+    "censoring": "Inverse probability of censoring (IPCW)",
+}
+MEASURE_LABELS = {
+    "risk_iv": "Risk, IV strategy", "risk_sc": "Risk, SC strategy",
+    "risk_difference": "Risk difference IV \u2212 SC, percentage points", "risk_ratio": "Risk ratio IV / SC",
+    "hazard_ratio": "Hazard ratio IV vs SC", "odds_ratio": "Odds ratio IV vs SC",
+}
+SENSITIVITY_LABELS = {
+    "primary": "Primary (clone-censor-weight)",
+    "naive_ever_iv": "Ever IV vs SC (immortal time)",
+    "first_route": "Route of the first dose",
+    "landmark": "Landmark at the end of grace",
+    "time_varying_cox": "IV time-varying (Cox)",
+    "overlap_weights": "Overlap weights",
+    "truncated_weights": "Truncated weights",
+}
+
+
+def sensitivity_label(analysis: str, overrides: Mapping | None = None) -> str:
+    """``overrides`` (config ``labels:``) first, then :data:`SENSITIVITY_LABELS`;
+    ``leave_out_<centre>`` -> "Leaving out centre <centre>"."""
+    analysis = str(analysis)
+    if overrides and analysis in overrides:
+        return str(overrides[analysis])
+    if analysis in SENSITIVITY_LABELS:
+        return SENSITIVITY_LABELS[analysis]
+    if analysis.startswith("leave_out_"):
+        return f"Leaving out centre {analysis[len('leave_out_'):]}"
+    return analysis.replace("_", " ").capitalize()
+
+
+def covariate_label(name: str, overrides: Mapping | None = None) -> str:
+    """A covariate of the balance table: a variable (``cns`` -> ``CNS involvement``), a factor level
+    expanded as ``<variable>_<level>`` (``age_group_child`` -> ``Age group: child``), or a missing
+    indicator ``<variable>:<NA>`` (-> ``Ferritin, ug/L: missing``)."""
+    name = str(name)
+    if overrides and name in overrides:
+        return str(overrides[name])
+    if name.endswith(":<NA>"):
+        return f"{covariate_label(name[:-len(':<NA>')], overrides)}: missing"
+    if name in VAR_LABELS:
+        return var_label(name, overrides)
+    known = sorted((v for v in VAR_LABELS if name.startswith(v + "_")), key=len, reverse=True)
+    if known:
+        return f"{var_label(known[0], overrides)}: {name[len(known[0]) + 1:]}"
+    return var_label(name, overrides)

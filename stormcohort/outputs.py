@@ -83,6 +83,24 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "model": "models/safety.json",
     },
     "forest": {"table": "tables/forest.csv", "png": "figures/forest.png", "svg": "figures/forest.svg"},
+    # the target-trial emulation of IV vs SC (clone-censor-weight): the report's primary estimate.
+    # Figures by name (AnalysisResult.figures): survival, love, overlap, sensitivity_forest.
+    "comparison": {
+        "protocol": "tables/protocol.csv",
+        "balance": "tables/balance.csv",
+        "weights": "tables/weights.csv",
+        "overlap": "tables/overlap.csv",
+        "effect": "tables/effect.csv",
+        "sensitivity": "tables/sensitivity.csv",
+        "evalues": "tables/evalues.csv",
+        "survival_png": "figures/comparison_survival.png",
+        "survival_svg": "figures/comparison_survival.svg",
+        "love_png": "figures/love.png",
+        "overlap_png": "figures/overlap.png",
+        "sensitivity_forest_png": "figures/sensitivity_forest.png",
+        "sensitivity_forest_svg": "figures/sensitivity_forest.svg",
+        "model": "models/comparison.json",
+    },
     "report": {
         "html": "report.html",
         "provenance": "provenance.json",
@@ -110,7 +128,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
 
 # the rules whose outputs are analysis results (everything downstream of the cohort but the report)
 ANALYSES = ("hepatotoxicity", "describe", "survival", "competing_risks", "binary_outcomes",
-            "trajectories", "safety", "forest")
+            "trajectories", "safety", "forest", "comparison")
 
 
 def output(rule: str, name: str, centre: str | None = None) -> str:

@@ -67,3 +67,23 @@ def test_write_outputs_writes_each_table_by_key(tmp_path, caplog):
         write_outputs(AnalysisResult(tables={"b": pd.DataFrame()}), out)
     with pytest.raises(TypeError):
         r.tables["c"] = pd.DataFrame()  # frozen
+
+
+def test_every_declared_result_table_is_in_the_dictionary():
+    """Each tables/<name>.csv an analysis rule declares (stormcohort.outputs) has its columns described."""
+    import re
+
+    from stormcohort.outputs import ANALYSES, OUTPUTS
+
+    declared = {m.group(1) for rule in ANALYSES for p in OUTPUTS[rule].values()
+                if (m := re.fullmatch(r"tables/(\w+)\.csv", p))}
+    assert {"protocol", "balance", "weights", "overlap", "effect", "sensitivity", "evalues"} <= declared
+    assert not declared - set(TABLES)
+
+
+def test_the_comparison_contract_is_documented():
+    from tests import comparison_fixtures as X
+
+    for name, table in {"protocol": X.PROTOCOL, "balance": X.BALANCE, "weights": X.WEIGHTS, "overlap": X.OVERLAP,
+                        "effect": X.EFFECT, "sensitivity": X.SENSITIVITY, "evalues": X.EVALUES}.items():
+        assert list(TABLES[name]) == list(table.columns), name

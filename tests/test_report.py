@@ -143,9 +143,10 @@ def test_strobe_map_covers_all_22_items_and_names_real_sections():
     assert items == {str(k) for k in range(1, 23)}
     rows = strobe_map({"summary": "Summary", "methods": "Methods", "data-sources": "Data sources",
                        "limitations": "Limitations", "participants": "Participants", "outcomes": "Outcomes",
-                       "baseline": "Baseline", "forest": "Forest", "safety": "Safety"})
+                       "baseline": "Baseline", "forest": "Forest", "safety": "Safety",
+                       "comparison": "Comparative effectiveness"})
     assert all(r["title"] for r in rows if r["section"])
-    assert {r["item"] for r in rows if r["section"] is None} == {"2", "12e", "20", "22"}
+    assert {r["item"] for r in rows if r["section"] is None} == {"2", "20", "22"}
 
 
 def test_config_digest_ignores_the_run_name_and_key_order():
@@ -280,7 +281,8 @@ def test_the_report_reads_no_patient_level_file():
                 if statistics.search(f.read_text(encoding="utf-8"))]
 
 
-@pytest.mark.parametrize("name", ["report.html.j2", "macros.html.j2", "table1.html.j2", "diff.html.j2"])
+@pytest.mark.parametrize("name", ["report.html.j2", "macros.html.j2", "table1.html.j2", "diff.html.j2",
+                                  "comparison.html.j2"])
 def test_the_one_template_is_package_data(name):
     assert (ROOT / "stormcohort" / "report" / "templates" / name).is_file()
 

@@ -31,7 +31,8 @@ CHROMIUM = os.environ.get("STORMCOHORT_CHROMIUM") or shutil.which("chromium") or
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--hide-scrollbars", "--remote-debugging-port=0"]
-SECTIONS = ["Summary", "Data sources", "Participants", "Baseline characteristics and exposure", "Outcomes", "Safety",
+SECTIONS = ["Summary", "Data sources", "Participants", "Baseline characteristics and exposure",
+            "Comparative effectiveness (target trial emulation)", "Outcomes", "Safety",
             "All IV-vs-SC estimates", "Methods", "Limitations", "Provenance", "Appendix: STROBE items and software"]
 
 
@@ -200,7 +201,7 @@ def test_report_opens_offline_with_every_image_and_section(browser, tmp_path):
     out = report_run()
     browser.open(out / "report.html")
     images = browser.evaluate(IMAGES)
-    assert len(images) == 6, images
+    assert len(images) == 10, images
     assert all(i["ok"] and i["w"] > 300 for i in images), images
     assert browser.errors() == []
     # nothing fetched but the page itself and its data: URIs (self-contained, no network)

@@ -41,7 +41,7 @@ def test_report_files_are_written():
                  "logs/run_log.json"):
         assert (out / name).is_file(), name
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert html.count("data:image/png;base64,") == 6
+    assert html.count("data:image/png;base64,") == 10  # 6 + the comparison section's 4
     assert "http://" not in html and "https://" not in html  # nothing to fetch
 
 

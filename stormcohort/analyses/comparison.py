@@ -36,7 +36,7 @@ from stormcohort.analyses.binary import binary_outcomes
 from stormcohort.analyses.common import check_columns, check_routes, jsonable
 from stormcohort.analyses.protocol import protocol_table
 from stormcohort.analyses.result import AnalysisResult
-from stormcohort.labels import death_outcome
+from stormcohort.labels import death_outcome, sensitivity_label
 
 EFFECT_COLUMNS = ["analysis", "outcome", "measure", "day", "estimate", "lcl", "ucl", "p", "n", "events", "note"]
 SENSITIVITY_COLUMNS = ["analysis", "label", "measure", "estimate", "lcl", "ucl", "n", "events", "note"]
@@ -46,15 +46,6 @@ BALANCE_COLUMNS = ["weighting", "covariate", "type", "diff_type", "mean_iv_unadj
 WEIGHTS_COLUMNS = ["weighting", "group", "n", "ess", "mean", "min", "max", "n_above_10"]
 OVERLAP_COLUMNS = ["group", "n", "ps_min", "ps_q1", "ps_median", "ps_q3", "ps_max", "n_equipoise",
                    "share_equipoise"]
-SENSITIVITY_LABELS = {
-    "primary": "Primary: clone-censor-weight",
-    "naive_ever_iv": "Naive: ever IV from the first dose (immortal time)",
-    "first_route": "Route of the first dose (G = 0)",
-    "landmark": "Landmark at day G, propensity weights",
-    "time_varying_cox": "Route as a time-varying exposure (Cox)",
-    "overlap_weights": "Landmark at day G, overlap weights",
-    "truncated_weights": "Landmark at day G, truncated weights",
-}
 EQUIPOISE = (0.3, 0.7)
 METHODS = {
     "primary": "clone-censor-weight: each patient cloned into both strategies at the first dose, a clone censored "
@@ -107,11 +98,14 @@ def _ccw_rows(analysis: str, outcome: str, fit, days, n: int, events: int) -> li
                 for m in ("risk_difference", "hazard_ratio")]
     rows = []
     risks = fit.risks.set_index(["arm", "day"])
+    # per arm: the clones that started follow-up (not censored at time zero) and their deaths by the day
+    clones = fit.clones[~(fit.clones["deviated"].astype(bool) & fit.clones["time"].eq(0))]
     for day in days:
         for arm, measure in (("IV", "risk_iv"), ("SC", "risk_sc")):
-            r = risks.loc[(arm, day)]
-            rows.append(_row(analysis, outcome, measure, r["risk"], r["risk_lcl"], r["risk_ucl"], n=n,
-                             events=events, day=day))
+            r, own = risks.loc[(arm, day)], clones[clones["arm"].eq(arm)]
+            deaths = int((own["event"].eq(1) & own["time"].le(day)).sum())
+            rows.append(_row(analysis, outcome, measure, r["risk"], r["risk_lcl"], r["risk_ucl"], n=len(own),
+                             events=deaths, day=day))
         c = fit.contrasts.set_index("day").loc[day]
         rows.append(_row(analysis, outcome, "risk_difference", c["rd"], c["rd_lcl"], c["rd_ucl"], n=n,
                          events=events, day=day))
@@ -342,7 +336,7 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
         tables={"protocol": protocol_table(cohort_cfg, cfg), "balance": balance, "weights": weights_table,
                 "overlap": overlap, "effect": effect, "sensitivity": sensitivity, "evalues": evalues},
         model=jsonable(model),
-        figures={"survival": survival, "love": love, "overlap": overlap_plot, "forest": forest},
+        figures={"survival": survival, "love": love, "overlap": overlap_plot, "sensitivity_forest": forest},
         notes=tuple(model["warnings"]))
 
 
@@ -358,8 +352,7 @@ def _sensitivity(effect: pd.DataFrame, death: str, h: int) -> pd.DataFrame:
     where the analysis gives one (a view of effect.csv)."""
     e = effect[effect["outcome"].eq(death) & (effect["measure"].eq("hazard_ratio")
                                               | (effect["measure"].eq("risk_difference") & effect["day"].eq(h)))]
-    label = e["analysis"].map(lambda a: SENSITIVITY_LABELS.get(a) or f"Without centre {a.removeprefix('leave_out_')}")
-    return e.assign(label=label)[SENSITIVITY_COLUMNS].reset_index(drop=True)
+    return e.assign(label=e["analysis"].map(sensitivity_label))[SENSITIVITY_COLUMNS].reset_index(drop=True)
 
 
 def _evalues(effect, death, h, outcomes, secondary, primary) -> pd.DataFrame:

@@ -21,6 +21,7 @@ _MODEL = ("model: unadjusted (route only) or adjusted", "")
 _TERM = ("model term; route_group[IV] is IV vs SC (reference SC)", "")
 _DAY = ("day from the first anakinra dose", "days")
 _N_RISK = ("patients still at risk: event-free and under observation on the day", "patients")
+_WEIGHTING = ("iptw (inverse probability of treatment) or overlap weights", "")
 
 
 def _ci(what: str, unit: str = "") -> dict[str, tuple[str, str]]:
@@ -212,6 +213,76 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
                    "with a p); empty for other families", ""),
         "n": ("patients in the model", "patients"), "events": ("events", "events"),
         "estimable": ("a finite estimate exists", ""), "plotted": ("on the log axis", ""), "note": _NOTE,
+    },
+    # the target-trial emulation (rule comparison)
+    "protocol": {
+        "component": ("protocol component (Hernan and Robins' layout: eligibility to analysis)", ""),
+        "target_trial": ("the component in the target trial", ""),
+        "emulation": ("how this analysis emulates it", ""),
+    },
+    "balance": {
+        "weighting": _WEIGHTING, "covariate": ("covariate; a factor level as <variable>_<level>, a missing indicator "
+                                               "as <variable>:<NA>", ""),
+        "type": ("binary or continuous", ""),
+        "diff_type": ("raw (difference in proportions, binary) or smd (standardised mean difference)", ""),
+        "mean_iv_unadj": ("IV mean (binary: proportion) before weighting", "covariate's unit"),
+        "mean_sc_unadj": ("SC mean (binary: proportion) before weighting", "covariate's unit"),
+        "diff_unadj": ("IV minus SC difference before weighting (diff_type)", ""),
+        "mean_iv_adj": ("IV weighted mean (binary: proportion)", "covariate's unit"),
+        "mean_sc_adj": ("SC weighted mean (binary: proportion)", "covariate's unit"),
+        "diff_adj": ("IV minus SC difference after weighting (diff_type)", ""),
+        "var_ratio_unadj": ("variance ratio IV / SC before weighting (continuous only)", "ratio"),
+        "var_ratio_adj": ("variance ratio IV / SC after weighting (continuous only)", "ratio"),
+        "note": _NOTE,
+    },
+    "weights": {
+        "weighting": ("iptw, overlap or censoring (inverse probability of censoring of the clones)", ""),
+        "group": _ROUTE, "n": ("patients (censoring: clones) weighted", "patients"),
+        "ess": ("effective sample size, Kish: (sum w)^2 / sum w^2", "patients"),
+        "mean": ("mean weight", ""), "min": ("smallest weight", ""), "max": ("largest weight", ""),
+        "n_above_10": ("weights above 10", "patients"),
+    },
+    "overlap": {
+        "group": _ROUTE, "n": ("patients with a propensity score", "patients"),
+        "ps_min": ("smallest propensity score P(IV | covariates)", "probability"),
+        "ps_q1": ("first quartile of the propensity score", "probability"),
+        "ps_median": ("median propensity score", "probability"),
+        "ps_q3": ("third quartile of the propensity score", "probability"),
+        "ps_max": ("largest propensity score", "probability"),
+        "n_equipoise": ("patients in clinical equipoise: preference score in [0.3, 0.7] (Walker et al. 2013)",
+                        "patients"),
+        "share_equipoise": ("n_equipoise / n", "proportion"),
+    },
+    "effect": {
+        "analysis": ("primary, or the sensitivity analysis (naive_ever_iv, first_route, landmark, time_varying_cox, "
+                     "overlap_weights, leave_out_<centre>, truncated_weights)", ""),
+        "outcome": _OUTCOME,
+        "measure": ("risk_iv, risk_sc (risk under each strategy), risk_difference (IV - SC), risk_ratio, "
+                    "hazard_ratio or odds_ratio (IV vs SC)", ""),
+        "day": ("day of a risk, its difference or ratio (empty for other measures)", "days"),
+        "estimate": ("the measure (risks and differences as proportions)", "proportion or ratio"),
+        **_ci("estimate", "as estimate"), "p": _P,
+        "n": ("patients in the analysis (risk_iv, risk_sc: patients starting the strategy)", "patients"),
+        "events": ("events of the outcome (risk_iv, risk_sc: in the strategy's arm by the day)", "patients"),
+        "note": _NOTE,
+    },
+    "sensitivity": {
+        "analysis": ("primary or the sensitivity analysis, as in tables/effect.csv", ""),
+        "label": ("readable name of the analysis (stormcohort.labels.sensitivity_label)", ""),
+        "measure": ("hazard_ratio or risk_difference (IV vs SC) of the primary outcome", ""),
+        "estimate": ("the measure (a risk difference as a proportion)", "ratio or proportion"),
+        **_ci("estimate", "as estimate"),
+        "n": ("patients in the analysis", "patients"), "events": ("events of the primary outcome", "patients"),
+        "note": _NOTE,
+    },
+    "evalues": {
+        "outcome": _OUTCOME, "measure": ("the IV-vs-SC measure the E-value is of (risk_ratio, hazard_ratio, "
+                                         "odds_ratio)", ""),
+        "estimate": ("the measure", "ratio"), **_ci("measure", "ratio"),
+        "evalue_estimate": ("E-value of the estimate (VanderWeele and Ding 2017)", "risk ratio"),
+        "evalue_ci": ("E-value of the confidence limit nearer the null (1: the interval includes the null)",
+                      "risk ratio"),
+        "note": _NOTE,
     },
     "data_dictionary": {
         "table": ("result table (tables/<table>.csv)", ""), "column": ("column name (<day>: one per day)", ""),

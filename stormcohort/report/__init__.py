@@ -4,6 +4,7 @@ with disclosure control.
 * :mod:`~stormcohort.report.fmt`         every number's format, through the disclosure policy
                                           (:mod:`stormcohort.disclosure`)
 * :mod:`~stormcohort.report.sections`    result tables -> display tables, section by section
+* :mod:`~stormcohort.report.comparison`  the comparative-effectiveness section (target-trial emulation)
 * :mod:`~stormcohort.report.methods`     the methods text, from the resolved config
 * :mod:`~stormcohort.report.limitations` limitations computed from the results
 * :mod:`~stormcohort.report.strobe`      the STROBE item -> section map

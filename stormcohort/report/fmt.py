@@ -104,6 +104,48 @@ class Formatter:
             return MISSING
         return e if lo == hi == MISSING else f"{e} ({lo}{DASH}{hi})"
 
+    # ---------------------------------------------------------------- risks (proportions) and their differences
+    @staticmethod
+    def risk(x, digits: int = 0) -> str:
+        """A proportion as a percentage: ``0.25`` -> ``25%``."""
+        if not _finite(x):
+            return MISSING
+        return f"{100 * float(x):.{digits}f}%"
+
+    def risk_ci(self, est, lcl, ucl, level: str | None = None) -> str:
+        """``25% (95% CI 12% to 40%)`` (``level``: ``95%``), or ``25% (12%–40%)`` without a level."""
+        e, lo, hi = self.risk(est), self.risk(lcl), self.risk(ucl)
+        if e == MISSING:
+            return MISSING
+        if lo == hi == MISSING:
+            return e
+        return f"{e} ({level} CI {lo} to {hi})" if level else f"{e} ({lo}{DASH}{hi})"
+
+    @staticmethod
+    def points(x) -> str:
+        """A difference of proportions in percentage points, one decimal, a true minus sign:
+        ``-0.05`` -> ``\u22125.0``."""
+        if not _finite(x):
+            return MISSING
+        v = round(100 * float(x), 1)
+        return f"{abs(v):.1f}" if v == 0 else f"{v:.1f}".replace("-", "\u2212")
+
+    def points_ci(self, est, lcl, ucl, level: str | None = None, unit: str = "") -> str:
+        """``\u22125.0 percentage points (95% CI \u221220.0 to 10.0)`` (``unit``: `` percentage points``)."""
+        e, lo, hi = self.points(est), self.points(lcl), self.points(ucl)
+        if e == MISSING:
+            return MISSING
+        if lo == hi == MISSING:
+            return f"{e}{unit}"
+        return f"{e}{unit} ({level + ' CI ' if level else ''}{lo} to {hi})"
+
+    def ess(self, x) -> str:
+        """An effective sample size: one decimal, or a disclosed count under an active policy (it is
+        a number of patients when the weights are equal)."""
+        if self.policy.active:
+            return self.count(x)
+        return self.number(x, 1)
+
     @staticmethod
     def p(p) -> str:
         if not _finite(p):

@@ -35,6 +35,14 @@ TABLES = {
     "safety_first_severe": ("safety", "first_severe"),
     "hepatotoxicity": ("hepatotoxicity", "summary"),
     "forest": ("forest", "table"),
+    # the target-trial emulation (comparative effectiveness section)
+    "protocol": ("comparison", "protocol"),
+    "balance": ("comparison", "balance"),
+    "weights": ("comparison", "weights"),
+    "overlap": ("comparison", "overlap"),
+    "effect": ("comparison", "effect"),
+    "sensitivity": ("comparison", "sensitivity"),
+    "evalues": ("comparison", "evalues"),
 }
 # one file per centre
 CENTRE_TABLES = {"accounting": ("ingest", "accounting"), "exclusions": ("ingest", "ledger_summary")}
@@ -45,8 +53,13 @@ FIGURES = {
     "trajectories": ("trajectories", "png"),
     "swimmer": ("safety", "png"),
     "forest": ("forest", "png"),
+    "comparison_survival": ("comparison", "survival_png"),
+    "love": ("comparison", "love_png"),
+    "overlap": ("comparison", "overlap_png"),
+    "sensitivity_forest": ("comparison", "sensitivity_forest_png"),
 }
-MODELS = {m: (m, "model") for m in ("survival", "competing_risks", "binary_outcomes", "safety", "trajectories")}
+MODELS = {m: (m, "model") for m in ("survival", "competing_risks", "binary_outcomes", "safety", "trajectories",
+                                    "comparison")}
 # what the shareable report reads besides: estimates recomputed from the disclosed counts
 DISCLOSED = {"safety_rates": ("disclose", "rates"), "rate_ratios": ("disclose", "ratios"),
              "forest": ("disclose", "forest"), "figure_forest": ("disclose", "png")}

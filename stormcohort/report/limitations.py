@@ -1,10 +1,12 @@
 """Limitations the data imply, computed from the results (not boilerplate).
 
-Each item states what was found in this run: the baseline imbalance between the routes, the
-events per parameter of each adjusted model against the configured threshold, the precision
-and estimability of the IV-vs-SC estimates, the proportional-hazards tests, missing and not
-evaluable outcomes, and the number of comparisons. Counts go through the report's formatter,
-so the shareable report discloses them like every other count.
+Each item states what was found in this run: the baseline imbalance between the routes, how the
+primary estimate (the target-trial emulation) handles immortal time, its E-value and the overlap
+of the routes (positivity), the events per parameter of each adjusted model against the
+configured threshold, the precision and estimability of the IV-vs-SC estimates, the
+proportional-hazards tests, missing and not evaluable outcomes, and the number of comparisons.
+Counts go through the report's formatter, so the shareable report discloses them like every
+other count.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from stormcohort.labels import outcome_label, term_label, var_label
-from stormcohort.report.fmt import Formatter
-from stormcohort.report.methods import join_and
+from stormcohort.report.comparison import positivity_text
+from stormcohort.report.fmt import Formatter, _finite
+from stormcohort.report.methods import covariates, join_and
 from stormcohort.report.sections import lower_first, trajectory_deaths
 
 IMBALANCE_SMD = 0.1   # conventional threshold of a meaningful baseline difference
@@ -24,6 +27,9 @@ WIDE_CI_RATIO = 10    # an interval whose upper limit is more than 10 times its 
 LARGE_SMD = 0.5       # imbalance named in the text when not adjusted for
 # Table 1 rows that describe the treatment itself, not the patient before it
 EXPOSURE_VARS = ("days_admission_to_anakinra", "max_daily_dose_mg", "max_dose_mg_per_kg_day")
+EVALUE_ROBUST = 2.0   # an E-value below this: a modest unmeasured confounder could explain the estimate away
+EQUIPOISE_SHARE = 0.5  # fewer in equipoise (Walker et al. 2013): the routes overlap poorly
+LARGE_WEIGHT = 10     # weights above this make the estimate rest on few patients
 
 
 def _epv(f: Formatter, events, parameters: int) -> str:
@@ -41,8 +47,12 @@ def _binary_parameters(logistic: pd.DataFrame, outcome: str) -> int:
 def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mapping, logistic: pd.DataFrame,
                 binary_counts: pd.DataFrame, ph: pd.DataFrame, forest: pd.DataFrame, competing_model: Mapping,
                 severity: list[dict], cohort: Mapping, synthetic: bool, f: Formatter,
-                trajectories_model: Mapping | None = None) -> list[dict]:
-    """``[{"title", "text", "level"}]``; level ``warn`` for a threshold crossed, else ``info``."""
+                trajectories_model: Mapping | None = None, comparison_model: Mapping | None = None,
+                overlap: pd.DataFrame | None = None, primary_withheld: bool = False) -> list[dict]:
+    """``[{"title", "text", "level"}]``; level ``warn`` for a threshold crossed, else ``info``.
+    ``comparison_model``/``overlap``: models/comparison.json and tables/overlap.csv (the primary
+    estimate's limitations); ``primary_withheld``: the shareable report withholds the primary
+    estimate (an arm's events suppressed), so its E-value too."""
     a = config["analyses"]
     items = []
 
@@ -63,8 +73,14 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
         f"IV differed at baseline: {sev or 'no severity feature available'}. {len(imbalanced)} of {len(smd)} "
         f"baseline characteristics have an SMD above {IMBALANCE_SMD:g}. The adjusted Cox model includes "
         f"{join_and([lower_first(var_label(v, labels)) for v in a['survival']['adjust_for']]) or 'no covariate'}; "
-        f"SMD above {LARGE_SMD:g} but not adjusted for: {join_and(not_adjusted) or 'none'}. The IV-vs-SC "
-        f"estimates are associations and are likely confounded by severity.")})
+        f"SMD above {LARGE_SMD:g} but not adjusted for: {join_and(not_adjusted) or 'none'}. "
+        + ("The descriptive IV-vs-SC estimates (outcomes, safety, forest plot) are associations and are likely "
+           "confounded by severity; the primary estimate (comparative effectiveness) is weighted for the measured "
+           "baseline covariates, which leaves unmeasured confounding (see residual confounding below)."
+           if comparison_model else
+           "The IV-vs-SC estimates are associations and are likely confounded by severity."))})
+    if comparison_model:
+        items += comparison_limitations(config, comparison_model, overlap, primary_withheld, f)
 
     # events per variable
     threshold = float(a["survival"]["epv_warn_below"])
@@ -112,13 +128,17 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
     # missing data and not evaluable outcomes
     miss = t1[pd.to_numeric(t1["missing"], errors="coerce").fillna(0) > 0]
     ne_out = counts[counts["not_evaluable"] > 0]
+    cc = (comparison_model or {}).get("counts", {})
+    primary_cc = (f" The primary estimate uses the {f.count(cc.get('complete_cases'))} of "
+                  f"{f.count(cc.get('patients'))} patients with every adjustment variable."
+                  if cc.get("patients") is not None else "")
     items.append({"title": "Missing data", "level": "warn" if len(miss) or len(ne_out) else "info", "text": (
         "Complete-case analyses, no imputation. Missing at baseline: "
         + (join_and([f"{lower_first(r.label)}: {f.count(r.missing)}" for r in miss.itertuples()]) or "none")
         + ". Outcomes not evaluable: "
         + (join_and([f"{lower_first(outcome_label(o, labels))}: {f.count(r['not_evaluable'])}"
                      for o, r in ne_out.iterrows()])
-           or "none") + ".")})
+           or "none") + "." + primary_cc)})
 
     # laboratory series cut short by death
     deaths = trajectory_deaths(trajectories_model, f)
@@ -156,4 +176,73 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
         items.append({"title": "Synthetic data", "level": "warn", "text": (
             "This delivery is synthetic: it reproduces the published counts but describes no real patient, and "
             "its estimates say nothing about anakinra.")})
+    return items
+
+
+def comparison_limitations(config: Mapping, model: Mapping, overlap: pd.DataFrame | None, withheld: bool,
+                      f: Formatter) -> list[dict]:
+    """Immortal time, residual confounding (with the E-value) and positivity of the primary estimate,
+    from models/comparison.json and tables/overlap.csv."""
+    s, p, c = model.get("settings", {}), model.get("primary", {}), model.get("counts", {})
+    labels = config.get("labels")
+    g = int(s.get("grace_days", 0))
+    items = []
+
+    # immortal time
+    strategies = (f"IV started by day {g} against no IV through day {g}, each patient cloned into both and a clone "
+                  f"censored, and reweighted, when the patient's record leaves its strategy" if g else
+                  "the route of the first dose, fixed at time zero")
+    followed = (f" By day {g}, {f.count(c.get('iv_by_grace'))} patients had started IV, "
+                f"{f.count(c.get('sc_through_grace'))} had not, and {f.count(c.get('died_before_grace'))} patients "
+                f"died before day {g} (they count in both arms)." if g and c else "")
+    ever_iv = config["cohort"]["exposure"] == "any_iv"
+    descriptive = ("The descriptive comparisons (outcomes, safety, forest plot) group patients by any IV dose during "
+                   "the episode, which a patient had to live to receive: their IV group holds immortal time, which "
+                   "favours IV, and they are not estimates of the route's effect." if ever_iv else
+                   "The descriptive comparisons group patients by the route of the first dose, fixed at time zero.")
+    items.append({"title": "Immortal time", "level": "warn" if ever_iv else "info", "text": (
+        f"The primary estimate starts eligibility, the strategies and follow-up together at the first dose "
+        f"(clone-censor-weight: {strategies}), so no time before IV is credited to IV.{followed} {descriptive}")})
+
+    # residual confounding and the E-value
+    what = lower_first(outcome_label(p["outcome"], labels)) if p.get("outcome") else "the outcome"
+    adjusted = covariates(s.get("adjust_for", []), s.get("reference_levels") or {})
+    base = (f"The primary estimate assumes that, given {adjusted} (measured before the first dose), the route was as "
+            f"good as random. Severity the treating teams saw but the extracts do not date before the first dose "
+            f"(intensive care is recorded for the whole episode) cannot be used and may remain. ")
+    e, e_ci = p.get("evalue_estimate"), p.get("evalue_ci")
+    if not p.get("estimable"):
+        text, level = base + f"The primary estimate is not estimable: {f.note(p.get('reason')) or 'see the model'}.", \
+            "warn"
+    elif withheld:
+        text, level = base + f"Its E-value is not shown: an arm has {f.policy.small_label} events.", "warn"
+    elif _finite(e):
+        text = base + (f"E-value {float(e):.2f} (confidence limit {float(e_ci):.2f}): an unmeasured confounder "
+                       f"associated with both the route and {what} by a risk ratio of {float(e):.2f} each, beyond the "
+                       f"measured covariates, could explain the estimate away; one of {float(e_ci):.2f} could move "
+                       f"its interval to include the null.")
+        level = "warn" if float(e) < EVALUE_ROBUST else "info"
+    else:
+        text, level = base + "No E-value was computed.", "warn"
+    items.append({"title": "Residual confounding", "level": level, "text": text})
+
+    # positivity
+    pos = model.get("positivity", {}) or {}
+    known = [pos.get(k) for k in ("share_equipoise", "ess_iv", "ess_sc", "max_weight")]
+    overlap = overlap if overlap is not None else pd.DataFrame(columns=["group", "n", "n_equipoise",
+                                                                       "share_equipoise"])
+    if not len(overlap) and not any(_finite(x) for x in known):
+        text, level = positivity_text(model, overlap, f), "warn"
+    else:
+        poor = _finite(pos.get("share_equipoise")) and float(pos["share_equipoise"]) < EQUIPOISE_SHARE
+        heavy = _finite(pos.get("max_weight")) and float(pos["max_weight"]) > LARGE_WEIGHT
+        lo, hi = (s.get("truncate_percentiles") or [None, None])[:2]
+        text = (positivity_text(model, overlap, f)
+                + (f" Fewer than {100 * EQUIPOISE_SHARE:g}% of patients are in equipoise: the routes overlap poorly, "
+                   "and the estimate leans on patients whose route was nearly certain." if poor else "")
+                + (f" Weights above {LARGE_WEIGHT} make the estimate rest on few patients"
+                   + (f"; weights truncated at percentiles {lo:g} and {hi:g} are a sensitivity analysis"
+                      if lo is not None and hi is not None else "") + "." if heavy else ""))
+        level = "warn" if poor or heavy else "info"
+    items.append({"title": "Positivity (overlap of the routes)", "level": level, "text": text})
     return items

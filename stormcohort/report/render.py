@@ -7,7 +7,8 @@ URIs, styles inline, no script, no network), in the order of a STROBE cohort rep
 the shareable one differ only in the formatter's disclosure policy, in the estimates they read
 (the shareable one takes the rates, rate ratios and forest plot that the ``disclose`` rule
 recomputed from the disclosed counts) and in their figures (the shareable one leaves out every
-figure that draws individual patients or raw counts). Nothing here computes a statistic.
+figure that draws individual patients or raw counts, and the comparative-effectiveness section's
+figures, drawn from the undisclosed data). Nothing here computes a statistic.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import yaml
 from jinja2 import Environment
 
 from stormcohort.disclosure import Policy
+from stormcohort.report import comparison as C
 from stormcohort.report import pages
 from stormcohort.report import sections as S
 from stormcohort.report.fmt import Formatter
@@ -34,7 +36,8 @@ from stormcohort.report.strobe import strobe_map
 
 SECTIONS = {
     "summary": "Summary", "data-sources": "Data sources", "participants": "Participants",
-    "baseline": "Baseline characteristics and exposure", "outcomes": "Outcomes", "safety": "Safety",
+    "baseline": "Baseline characteristics and exposure",
+    "comparison": "Comparative effectiveness (target trial emulation)", "outcomes": "Outcomes", "safety": "Safety",
     "forest": "All IV-vs-SC estimates", "methods": "Methods", "limitations": "Limitations",
     "provenance": "Provenance", "appendix": "Appendix: STROBE items and software",
 }
@@ -86,6 +89,7 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
     route_hr = {m: cox[(cox["model"] == m) & (cox["term"] == S.ROUTE_TERM)] for m in ("unadjusted", "adjusted")}
     hr = {m: (f.unless_small(km_events, f.est_ci(r.iloc[0]["hr"], r.iloc[0]["hr_lcl"], r.iloc[0]["hr_ucl"]))
               if len(r) else "not fitted") for m, r in route_hr.items()}
+    comparison = C.comparison_section(data, f)
 
     return {
         "sections": SECTIONS,
@@ -97,7 +101,10 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
         "config": config,
         "cohort": cohort,
         "n_centres": len(config["centres"]),
-        "key": {"deaths": km_deaths, "hr": hr, "follow_up_days": config["cohort"]["follow_up_days"]},
+        "key": {"deaths": km_deaths, "hr": hr, "follow_up_days": config["cohort"]["follow_up_days"],
+                "primary": {"value": comparison["primary"]["key"], "label": C.key_label(models["comparison"], f)}},
+        "comparison": comparison,
+        "descriptive_note": C.descriptive_note(config),
         "figures": figures,
         "tables": {
             "files": S.files_table(files, data["accounting"], str(delivery.get("extract_date")), f),
@@ -133,7 +140,9 @@ def build_context(data: Mapping, *, config: Mapping, delivery: Mapping, provenan
                                    logistic=data["logistic"], binary_counts=data["binary_outcomes"],
                                    ph=data["ph_test"], forest=forest, competing_model=models["competing_risks"],
                                    severity=severity_items, cohort=cohort, synthetic=bool(delivery.get("synthetic")),
-                                   f=f, trajectories_model=models["trajectories"]),
+                                   f=f, trajectories_model=models["trajectories"],
+                                   comparison_model=models["comparison"], overlap=data["overlap"],
+                                   primary_withheld=comparison["primary"]["withheld"]),
         "strobe": strobe_map(SECTIONS),
         "provenance": provenance,
         "lineage": lineage_jobs(provenance["lineage"]),
