@@ -18,7 +18,7 @@ def test_protocol_states_the_strategies_time_zero_and_adjustment_from_the_config
     assert list(t.index) == ["Eligibility", "Treatment strategies", "Assignment", "Time zero", "Outcomes",
                              "Follow-up", "Causal contrast", "Analysis"]
     assert "within 2 day(s)" in t.loc["Treatment strategies", "target_trial"]
-    assert "ferritin" in t.loc["Assignment", "emulation"] and "Intensive care not used" in t.loc["Assignment",
+    assert "HScore" in t.loc["Assignment", "emulation"] and "Intensive care not used" in t.loc["Assignment",
                                                                                                "emulation"]
     assert "death by day 90" in t.loc["Outcomes", "target_trial"]
     assert "seed 20200601" in t.loc["Analysis", "emulation"]
