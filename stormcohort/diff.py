@@ -42,6 +42,8 @@ TABLE1_KEYS = ["variable", "level", "group"]
 TABLE1_QUANTITIES = ["n", "count", "percent", "median", "q1", "q3", "missing", "smd"]
 EFFECT_KEYS = ["source", "outcome", "model", "method", "term"]
 EFFECT_SOURCES = {  # source -> (rule, output), measure, estimate, lower, upper column names
+    # the target trial's ratios (tables/effect.csv: its analysis is the model, measure and day the method)
+    "comparison": (("comparison", "effect"), None, "estimate", "lcl", "ucl"),
     "cox": (("survival", "cox"), "HR", "hr", "hr_lcl", "hr_ucl"),
     "logistic": (("binary_outcomes", "logistic"), "OR", "or", "or_lcl", "or_ucl"),
     "rate_ratios": (("safety", "ratios"), "IRR", "irr", "irr_lcl", "irr_ucl"),
@@ -345,7 +347,7 @@ def effect_estimates(tables: dict[str, pd.DataFrame | None], default_outcome: st
         table = tables.get(source)
         if table is None:
             continue
-        table = table.copy()
+        table = _comparison_ratios(table) if source == "comparison" else table.copy()
         if "outcome" not in table:
             if default_outcome is None:
                 raise ValueError(f"{source}: the table has no `outcome` column and no default_outcome was given")
@@ -358,12 +360,24 @@ def effect_estimates(tables: dict[str, pd.DataFrame | None], default_outcome: st
             table["events"] = table[["events_iv", "events_sc"]].sum(axis=1, min_count=1) \
                 if {"events_iv", "events_sc"} <= set(table.columns) else np.nan
         parts.append(table.rename(columns={est: "estimate", lcl: "lcl", ucl: "ucl"}).assign(
-            source=source, measure=measure).reindex(columns=columns))
+            source=source, **({"measure": measure} if measure else {})).reindex(columns=columns))
     if not parts:
         return pd.DataFrame(columns=columns)
     out = pd.concat(parts, ignore_index=True)
     out["method"] = out["method"].fillna("")
     return out[out["term"].ne("(Intercept)")].reset_index(drop=True)
+
+
+RATIOS = {"hazard_ratio": "HR", "risk_ratio": "RR", "odds_ratio": "OR"}
+
+
+def _comparison_ratios(effect: pd.DataFrame) -> pd.DataFrame:
+    """The ratio rows of the target trial's effect.csv in the diff's keys: the analysis as the model,
+    the measure (and day) as the method, IV vs SC as the term."""
+    e = effect[effect["measure"].isin(RATIOS)].copy()
+    day = pd.to_numeric(e["day"], errors="coerce")
+    e["method"] = e["measure"] + np.where(day.notna(), " at day " + day.astype("Int64").astype(str), "")
+    return e.assign(model=e["analysis"], term=IV_VS_SC, measure=e["measure"].map(RATIOS))
 
 
 def ci_excludes_one(lcl: pd.Series, ucl: pd.Series) -> pd.Series:

@@ -370,3 +370,22 @@ def test_parquet_long_tables_read_as_the_csv_text(tmp_path):
     as_csv, as_parquet = read_as_text(tmp_path / "t.csv"), read_as_text(tmp_path / "t.parquet")
     pd.testing.assert_frame_equal(as_csv, as_parquet)
     assert as_parquet.loc[0].tolist() == ["P1", "1.23457", "0.5", "", "True", "1", "1"]
+
+
+def test_the_target_trial_ratios_are_compared_between_runs():
+    from stormcohort.diff import diff_effects, effect_estimates
+
+    def effect(rr, hr):
+        return pd.DataFrame({
+            "analysis": ["primary", "primary", "primary", "naive_ever_iv"],
+            "outcome": ["death_90d"] * 4,
+            "measure": ["risk_difference", "risk_ratio", "hazard_ratio", "hazard_ratio"],
+            "day": [90, 90, None, None], "estimate": [-0.05, rr, hr, 1.1], "lcl": [-0.2, 0.8, 0.5, 0.3],
+            "ucl": [0.1, 3.0, 0.9, 4.0], "p": [None, None, 0.01, 0.8], "n": [46] * 4, "events": [7] * 4,
+            "note": [None] * 4})
+    old, new = (effect_estimates({"comparison": effect(rr, hr)}) for rr, hr in ((1.2, 0.6), (1.3, 1.1)))
+    assert set(old["method"]) == {"risk_ratio at day 90", "hazard_ratio"} and set(old["measure"]) == {"RR", "HR"}
+    d = diff_effects(old, new).set_index(["model", "method"])
+    assert d.loc[("primary", "hazard_ratio"), "conclusion"] == ""  # 0.5-0.9 excludes 1 in both runs' fixtures
+    assert d.loc[("primary", "risk_ratio at day 90"), "ratio_new_to_old"] == pytest.approx(1.3 / 1.2)
+    assert len(d) == 3  # the risk difference is not a ratio: not in the ratio comparison
