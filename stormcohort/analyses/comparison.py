@@ -46,6 +46,7 @@ BALANCE_COLUMNS = ["weighting", "covariate", "type", "diff_type", "mean_iv_unadj
 WEIGHTS_COLUMNS = ["weighting", "group", "n", "ess", "mean", "min", "max", "n_above_10"]
 OVERLAP_COLUMNS = ["group", "n", "ps_min", "ps_q1", "ps_median", "ps_q3", "ps_max", "n_equipoise",
                    "share_equipoise"]
+PATIENT_WEIGHT_COLUMNS = ["patient_key", "iv", "iptw", "overlap"]
 EQUIPOISE = (0.3, 0.7)
 METHODS = {
     "primary": "clone-censor-weight: each patient cloned into both strategies at the first dose, a clone censored "
@@ -333,11 +334,21 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
         return sensitivity_forest_figure(sensitivity, synthetic=synthetic)
 
     return AnalysisResult(
-        tables={"protocol": protocol_table(cohort_cfg, cfg), "balance": balance, "weights": weights_table,
+        tables={"protocol": protocol_table(cohort_cfg, cfg), "patients": _patient_weights(lm, weights),
+                "balance": balance, "weights": weights_table,
                 "overlap": overlap, "effect": effect, "sensitivity": sensitivity, "evalues": evalues},
         model=jsonable(model),
         figures={"survival": survival, "love": love, "overlap": overlap_plot, "sensitivity_forest": forest},
         notes=tuple(model["warnings"]))
+
+
+def _patient_weights(lm: pd.DataFrame, weights: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """``patient_key, iv`` (IV by day G) and the ``iptw`` and ``overlap`` weights of the landmark population
+    (empty without propensity weights): what the weighted secondary analyses of other rules read."""
+    if "iptw" not in weights:
+        return pd.DataFrame(columns=PATIENT_WEIGHT_COLUMNS)
+    return pd.DataFrame({"patient_key": lm["patient_key"], "iv": lm["iv"].astype(int), "iptw": weights["iptw"],
+                         "overlap": weights["overlap"]})[PATIENT_WEIGHT_COLUMNS]
 
 
 def _tv_estimate(tv) -> list[float]:
