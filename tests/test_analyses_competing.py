@@ -290,3 +290,110 @@ def test_comparisons_accept_case_weights():
         assert weighted.loc[key, "note"] == "weighted; robust (sandwich) variance"
     # equal weights: Fine-Gray's sandwich is crr's; the Cox model's turns robust
     assert weighted.loc[("death", "fine_gray"), "lcl"] == pytest.approx(plain.loc[("death", "fine_gray"), "lcl"])
+
+
+# --------------------------------------------------------------------------- weighted by the target trial's weights
+
+
+def keyed(n: int = 120, seed: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``mixed()`` with patient keys and three patients not evaluable for fever, and hand-built
+    target-trial weights: ten evaluable patients not followed at day G (no weight), IV by day G
+    not the route group (every third IV patient started IV later), the not-evaluable patients
+    weighted too."""
+    d = mixed(n, seed).assign(patient_key=[f"p{i:03d}" for i in range(n)], fever_not_evaluable="")
+    extra = pd.DataFrame({"route_group": ["IV", "SC", "SC"], T: [np.nan] * 3, E: [pd.NA] * 3,
+                          "patient_key": ["x1", "x2", "x3"], "fever_not_evaluable": ["afebrile_at_index"] * 3})
+    d = pd.concat([d, extra], ignore_index=True)
+    rng = np.random.default_rng(seed + 1)
+    w = d[~d["patient_key"].isin([f"p{i:03d}" for i in range(0, 100, 10)])][["patient_key", "route_group"]]
+    iv = w["route_group"].eq("IV") & (np.arange(len(w)) % 3 != 0)
+    w = pd.DataFrame({"patient_key": w["patient_key"], "iv": iv.astype(int), "iptw": rng.uniform(0.4, 3, len(w)),
+                      "overlap": rng.uniform(0.1, 0.9, len(w))}).sample(frac=1, random_state=1)
+    return d, w
+
+
+def weighted(dataset, weights, estimand="ATE", grace_days=2):
+    return competing_risks_analysis(dataset, schema_defaults("competing_risks"), weights=weights,
+                                    estimand=estimand, grace_days=grace_days, synthetic=True)
+
+
+@pytest.mark.parametrize(("estimand", "col"), [("ATE", "iptw"), ("ATO", "overlap")])
+def test_weighted_rows_match_the_weighted_stats_layer(estimand, col):
+    d, w = keyed()
+    r = weighted(d, w, estimand)
+    t = r.tables["cif_tests"]
+    assert list(t.columns) == TESTS_COLUMNS
+    plain = competing(d).tables["cif_tests"]
+    pd.testing.assert_frame_equal(t[t["weights"].eq("none")].reset_index(drop=True), plain, check_dtype=False)
+    rows = t[t["weights"].ne("none")]
+    assert list(zip(rows["outcome"], rows["method"], rows["weights"])) == [
+        (o, m, col) for o in ("fever_resolution", "death") for m in ("fine_gray", "cause_specific_cox")]
+    # the same data by hand: evaluable patients with a weight, exposure IV by day G
+    ref = d[d["fever_not_evaluable"].eq("")].merge(w, on="patient_key")
+    ref = ref.assign(route_group=pd.Categorical(np.where(ref["iv"].eq(1), "IV", "SC"), categories=["SC", "IV"]))
+    ref[E] = ref[E].astype(int)
+    assert len(ref) == 110 and (ref["iv"].eq(1) != d.set_index("patient_key").loc[ref["patient_key"],
+                                                                                  "route_group"].eq("IV").values).any()
+    rows = rows.set_index(["outcome", "method"])
+    for code, name in ((1, "fever_resolution"), (2, "death")):
+        for method, fn in (("fine_gray", fine_gray), ("cause_specific_cox", cause_specific_cox)):
+            fit = fn(ref, T, E, ["route_group"], code, weights=col)
+            expect = fit.table.set_index("term").loc["route_group[IV]"]
+            got = rows.loc[(name, method)]
+            assert (got["estimate"], got["lcl"], got["ucl"], got["p"]) == pytest.approx(
+                (expect["hr"], expect["hr_lcl"], expect["hr_ucl"], expect["p"]), rel=1e-12)
+            assert got["statistic"] == pytest.approx(expect["z"] ** 2, rel=1e-12)
+            assert (got["n"], got["events"]) == (110, (ref[E] == code).sum())
+            assert (got["events_iv"], got["events_sc"]) == (((ref[E] == code) & ref["iv"].eq(1)).sum(),
+                                                            ((ref[E] == code) & ref["iv"].eq(0)).sum())
+            note = got["note"]
+            assert "IV by day 2 vs not (not the descriptive route group) among patients followed at day 2" in note
+            assert ("overlap weights (ATO)" if col == "overlap" else "stabilised inverse-probability") in note
+            assert "10 patient(s) of the fever analysis without a weight" in note and "robust (sandwich)" in note
+    assert r.model["weighted"] == {"weights": col, "estimand": estimand, "grace_days": 2, "n": 110,
+                                   "n_not_in_weights": 10, "reason": None}
+    assert r.model["methods"]["weighted"].startswith("Fine-Gray and cause-specific Cox models")
+    json.dumps(r.model, allow_nan=False)
+
+
+def test_weighted_rows_equal_comparison_table_with_the_weights():
+    d, w = keyed()
+    t = weighted(d, w).tables["cif_tests"]
+    x = d[d["fever_not_evaluable"].eq("")].merge(w, on="patient_key")
+    x = x.assign(route_group=np.where(x["iv"].eq(1), "IV", "SC"), **{E: x[E].astype(int)})
+    direct = comparison_table(x, weights="iptw")
+    direct = direct[direct["method"].ne("gray_test")].reset_index(drop=True)
+    got = t[t["weights"].eq("iptw")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.drop(columns="note"), direct.drop(columns="note"))
+
+
+def test_weighted_rows_not_estimable_with_the_reason():
+    d, w = keyed()
+    empty = weighted(d, w.iloc[:0])  # the comparison's propensity model was not estimable: header only
+    rows = empty.tables["cif_tests"][lambda x: x["weights"].eq("iptw")]
+    assert len(rows) == 4 and rows["p"].isna().all() and rows["estimate"].isna().all() and rows["n"].eq(0).all()
+    assert rows["note"].str.startswith("not estimable: no propensity weights").all()
+    assert rows["note"].str.contains("IV by day 2 vs not").all()
+    assert any("weighted comparisons not estimable" in n for n in empty.notes)
+    assert empty.model["weighted"]["n_not_in_weights"] == 120
+    # a weights file read from a header-only CSV (no dtypes) is the same
+    header = pd.DataFrame(columns=["patient_key", "iv", "iptw", "overlap"])
+    assert weighted(d, header).tables["cif_tests"]["note"].iloc[-1].startswith("not estimable: no propensity")
+    # no death among those IV by day G: the death rows say so, the fever rows are estimated
+    no_death_iv = d.set_index("patient_key")[E].reindex(w["patient_key"]).eq(2).to_numpy()
+    t = weighted(d, w.assign(iv=np.where(no_death_iv, 0, w["iv"]))).tables["cif_tests"]
+    t = t[t["weights"].eq("iptw")].set_index(["outcome", "method"])
+    for m in ("fine_gray", "cause_specific_cox"):
+        assert t.loc[("death", m), "note"].startswith("not estimable: no death in the IV group")
+        assert "IV by day 2" in t.loc[("death", m), "note"] and t.loc[("death", m), "events_iv"] == 0
+        assert np.isfinite(t.loc[("fever_resolution", m), "estimate"])
+    # weights for nobody in the fever analysis, missing or bad weights: left out and counted, no crash
+    other = weighted(d, w.assign(patient_key="q" + w["patient_key"])).tables["cif_tests"]
+    assert other[other["weights"].eq("iptw")]["note"].str.startswith("not estimable: no patients").all()
+    bad = w.assign(iptw=np.where(np.arange(len(w)) < 5, np.nan, w["iptw"]))
+    bad.loc[bad.index[5], "iptw"] = -1.0
+    t = weighted(d, bad).tables["cif_tests"]
+    assert t[t["weights"].eq("iptw")]["n"].lt(110).all()
+    assert t[t["weights"].eq("iptw")]["note"].str.contains(r"1\d patient\(s\) of the fever analysis").all()
+    # no weights given at all: the unweighted rows only
+    assert competing(d).tables["cif_tests"]["weights"].eq("none").all()

@@ -16,8 +16,12 @@ excluded, counted by the reason in ``fever_not_evaluable``.
 * ``cif_tests``: IV vs SC for each cause (fever resolution, and death before resolution): Gray's
   test of equal CIFs (R ``cmprsk::cuminc``), the Fine-Gray subdistribution hazard ratio (R
   ``cmprsk::crr``) and the cause-specific Cox hazard ratio (Efron, R ``coxph``), unadjusted,
-  reference SC (:mod:`stormcohort.stats.finegray`). :func:`comparison_table` takes case weights
-  (``weights=``) for the weighted versions; this analysis fits them unweighted.
+  reference SC (:mod:`stormcohort.stats.finegray`); ``weights`` ``none``. With the target trial's
+  per-patient weights (``cohort/comparison_weights.csv``, ``weights=``), rows ``weights`` ``iptw``
+  (estimand ATE) or ``overlap`` (ATO) add the weighted Fine-Gray and cause-specific Cox models
+  (:func:`weighted_comparison`): exposure IV by day G vs not (not the descriptive route group),
+  among the patients followed at day G that the weights cover, fever time still counted from
+  time zero, robust (sandwich) variance; Gray's test has no weighted form.
 
 An empty group, no resolutions or no deaths give zero curves or NA with a reason, never an
 error; a hazard ratio with no events of the cause in one group is not estimable (infinite),
@@ -47,9 +51,13 @@ CIF_COLUMNS = ["group", "time", "cif", "cif_lcl", "cif_ucl"]
 SUMMARY_COLUMNS = ["group", "cause", "time", "n_risk", "events", "cif", "cif_lcl", "cif_ucl", "note"]
 CURVE_COLUMNS = ["group", "cause", "time", "n_risk", "n_event", "any_event", "cif", "cif_se", "cif_lcl", "cif_ucl"]
 RISK_COLUMNS = ["outcome", "group", "day", "n_risk"]
-TESTS_COLUMNS = ["outcome", "method", "measure", "estimate", "lcl", "ucl", "statistic", "df", "p", "n", "events",
-                 "events_iv", "events_sc", "note"]
+TESTS_COLUMNS = ["outcome", "method", "weights", "measure", "estimate", "lcl", "ucl", "statistic", "df", "p", "n",
+                 "events", "events_iv", "events_sc", "note"]
 TEST_METHODS = {"gray_test": "", "fine_gray": "sHR", "cause_specific_cox": "HR"}
+WEIGHT_COLUMNS = ["patient_key", "iv", "iptw", "overlap"]  # cohort/comparison_weights.csv
+ESTIMAND_WEIGHTS = {"ATE": "iptw", "ATO": "overlap"}
+WEIGHT_LABELS = {"iptw": "stabilised inverse-probability-of-treatment weights (ATE)",
+                 "overlap": "overlap weights (ATO)"}
 
 METHODS = {
     "estimator": "Aalen-Johansen, event-free state + absorbing states fever resolution (1) and death (2); "
@@ -63,6 +71,9 @@ METHODS = {
     "(R cmprsk::crr)",
     "cause_specific_cox": "cause-specific Cox proportional hazards (other outcomes censored), Efron ties "
     "(R survival::coxph)",
+    "weighted": "Fine-Gray and cause-specific Cox models with the target trial's propensity weights as case "
+    "weights (R finegray(weights =) + coxph, and coxph(weights =, robust = TRUE)), robust sandwich variance "
+    "treating the weights as known; Gray's test has no weighted form",
 }
 
 
@@ -224,19 +235,66 @@ def comparison_table(d: pd.DataFrame, conf_level: float = 0.95, weights: str | N
     Fine-Gray subdistribution hazard ratio and the cause-specific hazard ratio (reference SC; Wald
     chi-square ``z^2``). ``weights``: a column of case weights (e.g. target-trial weights) for the
     two models, whose variance is then the robust sandwich; Gray's test is not computed then.
-    Not estimable rows keep their counts and give the reason in ``note``.
+    Column ``weights``: the weights column's name, ``none`` without. Not estimable rows keep their
+    counts and give the reason in ``note``.
     """
     x = d.assign(**{GROUP: pd.Categorical(d[GROUP], categories=[REFERENCE, *[g for g in ROUTES if g != REFERENCE]])})
     rows = [row for code, name in CAUSES.items() for row in _comparison_rows(x, code, name, conf_level, weights)]
-    out = pd.DataFrame(rows).reindex(columns=TESTS_COLUMNS)
+    out = pd.DataFrame(rows).assign(weights=weights or "none").reindex(columns=TESTS_COLUMNS)
     for c in ("n", "events", "events_iv", "events_sc", "df"):
         out[c] = out[c].astype(np.int64)
     return out
 
 
-def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: bool = False) -> AnalysisResult:
+def weighted_comparison(d: pd.DataFrame, weights: pd.DataFrame, estimand: str, grace_days: float,
+                        conf_level: float = 0.95) -> tuple[pd.DataFrame, dict]:
+    """``cif_tests`` rows of the weighted Fine-Gray and cause-specific Cox models of each cause:
+    ``d`` the fever analysis (evaluable patients, ``patient_key``), ``weights`` the target trial's
+    ``patient_key, iv, iptw, overlap`` (its landmark population: patients followed at day
+    ``grace_days``; empty when its propensity model was not estimable), ``estimand`` ATE (``iptw``)
+    or ATO (``overlap``). Exposure: ``iv`` (IV by day G), not the route group. Patients of ``d``
+    the weights do not cover (or with a missing weight) are left out and counted in ``note``.
+    Returns the rows and a summary for the model JSON; never raises on data it cannot use."""
+    if estimand not in ESTIMAND_WEIGHTS:
+        raise ValueError(f"estimand {estimand!r}: expected one of {sorted(ESTIMAND_WEIGHTS)}")
+    col, g = ESTIMAND_WEIGHTS[estimand], f"{grace_days:g}"
+    what = (f"weighted by the target trial's {WEIGHT_LABELS[col]}; exposure IV by day {g} vs not (not the "
+            f"descriptive route group) among patients followed at day {g}, fever time from time zero")
+    info = {"weights": col, "estimand": estimand, "grace_days": grace_days, "n": 0, "n_not_in_weights": len(d),
+            "reason": None}
+    check_columns(d, ["patient_key"], "competing_risks (weighted comparison)")
+    missing = [c for c in ("patient_key", "iv", col) if c not in weights.columns]
+    if missing:
+        info["reason"] = f"weights file without column(s) {missing}"
+    elif weights.empty:
+        info["reason"] = f"no propensity weights (the target trial's propensity of IV by day {g} was not estimable)"
+    if info["reason"] is not None:
+        rows = comparison_table(d.iloc[:0].assign(_w=1.0), conf_level, weights="_w")
+        rows = rows[rows["method"].ne("gray_test")].assign(weights=col, note=f"not estimable: {info['reason']}; {what}")
+        return rows.reset_index(drop=True), info
+    num = lambda c: pd.to_numeric(weights[c], errors="coerce")  # noqa: E731
+    w = weights.assign(patient_key=weights["patient_key"].astype(str), _iv=num("iv"), _w=num(col))
+    w = w[w["_iv"].isin([0, 1]) & np.isfinite(w["_w"]) & w["_w"].ge(0)].drop_duplicates("patient_key")
+    x = d.assign(patient_key=d["patient_key"].astype(str)).merge(w[["patient_key", "_iv", "_w"]], on="patient_key")
+    x = x.assign(**{GROUP: np.where(x["_iv"].eq(1), "IV", "SC"), col: x["_w"]})
+    out = len(d) - len(x)
+    info.update(n=len(x), n_not_in_weights=out)
+    left = (f"; {out} patient(s) of the fever analysis without a weight (not followed at day {g} or without the "
+            "adjustment set) left out" if out else "")
+    rows = comparison_table(x, conf_level, weights=col)
+    rows = rows[rows["method"].ne("gray_test")].reset_index(drop=True)
+    rows["note"] = [f"{n}; {what}{left}" if isinstance(n, str) and n.startswith("not estimable")
+                    else f"{what}; robust (sandwich) variance{left}" for n in rows["note"]]
+    return rows, info
+
+
+def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, weights: pd.DataFrame | None = None,
+                             estimand: str = "ATE", grace_days: float = 0, synthetic: bool = False) -> AnalysisResult:
     """Aalen-Johansen CIFs of fever resolution and death (competing) by route, and their IV-vs-SC
-    comparison: tables ``cif, cif_summary, cif_risk, cif_tests``, the CIF figure and the model."""
+    comparison: tables ``cif, cif_summary, cif_risk, cif_tests``, the CIF figure and the model.
+    ``weights``: the target trial's per-patient weights (``cohort/comparison_weights.csv``; G =
+    ``grace_days``, ``estimand`` picks the column): adds the weighted rows of ``cif_tests``
+    (:func:`weighted_comparison`); none without."""
     s = dict(cfg)
     d = _validate(dataset)
     reasons = dataset.get("fever_not_evaluable", pd.Series("", index=dataset.index)).fillna("")
@@ -247,6 +305,10 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: 
     summary = summary_table(d, curves, s["summary_days"])
     risk = risk_table(d, s["risk_table_days"])
     tests = comparison_table(d, s["conf_level"])
+    weighted = None
+    if weights is not None:
+        rows, weighted = weighted_comparison(d, weights, estimand, grace_days, s["conf_level"])
+        tests = pd.concat([tests, rows], ignore_index=True)
 
     counts = {}
     for g, sub in _groups_of(d).items():
@@ -267,6 +329,8 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: 
             for _, name in CAUSES.items():
                 if counts[g][name] == 0:
                     warnings.append(f"no {name.replace('_', ' ')} events in the {g} group: its CIF is 0 throughout")
+    if weighted is not None and weighted["reason"]:
+        warnings.append(f"weighted comparisons not estimable: {weighted['reason']}")
     model = {
         "analysis": "competing_risks",
         "outcome": {"time": TIME, "event": EVENT, "coding": {"0": "censored", **{str(k): v for k, v in CAUSES.items()}},
@@ -278,6 +342,7 @@ def competing_risks_analysis(dataset: pd.DataFrame, cfg: Mapping, *, synthetic: 
                  "n_not_evaluable": {str(k): int(v) for k, v in not_evaluable.items()}, "by_group": counts},
         "cif_at_days": summary,
         "comparisons": tests,
+        "weighted": weighted,
         "warnings": warnings,
     }
 

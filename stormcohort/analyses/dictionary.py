@@ -105,13 +105,17 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "outcome": ("fever_resolution or death (before resolution, competing)", ""),
         "method": ("gray_test (Gray's test of equal CIFs), fine_gray (subdistribution hazards) or "
                    "cause_specific_cox", ""),
+        "weights": ("none: IV vs SC by route group, unweighted; iptw or overlap: IV by day G (comparison grace_days) "
+                    "vs not among patients followed at day G, weighted by the target trial's stabilised "
+                    "inverse-probability (ATE) or overlap (ATO) weights (models only, robust variance)", ""),
         "measure": ("sHR (subdistribution hazard ratio), HR (cause-specific hazard ratio); empty for a test", ""),
         "estimate": ("IV vs SC ratio (reference SC)", "ratio"),
         **{k: (v[0].replace("the ", "estimate's "), "ratio") for k, v in _ci("estimate").items()},
         "statistic": ("chi-square: Gray's statistic, or Wald (z squared) for the models", ""),
         "df": ("degrees of freedom", ""), "p": _P, "n": ("patients in the analysis", "patients"),
-        "events": ("events of the outcome", "patients"), "events_iv": ("IV events of the outcome", "patients"),
-        "events_sc": ("SC events of the outcome", "patients"), "note": _NOTE,
+        "events": ("events of the outcome (unweighted count)", "patients"),
+        "events_iv": ("IV events of the outcome (weighted rows: IV by day G)", "patients"),
+        "events_sc": ("SC events of the outcome (weighted rows: no IV by day G)", "patients"), "note": _NOTE,
     },
     "binary_outcomes": {
         "outcome": _OUTCOME, "group": _GROUP, "n": ("evaluable patients", "patients"),
