@@ -266,6 +266,33 @@ def test_cif_tests_table_formats_each_comparison_and_withholds_small_counts():
     assert shared.rows[0][3].startswith("\u03c7\u00b2")
 
 
+def test_cif_tests_table_shows_the_weighted_models_after_the_route_groups():
+    plain = pd.DataFrame({
+        "outcome": ["fever_resolution"] * 3, "method": ["gray_test", "fine_gray", "cause_specific_cox"],
+        "weights": "none", "measure": ["", "sHR", "HR"], "estimate": [np.nan, 1.1756, 1.5685],
+        "lcl": [np.nan, 0.6221, 0.8454], "ucl": [np.nan, 2.2215, 2.9100], "statistic": [0.3713, 0.2482, 2.0377],
+        "df": [1] * 3, "p": [0.5423, 0.6183, 0.1534], "n": [46] * 3, "events": [45] * 3, "events_iv": [17] * 3,
+        "events_sc": [28] * 3, "note": [np.nan] * 3})
+    note = ("weighted by the target trial's stabilised inverse-probability-of-treatment weights (ATE); exposure IV "
+            "by day 2 vs not (not the descriptive route group) among patients followed at day 2, fever time from "
+            "time zero; robust (sandwich) variance")
+    weighted = pd.DataFrame({
+        "outcome": ["fever_resolution"] * 2 + ["death"] * 2, "method": ["fine_gray", "cause_specific_cox"] * 2,
+        "weights": "iptw", "measure": ["sHR", "HR"] * 2, "estimate": [1.3, 1.4, np.nan, np.nan],
+        "lcl": [0.7, 0.8, np.nan, np.nan], "ucl": [2.4, 2.5, np.nan, np.nan], "statistic": [0.7, 1.2, np.nan, np.nan],
+        "df": [1] * 4, "p": [0.40, 0.27, np.nan, np.nan], "n": [40] * 4, "events": [39, 39, 1, 1],
+        "events_iv": [15, 15, 1, 1], "events_sc": [24, 24, 0, 0],
+        "note": [note, note] + [f"not estimable: no death in the SC group; {note}"] * 2})
+    t = cif_tests_table(pd.concat([plain, weighted], ignore_index=True), Formatter())
+    assert [r[0] for r in t.rows] == ["Fever resolution", "Fever resolution, weighted (IPTW), IV by day G",
+                                      "Death, weighted (IPTW), IV by day G"]
+    assert t.rows[1] == ["Fever resolution, weighted (IPTW), IV by day G", "15", "24", "\u2014",
+                         "1.30 (0.70\u20132.40), p = 0.400", "1.40 (0.80\u20132.50), p = 0.270"]
+    assert t.rows[2][3:] == ["\u2014"] * 3
+    assert any(n.startswith("Weighted rows: IV by day G") for n in t.notes) and note in t.notes
+    assert t.notes[0].startswith("IV vs SC (reference SC); the unweighted rows unadjusted.")
+
+
 def test_the_report_reads_no_patient_level_file():
     """Its inputs are summary tables, model summaries and figures: nothing per patient or per row."""
     inputs = report_inputs(["LDN", "SHF", "BHM"])

@@ -234,6 +234,10 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
     m_sa = models.get("safety", {}).get("methods", {})
     route_terms = join_and([f"{t.replace('_', ' ')} on {r} days" for t, r in sa["route_specific_terms"].items()])
     days = lambda xs: join_and([f"{x:g}" for x in xs])  # noqa: E731
+    cmp = a.get("comparison", {})
+    cmp_g = cmp.get("grace_days", 0)
+    cmp_w = ("overlap weights (ATO)" if cmp.get("estimand") == "ATO"
+             else "stabilised inverse-probability-of-treatment weights (ATE)")
     out += [
         {"title": "Descriptive statistics", "text": (
             "Median [IQR] or n (%) by route and overall, with missing counts and standardised mean differences "
@@ -254,7 +258,10 @@ def methods(config: Mapping, models: Mapping[str, Mapping], delivery: Mapping) -
             f"before resolution: {m_cr.get('group_test', 'no between-group test')}; "
             f"{m_cr.get('fine_gray', 'no Fine-Gray model')}; "
             f"{m_cr.get('cause_specific_cox', 'no cause-specific model')}; {conf(cr['conf_level'])} Wald "
-            f"intervals for both hazard ratios.")},
+            f"intervals for both hazard ratios. Both models were also fitted weighted, comparing IV by day "
+            f"{cmp_g:g} with no IV by then among patients followed at day {cmp_g:g} (the target trial's exposure "
+            f"and population, not the route groups; fever time still from the first dose), with the target "
+            f"trial's {cmp_w} as case weights and a robust (sandwich) variance.")},
         {"title": "Binary outcomes", "text": (
             f"{m_bi.get('firth', 'Firth logistic regression')}; {conf(bi['conf_level'])} intervals; unadjusted, and "
             f"adjusted for {covariates(bi['adjust_for'], bi['reference_levels'])}. Alongside: "

@@ -315,10 +315,13 @@ def cif_table(summary: pd.DataFrame, f: Formatter) -> Table:
 
 
 def cif_tests_table(tests: pd.DataFrame, f: Formatter) -> Table:
-    """IV vs SC per event: Gray's test, Fine-Gray sHR, cause-specific HR (``tables/cif_tests.csv``);
-    an estimate resting on a suppressed count is withheld."""
+    """IV vs SC per event: Gray's test, Fine-Gray sHR, cause-specific HR (``tables/cif_tests.csv``),
+    then the models weighted by the target trial's weights (rows ``weights`` iptw/overlap: IV by
+    day G vs not, no Gray's test); an estimate resting on a suppressed count is withheld."""
     rows = []
-    for outcome, d in tests.groupby("outcome", sort=False):
+    weights = tests["weights"].fillna("none") if "weights" in tests else pd.Series("none", index=tests.index)
+    weighted_label = {"iptw": "weighted (IPTW), IV by day G", "overlap": "weighted (overlap), IV by day G"}
+    for (outcome, weighting), d in tests.groupby([tests["outcome"], weights], sort=False):
         d = d.set_index("method")
         events = [d["events_iv"].iloc[0], d["events_sc"].iloc[0]]
         cells = []
@@ -332,10 +335,19 @@ def cif_tests_table(tests: pd.DataFrame, f: Formatter) -> Table:
             else:
                 est = f"{f.est_ci(r['estimate'], r['lcl'], r['ucl'])}, p = {f.p(r['p'])}"
                 cells.append(f.unless_small(events, est))
-        rows.append([outcome.replace("_", " ").capitalize(), *[f.count(e) for e in events], *cells])
+        label = outcome.replace("_", " ").capitalize()
+        if weighting != "none":
+            label += f", {weighted_label.get(weighting, f'weighted ({weighting})')}"
+        rows.append([label, *[f.count(e) for e in events], *cells])
     notes = ["IV vs SC (reference SC), unadjusted. Gray's test compares the cumulative incidence curves; the "
              "subdistribution hazard ratio (Fine-Gray) acts on the cumulative incidence, the cause-specific "
              "hazard ratio (Cox, other outcomes censored) on the rate among patients still at risk.", EXPLORATORY]
+    if weights.ne("none").any():
+        notes[0] = notes[0].replace("IV vs SC (reference SC), unadjusted.", "IV vs SC (reference SC); the "
+                                    "unweighted rows unadjusted.")
+        notes.insert(1, "Weighted rows: IV by day G (the target trial's grace period) vs not, among patients "
+                        "followed at day G, weighted by the target trial's propensity weights (robust variance; "
+                        "Gray's test has no weighted form); not the route groups of the rows above.")
     return Table("cif-tests", "Fever resolution and death before resolution: IV vs SC",
                  ["Event", "Events IV", "Events SC", "Gray's test", "Subdistribution HR (CI)",
                   "Cause-specific HR (CI)"], rows, sources=["tables/cif_tests.csv"],
