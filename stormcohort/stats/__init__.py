@@ -15,6 +15,8 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.weights`   propensity (logistic, Firth fallback), ATE/ATT/ATO weights, balance (R cobalt)
 * :mod:`~stormcohort.stats.weighted`  weighted linear/logistic/Poisson (HC0, R sandwich) and Cox (R robust) models
 * :mod:`~stormcohort.stats.evalue`    E-values for unmeasured confounding, RR/HR/OR (R EValue)
+* :mod:`~stormcohort.stats.impute`    multiple imputation by chained equations, mice's defaults (pmm, logreg,
+  polyreg) for all m imputations at once; missingness patterns (R mice, md.pattern)
 * :mod:`~stormcohort.stats.pooling`   Rubin's rules with Barnard-Rubin df and fraction of missing information
   (R mice pool.scalar / pool), vectorised, ratios on the log scale
 """
@@ -29,6 +31,7 @@ _HOME = {
     "evalue": ["EValue", "evalue_hr", "evalue_or", "evalue_rr"],
     "finegray": ["FineGrayResult", "GrayTest", "cause_specific_cox", "fine_gray", "gray_test"],
     "firth": ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"],
+    "impute": ["impute", "missingness_pattern", "nelson_aalen"],
     "mixed": ["MixedResult", "lab_trajectory_lmm"],
     "pooling": ["PooledScalar", "pool_log_ratios", "pool_scalar", "pool_table"],
     "rates": ["ClusteredRateRatio", "RateRatio", "clustered_rate_ratio", "incidence_rates", "poisson_rate_ci",
