@@ -51,10 +51,11 @@ statsmodels' MLE and information).
 
 **Speed** (one core, ``OPENBLAS_NUM_THREADS=1``; 7 incomplete columns of the comparison's kind
 (3 numeric, 2 binary, a 3- and a 4-level category), 60% of rows incomplete, 2 predictors, m = 20,
-10 sweeps): 500 patients 0.3 s, 10,000 patients 2.3 s, 30,000 10 s, 100,000 TIME100K. The logistic
-and multinomial fits (all m at once, warm-started from the previous sweep, the complete rows'
-cross-products precomputed) and predictive mean matching's sort of the donors take most of it.
-Multithreaded BLAS only slows these small matrix products down on a busy machine.
+10 sweeps; CPU seconds): 500 patients 0.3 s, 10,000 2.3 s, 30,000 10 s, 100,000 40 s. The
+logistic and multinomial fits (all m at once, warm-started from the previous sweep, the complete
+rows' cross-products precomputed; about 6 likelihood evaluations each) and predictive mean
+matching's sort of the donors take most of it. Multithreaded BLAS only slows these small
+matrix products down on a busy machine.
 
 **Seeds.** Imputation i draws from its own generator, the i-th child of
 ``numpy.random.SeedSequence(seed)`` (PCG64), so the same data, columns, m and seed give
