@@ -18,6 +18,10 @@ implementation named in its module docstring (see tests/test_stats_*.py for the 
 * :mod:`~stormcohort.stats.multiplicity` Holm step-down adjusted p values (R p.adjust "holm")
 * :mod:`~stormcohort.stats.target_trial` clone-censor-weight emulation of IV within G days vs SC (weighted KM,
   risks, RD/RR, patient bootstrap), landmark and start-stop data for the sensitivity analyses
+* :mod:`~stormcohort.stats.impute`    multiple imputation by chained equations, mice's defaults (pmm, logreg,
+  polyreg) for all m imputations at once; missingness patterns (R mice, md.pattern)
+* :mod:`~stormcohort.stats.pooling`   Rubin's rules with Barnard-Rubin df and fraction of missing information
+  (R mice pool.scalar / pool), vectorised, ratios on the log scale
 """
 
 import importlib
@@ -30,8 +34,10 @@ _HOME = {
     "evalue": ["EValue", "evalue_hr", "evalue_or", "evalue_rr"],
     "finegray": ["FineGrayResult", "GrayTest", "cause_specific_cox", "fine_gray", "gray_test"],
     "firth": ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"],
+    "impute": ["impute", "missingness_pattern", "nelson_aalen"],
     "mixed": ["MixedResult", "lab_trajectory_lmm"],
     "multiplicity": ["holm"],
+    "pooling": ["PooledScalar", "pool_log_ratios", "pool_scalar", "pool_table"],
     "rates": ["ClusteredRateRatio", "RateRatio", "clustered_rate_ratio", "incidence_rates", "poisson_rate_ci",
               "rate_ratio"],
     "survival": ["LogRankResult", "kaplan_meier", "km_median", "km_summary", "logrank_test", "numbers_at_risk",
