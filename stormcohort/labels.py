@@ -179,6 +179,8 @@ SENSITIVITY_LABELS = {
     "time_varying_cox": "IV time-varying (Cox)",
     "overlap_weights": "Overlap weights",
     "truncated_weights": "Truncated weights",
+    "complete_case": "Complete cases (no imputation)",
+    "multiple_imputation": "Multiple imputation of the adjustment set",
 }
 
 

@@ -93,6 +93,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "effect": "tables/effect.csv",
         "sensitivity": "tables/sensitivity.csv",
         "evalues": "tables/evalues.csv",
+        "missingness": "tables/missingness.csv",
         # per patient of the landmark population: IV by day G and the propensity weights (competing_risks reads it)
         "patients": "cohort/comparison_weights.csv",
         "survival_png": "figures/comparison_survival.png",

@@ -77,6 +77,9 @@ EVALUES = pd.DataFrame([
     ("death_90d", "risk_ratio", 0.83, 0.40, 1.70, 1.70, 1.0, NAN),
     ("response_day7", "odds_ratio", 1.4, 0.5, 3.9, 1.65, 1.0, NAN),
 ], columns=["outcome", "measure", "estimate", "lcl", "ucl", "evalue_estimate", "evalue_ci", "note"])
+MISSINGNESS = pd.DataFrame([
+    ("IV", "none", 0, 16, 88.9, 0), ("IV", "platelets_baseline", 1, 2, 11.1, 1), ("SC", "none", 0, 28, 100.0, 0),
+], columns=["route_group", "pattern", "n_missing", "n", "percent", "platelets_baseline"])
 
 SETTINGS = {"grace_days": 2, "secondary_outcomes": ["death_30d", "response_day7", "ae_grade3plus"], "risk_days": [30],
             "estimand": "ATE", "adjust_for": ["age_group", "ferritin_baseline", "cns"],

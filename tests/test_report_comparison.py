@@ -29,7 +29,7 @@ SHARE = Policy(min_count=10, round_to=5)
 
 def data(model=None, **tables) -> dict:
     d = {"protocol": X.PROTOCOL, "balance": X.BALANCE, "weights": X.WEIGHTS, "overlap": X.OVERLAP,
-         "effect": X.EFFECT, "sensitivity": X.SENSITIVITY, "evalues": X.EVALUES,
+         "effect": X.EFFECT, "sensitivity": X.SENSITIVITY, "evalues": X.EVALUES, "missingness": X.MISSINGNESS,
          "models": {"comparison": X.MODEL if model is None else model}}
     return {**d, **tables}
 
@@ -37,7 +37,8 @@ def data(model=None, **tables) -> dict:
 def empty_data() -> dict:
     return data(X.not_estimable_model(), **{k: X.empty(v) for k, v in {
         "protocol": X.PROTOCOL, "balance": X.BALANCE, "weights": X.WEIGHTS, "overlap": X.OVERLAP,
-        "effect": X.EFFECT, "sensitivity": X.SENSITIVITY, "evalues": X.EVALUES}.items()})
+        "effect": X.EFFECT, "sensitivity": X.SENSITIVITY, "evalues": X.EVALUES,
+        "missingness": X.MISSINGNESS}.items()})
 
 
 def render_section(d: dict, f: Formatter, share: bool) -> str:
@@ -263,3 +264,9 @@ def test_methods_describe_the_emulation_from_its_settings():
 @pytest.mark.parametrize("x, shown", [(np.nan, "\u2014"), (-0.0004, "0.0"), (0.123, "12.3"), (-0.05, f"{MINUS}5.0")])
 def test_percentage_points(x, shown):
     assert Formatter().points(x) == shown
+
+
+def test_missingness_patterns_by_route_and_which_estimate_is_primary():
+    t = C.comparison_section(data(), Formatter())["tables"]["missingness"]
+    assert t.rows == [["IV", "complete", "16"], ["IV", "platelets baseline", "2"], ["SC", "complete", "28"]]
+    assert "Primary: the estimate pooled over the imputations" in t.notes[0]

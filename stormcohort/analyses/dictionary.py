@@ -288,6 +288,13 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
                       "risk ratio"),
         "note": _NOTE,
     },
+    "missingness": {
+        "route_group": ("route group (IV or SC)", ""),
+        "pattern": ("the adjustment variables missing together (' + '); none: complete", ""),
+        "n_missing": ("how many adjustment variables the pattern misses", "variables"),
+        "n": ("patients with the pattern", "patients"), "percent": ("of the route group's patients", "%"),
+        "<variable>": ("one column per adjustment variable: 1 missing in the pattern, 0 recorded", "0/1"),
+    },
     "data_dictionary": {
         "table": ("result table (tables/<table>.csv)", ""), "column": ("column name (<day>: one per day)", ""),
         "description": ("what the column holds", ""), "unit": ("unit", ""),
@@ -304,5 +311,11 @@ def dictionary_table() -> pd.DataFrame:
 def undocumented(table: str, columns) -> list[str]:
     """The ``columns`` of ``tables/<table>.csv`` the dictionary does not describe."""
     declared = TABLES.get(table, {})
-    patterns = [re.compile("^" + re.escape(c).replace(re.escape("<day>"), r"\d+") + "$") for c in declared]
+    wildcards = {re.escape("<day>"): r"\d+", re.escape("<variable>"): r"\w+"}
+    patterns = []
+    for c in declared:
+        pattern = re.escape(c)
+        for token, regex in wildcards.items():
+            pattern = pattern.replace(token, regex)
+        patterns.append(re.compile(f"^{pattern}$"))
     return [c for c in columns if not any(p.match(str(c)) for p in patterns)]

@@ -280,6 +280,21 @@ def overlap_table(overlap: pd.DataFrame, f: Formatter) -> Table:
                         "(Walker et al. 2013); 0.3 to 0.7 is taken as clinical equipoise."] + _empty_note(rows))
 
 
+def missingness_table(pattern: pd.DataFrame, settings: Mapping, f: Formatter) -> Table:
+    """Patterns of missing adjustment variables by route, and which analysis is the primary one."""
+    rows = [[GROUP_LABELS.get(str(r.route_group), str(r.route_group)),
+             "complete" if r.pattern == "none" else str(r.pattern).replace("_", " "), f.count(r.n)]
+            for r in pattern.itertuples()]
+    primary = (settings.get("missing_data") or {}).get("primary", "multiple_imputation")
+    note = ("Primary: the estimate pooled over the imputations (config analyses.comparison.missing_data.primary); "
+            "the complete-case estimate is in the sensitivity table." if primary == "multiple_imputation" else
+            "Primary: the complete cases (config analyses.comparison.missing_data.primary); the estimate pooled "
+            "over the imputations is in the sensitivity table.")
+    return Table("missingness", "Missing adjustment variables by route (patterns)", ["Route", "Missing", "Patients"],
+                 rows, sources=["tables/missingness.csv"],
+                 notes=[note + " Nothing is imputed when no variable is missing."] + _empty_note(rows))
+
+
 def effect_table(effect: pd.DataFrame, f: Formatter, primary_outcome: str | None = None) -> Table:
     """Every outcome's estimates under the two strategies (the primary analysis's rows of
     ``tables/effect.csv``), the primary outcome first."""
@@ -359,6 +374,7 @@ def comparison_section(data: Mapping, f: Formatter) -> dict:
         "bootstrap": model.get("bootstrap", {}),
         "tables": {
             "protocol": protocol_table(data["protocol"]),
+            "missingness": missingness_table(data["missingness"], model.get("settings", {}), f),
             "balance": balance_table(data["balance"], f),
             "weights": weights_table(data["weights"], f),
             "overlap": overlap_table(data["overlap"], f),

@@ -43,6 +43,7 @@ TABLES = {
     "effect": ("comparison", "effect"),
     "sensitivity": ("comparison", "sensitivity"),
     "evalues": ("comparison", "evalues"),
+    "missingness": ("comparison", "missingness"),
 }
 # one file per centre
 CENTRE_TABLES = {"accounting": ("ingest", "accounting"), "exclusions": ("ingest", "ledger_summary")}
