@@ -31,8 +31,10 @@ hazard model and the cause-specific Cox model, as R ``cmprsk`` and ``survival``.
   every other outcome as censoring. Unweighted: :func:`stormcohort.stats.cox.cox_ph` (Efron,
   R ``coxph``). Weighted: the weighted Efron partial likelihood as R ``coxph(weights = w)``,
   with R's robust sandwich variance ``I^-1 (sum_i w_i^2 r_i r_i') I^-1`` from Efron score
-  residuals r_i (R ``coxph(..., weights = w, robust = TRUE)``). lifelines' ``robust=True`` is
-  not used: it ignores ties in the residuals (off from R by ~3e-5 in the se on mgus2).
+  residuals r_i (R ``coxph(..., weights = w, robust = TRUE)``), by the same code as
+  :func:`stormcohort.stats.weighted.weighted_cox` (``weighted._wefron``). lifelines'
+  ``robust=True`` is not used: it ignores ties in the residuals (off from R by ~3e-5 in the
+  se on mgus2).
 * **Not estimable** with a reason instead of a crash: no observations, fewer than two groups,
   no events of the cause, a constant covariate, a 0/1 covariate with no events of the cause at
   one of its values (the (sub)distribution hazard ratio is infinite), collinear covariates, a
@@ -518,64 +520,6 @@ def fine_gray(
 # --------------------------------------------------------------------------- cause-specific Cox
 
 
-def _efron_w(X, t, e, w, beta, residuals=False):
-    """Weighted Efron log partial likelihood, score and information (R coxfit6 with weights);
-    with ``residuals`` also each subject's Efron score residual (R ``coxscore``), n x p."""
-    eta = X @ beta
-    r = np.exp(eta - eta.max())
-    wr = w * r
-    etimes = np.unique(t[e == 1])
-    D, p = len(etimes), X.shape[1]
-    b = np.searchsorted(etimes, t, side="right")
-    dead = e == 1
-    jd = np.searchsorted(etimes, t[dead])
-
-    def bucket(idx, v, size):
-        flat = v.reshape(len(v), -1)
-        out = np.empty((size, flat.shape[1]))
-        for k in range(flat.shape[1]):
-            out[:, k] = np.bincount(idx, weights=flat[:, k], minlength=size)
-        return out.reshape((size, *v.shape[1:]))
-
-    wrx = wr[:, None] * X
-    wrxx = wrx[:, :, None] * X[:, None, :]
-    S0 = np.cumsum(np.bincount(b, weights=wr, minlength=D + 1)[::-1])[::-1][1:]
-    S1 = np.cumsum(bucket(b, wrx, D + 1)[::-1], axis=0)[::-1][1:]
-    S2 = np.cumsum(bucket(b, wrxx, D + 1)[::-1], axis=0)[::-1][1:]
-    d = np.bincount(jd, minlength=D).astype(float)
-    D0 = np.bincount(jd, weights=wr[dead], minlength=D)
-    D1 = bucket(jd, wrx[dead], D)
-    D2 = bucket(jd, wrxx[dead], D)
-    meanw = np.bincount(jd, weights=w[dead], minlength=D) / d
-    row = np.repeat(np.arange(D), d.astype(int))
-    first = np.concatenate([[0], np.cumsum(d)[:-1]]).astype(int)
-    f = (np.arange(len(row)) - first[row]) / d[row]
-    den = S0[row] - f * D0[row]
-    xbar = (S1[row] - f[:, None] * D1[row]) / den[:, None]
-    V = (S2[row] - f[:, None, None] * D2[row]) / den[:, None, None] - xbar[:, :, None] * xbar[:, None, :]
-    mw = meanw[row]
-    loglik = float((w[dead] * eta[dead]).sum() - (mw * (np.log(den) + eta.max())).sum())
-    score = (w[dead][:, None] * X[dead]).sum(axis=0) - (mw[:, None] * xbar).sum(axis=0)
-    info = (mw[:, None, None] * V).sum(axis=0)
-    if not residuals:
-        return loglik, score, info
-    haz = mw / den  # per Efron row
-    H_all = np.bincount(row, weights=haz, minlength=D)
-    H_dead = np.bincount(row, weights=(1 - f) * haz, minlength=D)
-    XH_all = bucket(row, haz[:, None] * xbar, D)
-    XH_dead = bucket(row, ((1 - f) * haz)[:, None] * xbar, D)
-    mh3 = bucket(row, xbar / d[row][:, None], D)
-    cH = np.concatenate([[0.0], np.cumsum(H_all)])
-    cXH = np.vstack([np.zeros((1, p)), np.cumsum(XH_all, axis=0)])
-    H_i = cH[b].copy()
-    XH_i = cXH[b].copy()
-    H_i[dead] -= H_all[jd] - H_dead[jd]
-    XH_i[dead] -= XH_all[jd] - XH_dead[jd]
-    res = -r[:, None] * (X * H_i[:, None] - XH_i)
-    res[dead] += X[dead] - mh3[jd]
-    return loglik, score, info, res
-
-
 def cause_specific_cox(
     data: pd.DataFrame,
     time: str,
@@ -595,6 +539,7 @@ def cause_specific_cox(
     only, and ``concordance`` is NaN. Returns a :class:`stats.cox.CoxResult`.
     """
     from stormcohort.stats.cox import CoxResult, cox_ph
+    from stormcohort.stats.weighted import _wefron
 
     covariates = list(covariates)
     if cause == censored:
@@ -632,13 +577,15 @@ def cause_specific_cox(
         return result("no complete observations")
     if events == 0:
         return result("no events")
+    if not (w[e == 1] > 0).any():
+        return result("no events with a positive weight")
     problem = _design_problem(X, columns, terms, e, "events")
     if problem:
         return result(problem)
-    Xc = X - X.mean(axis=0)
 
     def fun(beta):
-        return _efron_w(Xc, t, e, w, beta)
+        pieces = _wefron(X, t, e, w, beta)
+        return pieces.loglik, pieces.score, pieces.info
 
     null = fun(np.zeros(p))
     beta, (loglik, score, info), converged, _ = _newton(fun, p)
@@ -652,7 +599,7 @@ def cause_specific_cox(
     if ((infs > _EPS) & (infs > np.sqrt(_EPS) * np.abs(beta))).any():
         return result("loglik converged before a coefficient; coefficient may be infinite (separation)",
                       loglik_null=null[0])
-    res = _efron_w(Xc, t, e, w, beta, residuals=True)[3] * w[:, None]
+    res = _wefron(X, t, e, w, beta, residuals=True).resid * w[:, None]
     var = inv @ (res.T @ res) @ inv
     wald = float(beta @ np.linalg.solve(var, beta))
     tests = tests.copy()
