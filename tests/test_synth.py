@@ -732,6 +732,94 @@ def test_command_line_writes_a_delivery_and_rejects_bad_arguments(tmp_path, caps
     assert not (tmp_path / "e").exists()  # nothing half-written
 
 
+# ----------------------------------------------------------------------------- effect model
+def effect_cohort(true_hr: float, confounding: float | None, patients: int = 2000, seed: int = 4):
+    from stormcohort.synth.clinical import clinical_course
+
+    ep, f, c = clinical_course(patients, round(patients * 18 / 46), seed, pd.Timestamp("2020-06-30"), 0, true_hr,
+                               confounding)
+    keep = ep["kind"].eq("cohort").to_numpy()
+    return ep[keep], f[keep], c[keep]
+
+
+def test_effect_model_death_time_inverts_the_cumulative_hazard():
+    from stormcohort.synth.clinical import baseline_cumhaz, death_time, inverse_cumhaz
+
+    t = np.array([0.0, 0.5, 3.0, 40.0, 90.0, 200.0])
+    assert np.allclose(inverse_cumhaz(baseline_cumhaz(t)), t) and baseline_cumhaz(90.0) == pytest.approx(1.0)
+    assert np.isinf(inverse_cumhaz(baseline_cumhaz(np.inf)))  # past the limit: never
+    e, eta = np.array([0.05, 0.3, 0.9, 3.0]), np.log(0.5)
+    no_iv = death_time(e, eta, 0.0, np.inf, 0.6)
+    assert np.allclose(baseline_cumhaz(no_iv[:2]) * 0.5, e[:2]) and np.isinf(no_iv[2:]).all()
+    # hazard ratio 1: the IV start changes nothing; IV from day 0: the hazard times 0.6 throughout
+    assert np.array_equal(death_time(e, eta, 0.0, 0.0, 1.0), no_iv)
+    on_iv = death_time(e, eta, 0.0, 0.0, 0.6)
+    assert np.allclose(baseline_cumhaz(on_iv[:1]) * 0.5 * 0.6, e[:1]) and (on_iv >= no_iv).all()
+    # IV from day 3: before it, as without IV; a transferred patient has no hazard before its start
+    switch = death_time(e, eta, 0.0, 3.0, 0.6)
+    assert np.array_equal(switch[no_iv < 3], no_iv[no_iv < 3]) and (switch >= no_iv).all()
+    assert (death_time(e, eta, 6.0, np.inf, 0.6) >= 6).all()
+
+
+def test_effect_model_plans_iv_by_day_with_confounding_by_hscore():
+    """Exactly the IV patients asked for, 70% starting on IV and 7.5% switching on each of days 1-4;
+    some planned for a switch die before it and stay SC; the HScore raises the chance of IV and
+    of death; with confounding 0 it raises neither."""
+    ep, f, c = effect_cohort(1.0, 1.0)
+    iv_day = c["effect_iv_day"]
+    assert iv_day.notna().sum() == round(2000 * 18 / 46)
+    assert iv_day.value_counts().sort_index().to_dict() == dict(zip([0.0, 1.0, 2.0, 3.0, 4.0], [548, 59, 59, 59, 58]))
+    died_first = c["effect_plan_day"].notna() & iv_day.isna()
+    assert died_first.sum() > 0 and (c.loc[died_first, "death_day"] < c.loc[died_first, "effect_plan_day"]).all()
+    assert (c.loc[iv_day.notna(), "death_day"].fillna(np.inf) >= iv_day.dropna()).all()
+    assert c["iv"].equals(c["effect_plan_day"].notna())
+    severity = c["effect_severity"]
+    assert severity[iv_day.notna()].mean() > severity[iv_day.isna()].mean() + 0.7
+    early = iv_day.le(2)
+    assert severity[iv_day.eq(0)].mean() > severity[iv_day.between(1, 4)].mean() and early.sum() > 0
+    dead = c["death_day"].le(90)
+    assert severity[dead].mean() > severity[~dead].mean() + 0.3
+    _, _, c0 = effect_cohort(1.0, 0.0)
+    s0, iv0, dead0 = c0["effect_severity"], c0["effect_iv_day"].notna(), c0["death_day"].le(90)
+    assert abs(s0[iv0].mean() - s0[~iv0].mean()) < 0.15 and abs(s0[dead0].mean() - s0[~dead0].mean()) < 0.15
+    assert 0.18 < dead0.mean() < 0.32  # the embedded generator's mortality, about a quarter
+
+
+def test_effect_model_true_hr_changes_only_deaths_on_iv():
+    """Same seed, HR 1 and 0.6: the same plan and patients, SC patients die on the same days,
+    no IV patient dies earlier, and fewer IV patients die."""
+    _, _, one = effect_cohort(1.0, 1.0)
+    _, _, low = effect_cohort(0.6, 1.0)
+    assert one["effect_iv_day"].equals(low["effect_iv_day"]) and one["effect_plan_day"].equals(low["effect_plan_day"])
+    sc = one["effect_iv_day"].isna()
+    assert one.loc[sc, "death_day"].equals(low.loc[sc, "death_day"])
+    assert (low.loc[~sc, "death_day"].fillna(np.inf) >= one.loc[~sc, "death_day"].fillna(np.inf)).all()
+    assert low.loc[~sc, "death_day"].le(90).sum() < 0.8 * one.loc[~sc, "death_day"].le(90).sum()
+
+
+def test_effect_model_delivery_records_its_settings(tmp_path, capsys):
+    """Given, the settings are in delivery.yaml and the manifest; the files are a usual delivery with
+    the IV group asked for; without them neither records anything (the embedded delivery's bytes)."""
+    manifest = generate(tmp_path / "d", patients=60, seed=2, true_hr=0.6, confounding=1.0)
+    assert {"true_hr": 0.6, "confounding": 1.0}.items() <= manifest["generator"].items()
+    assert (manifest["cohort"]["IV"], manifest["cohort"]["SC"]) == (23, 37)
+    meta = yaml.safe_load((tmp_path / "d" / "delivery.yaml").read_text())
+    assert (meta["generator"]["true_hr"], meta["generator"]["confounding"]) == (0.6, 1.0)
+    only_hr = generate(tmp_path / "e", patients=30, seed=2, true_hr=0.5)
+    assert only_hr["generator"]["confounding"] == 0.0
+    assert "true_hr" not in generate(tmp_path / "f", patients=30, seed=2)["generator"]
+    main(["--patients", "30", "--seed", "2", "--out", str(tmp_path / "g"), "--true-hr", "0.5"])
+    assert files_of(tmp_path / "g") == files_of(tmp_path / "e")
+    for bad, named in ((["--true-hr", "0"], "--true-hr 0"), (["--true-hr", "-1"], "--true-hr -1")):
+        with pytest.raises(SystemExit):
+            main(["--patients", "30", "--seed", "2", "--out", str(tmp_path / "h"), *bad])
+        assert named in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--update-from", str(tmp_path / "d"), "--seed", "2", "--out", str(tmp_path / "i"), "--confounding", "1"])
+    assert "not an update" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists() and not (tmp_path / "i").exists()
+
+
 # ----------------------------------------------------------------------------- updated deliveries
 @pytest.fixture(scope="module")
 def updated(tmp_path_factory) -> tuple[Path, dict]:

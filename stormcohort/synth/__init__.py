@@ -1,6 +1,7 @@
 """Synthetic registry generator: one full delivery in the three centres' export formats.
 
     python -m stormcohort.synth --patients N --seed S --out DIR [--iv-patients K] [--extract-date YYYY-MM-DD]
+        [--true-hr HR] [--confounding C]
     python -m stormcohort.synth --update-from DIR --seed S --out NEWDIR [--extract-date YYYY-MM-DD] [--new-patients K]
 
 ``N`` patients end up in the cohort after the cohort rules; the non-cohort admissions the
@@ -9,6 +10,13 @@ readmissions, prevalent users, the second half of a transfer) come on top. ``DIR
 says what was made, without any identifier: expected counts, the category of every admission by
 its local id, the planted cases (synth/cases.py), and every injected dirty value with the row a
 human sees and what ingest should do with it. Sources and assumptions: data/README.md.
+
+``--true-hr`` and ``--confounding`` switch the cohort's IV plan and deaths to the effect model
+(``stormcohort.synth.clinical.effect_course``): IV multiplies the hazard of death by HR from its
+first dose on, and the baseline HScore raises both the chance and earliness of IV and the hazard of
+death with strength C (log-odds of IV and log hazard of death per 26 HScore points, about one SD).
+Without them (HR 1, no confounding given) the generator is the embedded delivery's, byte for byte;
+``--true-hr`` alone means confounding 0. ``delivery.yaml`` and the manifest record them when given.
 
 ``--update-from DIR`` derives the centres' next extract from a delivery this generator made:
 new cohort patients, corrected values, a withdrawn patient and a new column, listed in
@@ -43,8 +51,10 @@ def default_iv_patients(patients: int) -> int:
 
 
 def generate(out_dir: Path | str, patients: int, seed: int, iv_patients: int | None = None,
-             extract_date: str = DEFAULT_EXTRACT_DATE) -> dict:
-    """Write a delivery into out_dir (LDN/, SHF/, BHM/, delivery.yaml, synth_manifest.json); return the manifest."""
+             extract_date: str = DEFAULT_EXTRACT_DATE, true_hr: float = 1.0,
+             confounding: float | None = None) -> dict:
+    """Write a delivery into out_dir (LDN/, SHF/, BHM/, delivery.yaml, synth_manifest.json); return the
+    manifest. ``true_hr``, ``confounding``: the effect model (module doc); the defaults leave it off."""
     if patients < 1:
         raise ValueError(f"--patients {patients}: expected a positive number of cohort patients")
     iv_patients = default_iv_patients(patients) if iv_patients is None else iv_patients
@@ -56,7 +66,7 @@ def generate(out_dir: Path | str, patients: int, seed: int, iv_patients: int | N
         raise ValueError(f"--extract-date {extract_date!r}: expected a date as YYYY-MM-DD") from None
     n_dirt = max(1, round(patients / PATIENTS_PER_TRANSFER))  # each kind of dirt, per 46 patients
 
-    sim = simulate(patients, iv_patients, seed, extract, n_dirt)
+    sim = simulate(patients, iv_patients, seed, extract, n_dirt, true_hr, confounding)
     dosing = centres.dosing_with_extras(sim, centres.extra_dosing_rows(sim, n_dirt, seed))
     spaced_ldn, spaced_shf = _nhs_written_with_spaces(sim, seed)
     rendered = [centres.render_ldn(sim, dosing, spaced_ldn, n_dirt, seed),
@@ -73,13 +83,21 @@ def generate(out_dir: Path | str, patients: int, seed: int, iv_patients: int | N
         sheets = [t for t in part.tables if t.sheet is not None]
         if sheets:
             writers.write_workbook(sheets, out / sheets[0].centre / sheets[0].file, extract.to_pydatetime())
-    manifest = _manifest(sim, rendered, patients, iv_patients, seed, extract_date)
+    effect = _effect_settings(true_hr, confounding)
+    manifest = _manifest(sim, rendered, patients, iv_patients, seed, extract_date, effect)
     (out / "synth_manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     (out / "delivery.yaml").write_text(
         f"extract_date: {extract_date}\nsynthetic: true\ngenerator:\n  name: stormcohort.synth\n"
-        f"  version: '{GENERATOR_VERSION}'\n  seed: {seed}\n  patients: {patients}\n  iv_patients: {iv_patients}\n",
-        encoding="utf-8")
+        f"  version: '{GENERATOR_VERSION}'\n  seed: {seed}\n  patients: {patients}\n  iv_patients: {iv_patients}\n"
+        + "".join(f"  {k}: {v}\n" for k, v in effect.items()), encoding="utf-8")
     return manifest
+
+
+def _effect_settings(true_hr: float, confounding: float | None) -> dict:
+    """The effect model's settings as delivery.yaml and the manifest record them: none by default."""
+    if true_hr == 1 and confounding is None:
+        return {}
+    return {"true_hr": float(true_hr), "confounding": float(confounding or 0.0)}
 
 
 def _nhs_written_with_spaces(sim: Simulation, seed: int) -> tuple[pd.Series, pd.Series]:
@@ -95,7 +113,8 @@ def _nhs_written_with_spaces(sim: Simulation, seed: int) -> tuple[pd.Series, pd.
     return ldn, shf
 
 
-def _manifest(sim: Simulation, rendered: list, patients: int, iv_patients: int, seed: int, extract_date: str) -> dict:
+def _manifest(sim: Simulation, rendered: list, patients: int, iv_patients: int, seed: int, extract_date: str,
+              effect: dict) -> dict:
     adm = sim.admissions
     local = pd.concat([part.local_ids for part in rendered])
     cohort = adm[adm["kind"].eq("cohort")]
@@ -111,7 +130,7 @@ def _manifest(sim: Simulation, rendered: list, patients: int, iv_patients: int, 
     return {
         "synthetic": True,
         "generator": {"name": "stormcohort.synth", "version": GENERATOR_VERSION, "seed": seed, "patients": patients,
-                      "iv_patients": iv_patients},
+                      "iv_patients": iv_patients, **effect},
         "extract_date": extract_date,
         "cohort": {
             "patients": int(len(cohort)), "IV": int((cohort["route_group"] == "IV").sum()),
@@ -158,6 +177,11 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="delivery folder to write")
     parser.add_argument("--iv-patients", type=int, default=None, help="cohort patients in the IV group "
                         "(default round(patients * 18/46))")
+    parser.add_argument("--true-hr", type=float, default=1.0, help="hazard ratio of death on IV, from its first "
+                        "dose on (default 1: no effect); anything else turns the effect model on")
+    parser.add_argument("--confounding", type=float, default=None, help="strength of confounding by indication: "
+                        "log-odds of IV and log hazard of death per SD of the baseline HScore (turns the effect model "
+                        "on; default: the embedded generator's own allocation, or 0 with --true-hr)")
     parser.add_argument("--extract-date", default=None, help="the centres' export date, YYYY-MM-DD (default "
                         f"{DEFAULT_EXTRACT_DATE}; with --update-from, 92 days after the old one)")
     args = parser.parse_args(argv)
@@ -165,6 +189,8 @@ def main(argv=None) -> None:
         parser.error("give either --patients N (a new delivery) or --update-from DIR (an updated one)")
     if args.update_from is not None:
         from stormcohort.synth.update import changes_summary, derive_update
+        if args.true_hr != 1 or args.confounding is not None:
+            parser.error("--true-hr and --confounding make a new delivery (--patients N), not an update")
         try:
             result = derive_update(args.update_from, args.out, args.seed, args.extract_date, args.new_patients)
         except ValueError as err:
@@ -173,7 +199,8 @@ def main(argv=None) -> None:
         return
     args.extract_date = args.extract_date or DEFAULT_EXTRACT_DATE
     try:
-        manifest = generate(args.out, args.patients, args.seed, args.iv_patients, args.extract_date)
+        manifest = generate(args.out, args.patients, args.seed, args.iv_patients, args.extract_date, args.true_hr,
+                            args.confounding)
     except ValueError as err:
         parser.error(str(err))
     c = manifest["cohort"]

@@ -389,12 +389,156 @@ def regimen(episode: np.ndarray, pattern: np.ndarray, u: np.ndarray) -> pd.DataF
     return seg
 
 
-def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.DataFrame:
+# ----------------------------------------------------------------------------- effect model
+# IV starts on days 0..4 from the first dose, as the regimens time them: 70% of IV patients start
+# on IV (IV_BOLUS, IV_CONT, IV_SC: .25 + .15 + .3 of IV_PATTERNS), 30% switch from SC on day 1-4
+# (SC_IV, SC_IVCONT, whose first SC segment lasts 1-4 days), 7.5% on each day.
+EFFECT_DAY_SHARE = (0.70, 0.075, 0.075, 0.075, 0.075)
+IV_FIRST_PATTERNS = (("IV_BOLUS", .25), ("IV_CONT", .15), ("IV_SC", .3))
+SWITCH_PATTERNS = (("SC_IV", .2), ("SC_IVCONT", .1))
+SEVERITY_HSCORE = (250.0, 26.0)  # severity = (HScore - 250) / 26: about mean 0, SD 1 in the cohort
+DEATH_TAU = 24.0  # days: the baseline hazard falls as exp(-t / 24)
+HORIZON = 90.0
+EFFECT_COLUMNS = ("severity", "log_hazard", "hazard_start", "exposure", "plan_day", "iv_day",
+                  *(f"plan_score_{k}" for k in range(len(EFFECT_DAY_SHARE))))
+
+
+def baseline_cumhaz(t) -> np.ndarray:
+    """Baseline cumulative hazard of death, days from the first dose: 1 at day 90, a finite limit
+    (1.02) after it, so that, as in the embedded generator, death is a risk of the acute illness:
+    ``(1 - exp(-t / 24)) / (1 - exp(-90 / 24))``; ``inf`` gives the limit."""
+    t = np.asarray(t, dtype=float)
+    return -np.expm1(-t / DEATH_TAU) / -np.expm1(-HORIZON / DEATH_TAU)
+
+
+def inverse_cumhaz(cumhaz) -> np.ndarray:
+    """The day at which the baseline cumulative hazard reaches ``cumhaz`` (inf: never)."""
+    h = np.asarray(cumhaz, dtype=float) * -np.expm1(-HORIZON / DEATH_TAU)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(h < 1 - 1e-12, -DEATH_TAU * np.log1p(-np.minimum(h, 1)), np.inf)
+
+
+def death_time(exposure, log_hazard, hazard_start, iv_day, true_hr: float) -> np.ndarray:
+    """Continuous time of death (days from the first dose; inf: never) of a patient whose hazard is
+    ``exp(log_hazard) * dLambda0(t)`` from ``hazard_start`` on (none before: known alive then),
+    times ``true_hr`` from ``iv_day`` on (inf: never IV): the first t at which the cumulative
+    hazard reaches ``exposure`` (an Exp(1) draw, so the same draw gives the patient's death under
+    any IV start: the counterfactual strategies of the simulation share it)."""
+    need = np.asarray(exposure, dtype=float) * np.exp(-np.asarray(log_hazard, dtype=float))
+    a = baseline_cumhaz(hazard_start)
+    v = baseline_cumhaz(np.maximum(iv_day, hazard_start))
+    on_sc = need <= v - a
+    return inverse_cumhaz(np.where(on_sc, a + need, v + (need - (v - a)) / true_hr))
+
+
+def effect_course(ep: pd.DataFrame, f: pd.DataFrame, p_death: np.ndarray, second_admit_day: np.ndarray,
+                  readmitted: np.ndarray, n_iv: int, seed: int, true_hr: float, confounding: float) -> pd.DataFrame:
+    """The cohort's IV plan and deaths with a known effect of IV and confounding by indication.
+
+    **Severity** ``s = (HScore - 250) / 26`` (the baseline HScore the cohort rules compute, an
+    adjustment-set variable; about mean 0 and SD 1 in the cohort).
+
+    **Death**: a proportional-hazards model in continuous time from the first dose,
+    ``h(t) = exp(eta) dLambda0(t) * true_hr^[on IV at t]``, with ``Lambda0`` of
+    :func:`baseline_cumhaz` and ``eta = log(-log(1 - p)) + confounding * s - confounding^2 / 2``:
+    ``p`` is the embedded generator's risk of death (trigger, ICU, age, CNS involvement), which
+    the model reproduces by day 90 when ``confounding`` is 0, and the last term keeps the mean
+    hazard about the same when it is not. IV multiplies the hazard by ``true_hr`` from the day of
+    its first dose on (a death on that day is a death on IV: the time convention of
+    :mod:`stormcohort.stats.target_trial`), whatever came before. The day of death is the whole
+    day (``floor``) of the continuous time. As in the embedded generator, a patient readmitted
+    later does not die, and a transferred patient is alive until 4 days after arriving at the
+    second centre (no hazard before).
+
+    **IV plan**, by day of the first IV dose (days 0-4, ``EFFECT_DAY_SHARE`` of the n_iv IV
+    patients on each; day 0: an IV-first regimen, days 1-4: SC then IV): on day k, the cohort
+    patients not yet planned are ranked by ``confounding * s + L_k`` (L_k standard logistic,
+    drawn afresh each day) and planned IV from the top until as many as the day's share are alive
+    on day k (a patient planned for a switch on a day after death stays SC, as in the embedded
+    generator). In a large cohort this is a discrete-time logistic hazard of starting IV,
+    ``logit P(IV on day k | no IV before, alive on day k, s) = confounding * s - c_k``: severity
+    raises both the chance and the earliness of IV, and nothing else does (no variable outside the
+    adjustment set of the analyses), the model of the clone-censor-weight censoring weights.
+
+    **The estimand** this makes known: with ``true_hr`` the hazard ratio of being on IV, given
+    every prognostic variable, the per-protocol contrast of "IV within G days of the first dose"
+    vs "no IV through day G" (the clone-censor-weight strategies) has a marginal hazard ratio near
+    ``true_hr`` (exactly 1 when ``true_hr`` is 1): not equal to it, since a hazard ratio is not
+    collapsible over the other prognostic variables and the SC strategy allows switches after day
+    G. The simulation computes it on a large sample from the counterfactual death times
+    (:func:`death_time` with the same Exp(1) draw under each strategy; ``plan_score_k`` and the
+    day thresholds give the switches after G under the SC strategy).
+
+    Returns, per episode (non-cohort rows: no plan, NaN): ``plan_day``, ``iv_day`` (the day IV
+    starts, NaN when never), ``died``, ``death_day``, ``pattern`` and ``u0`` (the regimen giving
+    that first IV day), and ``EFFECT_COLUMNS``. Draws: ``rng(seed, 15)`` only.
+    """
+    if not (np.isfinite(true_hr) and true_hr > 0):
+        raise ValueError(f"--true-hr {true_hr}: expected a hazard ratio > 0")
+    if not np.isfinite(confounding):
+        raise ValueError(f"--confounding {confounding}: expected a finite number")
+    r = rng(seed, 15)
+    n = len(ep)
+    days_k = len(EFFECT_DAY_SHARE)
+    cohort = ep["kind"].eq("cohort").to_numpy()
+    transfer = ep["transfer"].to_numpy()
+    per_kg_child = ep["case"].eq("dose_per_kg_without_weight").to_numpy()
+    exposure = r.exponential(size=n)
+    noise = r.logistic(size=(n, days_k))
+    first_pattern = pick(r, IV_FIRST_PATTERNS, n)
+    switch_pattern = pick(r, SWITCH_PATTERNS, n)
+
+    severity = (criteria.hscore(f) - SEVERITY_HSCORE[0]) / SEVERITY_HSCORE[1]
+    log_hazard = np.log(-np.log1p(-np.minimum(p_death, 0.999))) + confounding * severity - confounding**2 / 2
+    hazard_start = np.where(transfer, second_admit_day + 4.0, 0.0)
+    exposure = np.where(readmitted, np.inf, exposure)
+    on_sc = death_time(exposure, log_hazard, hazard_start, np.inf, true_hr)  # death time without IV
+    score = confounding * severity[:, None] + noise
+
+    targets = apportion(n_iv, EFFECT_DAY_SHARE) if n_iv else np.zeros(days_k, int)
+    plan = np.full(n, np.nan)
+    # The per-kg IV children (a planted case) start on IV first, as many as day 0 has room for;
+    # the others are not planned IV (their case is dropped, as in the embedded generator).
+    forced = np.flatnonzero(cohort & per_kg_child)[: targets[0]]
+    plan[forced] = 0
+    for k in range(days_k):
+        need = targets[k] - (len(forced) if k == 0 else 0)
+        pool = np.flatnonzero(cohort & np.isnan(plan) & ~per_kg_child)
+        order = pool[np.argsort(-score[pool, k], kind="stable")]
+        alive = np.cumsum(on_sc[order] >= k)
+        if need > (alive[-1] if len(alive) else 0):
+            raise ValueError(f"--iv-patients {n_iv}: too few cohort patients left alive to start IV on day {k}")
+        if need > 0:
+            plan[order[: np.searchsorted(alive, need) + 1]] = k
+    received = ~np.isnan(plan) & (on_sc >= np.nan_to_num(plan, nan=np.inf))
+    iv_day = np.where(received, plan, np.nan)
+    t = death_time(exposure, log_hazard, hazard_start, np.where(received, plan, np.inf), true_hr)
+    died = np.isfinite(t)
+    pattern = np.where(plan == 0, np.where(transfer | per_kg_child, "IV_SC", first_pattern),
+                       np.where(transfer, "SC_IV", switch_pattern))
+    out = pd.DataFrame({
+        "plan_day": plan, "iv_day": iv_day, "died": died, "death_day": np.where(died, np.floor(t), np.nan),
+        "pattern": pattern,
+        # the first (SC) segment of a switch lasts dur_lo + floor(u0 * 4) = k days (SEGMENTS: 1-4)
+        "u0": np.where(np.nan_to_num(plan) >= 1, (np.nan_to_num(plan) - 0.5) / 4, np.nan),
+        "severity": severity, "log_hazard": log_hazard, "hazard_start": hazard_start, "exposure": exposure,
+    }, index=ep.index)
+    for k in range(days_k):
+        out[f"plan_score_{k}"] = score[:, k]
+    return out
+
+
+def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int, true_hr: float = 1.0,
+                confounding: float | None = None) -> pd.DataFrame:
     """Treatment group, timings (days from the index date) and outcome of each episode.
 
     Deaths fall when they fall. IV is planned for the sickest cohort patients; one whose planned
     switch from SC to IV would come after death never receives IV and stays in the SC group, and
-    the next sickest is planned IV too, until exactly n_iv cohort patients receive IV."""
+    the next sickest is planned IV too, until exactly n_iv cohort patients receive IV.
+
+    With ``true_hr`` other than 1 or a ``confounding`` strength, the cohort's IV plan and deaths
+    follow the effect model instead (:func:`effect_course`: a known hazard ratio of IV, confounding
+    by indication through the HScore); every other draw is the same."""
     r = rng(seed, 4)
     n = len(ep)
     kind = ep["kind"].to_numpy()
@@ -430,17 +574,27 @@ def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.D
     # A transferred patient was alive at the transfer (and some days after: the course continues).
     death_day = np.where(transfer, np.maximum(death_day, c["second_admit_day"] + 4), death_day)
 
-    # IV: the sickest cohort patients (the per-kg IV children first) until n_iv of them receive it.
-    seg = regimen(np.arange(n), iv_pattern, u)
-    first_iv = seg[seg["route"].eq("IV")].groupby("episode")["start_day"].min().reindex(np.arange(n)).to_numpy()
-    receives = first_iv <= np.where(died, death_day, np.inf)  # doses stop at death (build_dosing)
-    ranked = np.flatnonzero(cohort)[np.lexsort((-sickness[cohort], ~per_kg_child[cohort]))]
-    received = np.cumsum(receives[ranked])
-    if n_iv > (received[-1] if len(received) else 0):
-        raise ValueError(f"--iv-patients {n_iv}: only {received[-1] if len(received) else 0} cohort patients "
-                         "live long enough to receive IV anakinra")
-    iv = np.zeros(n, bool)
-    iv[ranked[: np.searchsorted(received, n_iv) + 1 if n_iv else 0]] = True
+    effect = None
+    if true_hr != 1 or confounding is not None:
+        effect = effect_course(ep, f, p_death, c["second_admit_day"].to_numpy(), readmitted, n_iv, seed, true_hr,
+                               confounding or 0.0)
+        iv = effect["plan_day"].notna().to_numpy()
+        iv_pattern = np.where(cohort, effect["pattern"].to_numpy(), iv_pattern)
+        c["u0"] = np.where(cohort & effect["plan_day"].ge(1).to_numpy(), effect["u0"].to_numpy(), c["u0"])
+        died = np.where(cohort, effect["died"].to_numpy(), died)
+        death_day = np.where(cohort, effect["death_day"].to_numpy(), death_day)
+    else:
+        # IV: the sickest cohort patients (the per-kg IV children first) until n_iv of them receive it.
+        seg = regimen(np.arange(n), iv_pattern, u)
+        first_iv = seg[seg["route"].eq("IV")].groupby("episode")["start_day"].min().reindex(np.arange(n)).to_numpy()
+        receives = first_iv <= np.where(died, death_day, np.inf)  # doses stop at death (build_dosing)
+        ranked = np.flatnonzero(cohort)[np.lexsort((-sickness[cohort], ~per_kg_child[cohort]))]
+        received = np.cumsum(receives[ranked])
+        if n_iv > (received[-1] if len(received) else 0):
+            raise ValueError(f"--iv-patients {n_iv}: only {received[-1] if len(received) else 0} cohort patients "
+                             "live long enough to receive IV anakinra")
+        iv = np.zeros(n, bool)
+        iv[ranked[: np.searchsorted(received, n_iv) + 1 if n_iv else 0]] = True
     p_iv_other = pd.Series(kind).map({"outside_window": .35, "familial": .5, "not_meeting_criteria": .2,
                                       "prevalent_user": .35})
     iv |= ~cohort & (r.random(n) < p_iv_other.fillna(0).to_numpy())
@@ -464,6 +618,8 @@ def draw_course(ep: pd.DataFrame, f: pd.DataFrame, n_iv: int, seed: int) -> pd.D
     c["last_seen_day"] = np.where(died, death_day,
                                   c["los_after_index"] + np.where(lost, r.integers(0, 50, n), r.integers(95, 400, n)))
     c["icu_days"] = np.where(f["icu"], np.minimum(2 + np.round(r.gamma(1.5, 4, n)), c["los_after_index"]), np.nan)
+    if effect is not None:  # what the known-truth simulation needs (stormcohort.simulate_target_trial)
+        c[[f"effect_{k}" for k in EFFECT_COLUMNS]] = effect[list(EFFECT_COLUMNS)].to_numpy()
     return c
 
 def date_episodes(ep: pd.DataFrame, c: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -740,19 +896,32 @@ def build_persons(ep: pd.DataFrame, adm: pd.DataFrame, seed: int) -> pd.DataFram
     return persons
 
 
-def simulate(n_patients: int, n_iv: int, seed: int, extract_date: pd.Timestamp, n_dirt: int) -> Simulation:
-    """The whole synthetic world, in canonical units; ``n_dirt`` scales the few special cases
-    that the export formats need (ferritins over the assay limit, '2mg/kg' prescriptions) and
-    the planted cases (synth/cases.py)."""
+def clinical_course(n_patients: int, n_iv: int, seed: int, extract_date: pd.Timestamp, n_dirt: int,
+                    true_hr: float = 1.0, confounding: float | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The episodes (``ep``), their admission findings (``f``) and course (``c``: treatment,
+    days from the index date, death), before dates, doses, labs and formats: what
+    :func:`simulate` builds the delivery from, and all the known-truth simulation needs."""
     from stormcohort.synth import cases
 
     ep = plan_episodes(n_patients, extract_date, seed, n_cases=n_dirt)
     ep = link_repeat_admissions(ep, n_patients, seed, n_cases=n_dirt)
     ep = cases.mark_low_ferritin(ep, n_dirt, seed)
     f = draw_features(ep, seed, n_ferritin_over_assay=n_dirt)
-    c = draw_course(ep, f, n_iv, seed)
+    c = draw_course(ep, f, n_iv, seed, true_hr, confounding)
     # A per-kg child the IV group has no room for (--iv-patients below n_dirt) is no case.
     ep["case"] = ep["case"].mask(ep["case"].eq("dose_per_kg_without_weight") & ~c["iv"], "")
+    return ep, f, c
+
+
+def simulate(n_patients: int, n_iv: int, seed: int, extract_date: pd.Timestamp, n_dirt: int,
+             true_hr: float = 1.0, confounding: float | None = None) -> Simulation:
+    """The whole synthetic world, in canonical units; ``n_dirt`` scales the few special cases
+    that the export formats need (ferritins over the assay limit, '2mg/kg' prescriptions) and
+    the planted cases (synth/cases.py). ``true_hr``, ``confounding``: :func:`draw_course`."""
+    from stormcohort.synth import cases
+
+    ep, f, c = clinical_course(n_patients, n_iv, seed, extract_date, n_dirt, true_hr, confounding)
     c = date_episodes(ep, c, seed)
     ep["age"] = (c["admit"] - ep["dob"]).dt.days / 365.25
     weight = weights(ep, rng(seed, 9))
