@@ -132,6 +132,34 @@ def test_firth_gives_finite_estimates_under_separation():
     assert np.isfinite(_pen_loglik(X, y, beta)[0])
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_firth_converges_when_one_patient_holds_a_binary_value(seed):
+    # x = 1 for one patient only: ML separates, and at Firth's estimate that patient's hat value is
+    # 1, so the penalty is as curved as the likelihood along x and plain Fisher-scoring steps swing
+    # between two mirror points forever (the fit used to stop at 200 iterations, not converged)
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"z": rng.normal(size=30).round(2), "x": 0.0, "y": rng.integers(0, 2, 30).astype(float)})
+    df.loc[0, "x"] = 1.0
+    r = firth_logistic(df, "y", ["x", "z"], profile=False)
+    assert r.estimable and r.converged and r.iterations < 100
+    assert not ml_logistic(df, "y", ["x", "z"]).estimable
+    X = np.column_stack([np.ones(30), df["x"], df["z"]])
+    y = df["y"].to_numpy(float)
+    beta = r.table["coef"].to_numpy()
+    pi = expit(X @ beta)
+    XW = X * np.sqrt(pi * (1 - pi))[:, None]
+    h = np.einsum("ij,ij->i", XW @ np.linalg.inv(XW.T @ XW), XW)
+    assert h[0] == pytest.approx(1, abs=1e-6)
+    assert X.T @ (y - pi + h * (0.5 - pi)) == pytest.approx([0, 0, 0], abs=1e-7)  # the modified score
+    # and it is the maximum of the penalised likelihood
+    from scipy.optimize import minimize
+
+    best = minimize(lambda b: -_pen_loglik(X, y, b)[0], beta + 0.3, method="Nelder-Mead",
+                    options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20_000})
+    assert _pen_loglik(X, y, beta)[0] >= -best.fun - 1e-9
+    assert best.x == pytest.approx(beta, abs=1e-4)
+
+
 def test_ml_matches_statsmodels_when_estimable():
     rng = np.random.default_rng(4)
     df = pd.DataFrame({"x": rng.normal(size=200), "g": rng.choice(["IV", "SC"], 200)})

@@ -4,7 +4,10 @@
 ``l*(b) = l(b) + 1/2 log det I(b)``, ``I(b) = X' W X``, W = diag(pi (1 - pi)), by Newton-Raphson
 on the modified score ``U*(b) = X' (y - pi + h (1/2 - pi))`` (h = hat diagonal) with the
 Fisher information as the step matrix, step length capped at 5 and step halving (logistf's
-algorithm, run to a tighter tolerance). statsmodels has no Firth estimator, hence this module.
+algorithm, run to a tighter tolerance), and every step halved from the first that reverses the
+previous one (a two-cycle, as when one patient holds a binary covariate's value: the penalty is
+then as curved as the likelihood, see ``_reverses``). statsmodels has no Firth estimator, hence
+this module.
 
 * **Variance / se**: current logistf's covariance ``(X' diag(w (1 + h)) X)^-1`` at the
   penalised estimate: the Fisher information of Firth's pseudo-data representation (each
@@ -153,6 +156,7 @@ def _firth_solve(X, y, beta0, free, m=None, *, maxit=200, maxstep=5.0, maxhs=30,
         return beta, lstar, 0, False, None
     if not free.any():
         return beta, lstar, 0, True, None
+    damp, prev = 1.0, None
     for it in range(1, maxit + 1):
         try:
             h = _hat(X, w, info)
@@ -160,6 +164,9 @@ def _firth_solve(X, y, beta0, free, m=None, *, maxit=200, maxstep=5.0, maxhs=30,
             delta = np.linalg.solve(info[np.ix_(free, free)], ustar)
         except np.linalg.LinAlgError:
             return beta, lstar, it, False, None
+        if damp == 1.0 and prev is not None and _reverses(delta, prev):
+            damp = 0.5  # a two-cycle: the Fisher step is twice the Newton step (see _reverses)
+        delta = damp * delta
         mx = np.max(np.abs(delta)) / maxstep
         if mx > 1:
             delta = delta / mx
@@ -171,7 +178,7 @@ def _firth_solve(X, y, beta0, free, m=None, *, maxit=200, maxstep=5.0, maxhs=30,
                 break
             delta = delta / 2
         change = l_new - lstar
-        beta, lstar, pi, w, info = new, l_new, pi_new, w_new, info_new
+        beta, lstar, pi, w, info, prev = new, l_new, pi_new, w_new, info_new, delta
         if (np.max(np.abs(delta)) < tol and abs(change) < tol) or np.max(np.abs(ustar)) < tol:
             try:
                 score = _mod_score(X, y, pi, _hat(X, w, info), m)
@@ -179,6 +186,22 @@ def _firth_solve(X, y, beta0, free, m=None, *, maxit=200, maxstep=5.0, maxhs=30,
                 score = None
             return beta, lstar, it, True, score
     return beta, lstar, maxit, False, None
+
+
+def _reverses(delta, prev) -> bool:
+    """The step undoes the previous one (at least half its length, pointing back within 8
+    degrees): the iterates swing between two points on either side of the maximum.
+
+    That is what happens when the penalty is as curved as the likelihood in some direction, as for
+    a binary covariate value held by one patient (hat value 1) once ML has separated: there the
+    Hessian of l* is twice the Fisher information, so each Fisher step lands on the mirror image
+    of the current point, where l* is the same, step halving never starts, and the iterates
+    alternate forever ~ a constant distance apart. Halving every later step then gives Newton's
+    step in that direction (and at worst linear convergence, factor 1/2, in the others). A fit
+    that converges (steps shrinking) never reverses like this, so its path is unchanged."""
+    dot = float(delta @ prev)
+    nd, npv = float(np.sqrt(delta @ delta)), float(np.sqrt(prev @ prev))
+    return nd >= 0.5 * npv > 0 and dot < -0.99 * nd * npv
 
 
 def _firth_fit(X, y, beta0, free, m=None, **kw):
