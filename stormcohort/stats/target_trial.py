@@ -262,6 +262,7 @@ class _Spec:
     grp: np.ndarray
     y: np.ndarray
     groups: list[str]
+    cache: dict = field(default_factory=dict, repr=False)  # design pieces built once (_levels, _design)
 
 
 @dataclass
@@ -392,26 +393,51 @@ def _fit_exact(spec: _Spec, X, names, crow, fit_groups, act_cov):
     return None, "failed", None, f"{spec.label}: ML: {ml.reason}; Firth: {fi.reason}"
 
 
-def _separation_flags(Xr, y, cfit, act_cov):
+def _levels(spec: _Spec, X):
+    """Per covariate column, its distinct values among the model's rows as a sparse values x rows
+    indicator (built once per model and covariate matrix)."""
+    if spec.cache.get("levels_of") is not X:
+        rows = len(spec.pat)
+        levels = []
+        for j in range(X.shape[1]):
+            vals, inv = np.unique(X[spec.pat, j], return_inverse=True)
+            levels.append(sparse.csr_matrix((np.ones(rows), (inv.ravel(), np.arange(rows))), shape=(len(vals), rows)))
+        spec.cache.update(levels_of=X, levels=levels)
+    return spec.cache["levels"]
+
+
+def _design(spec: _Spec, X):
+    """Z = [intercept-group indicators, covariates] over the model's rows and its column products
+    (the upper triangle, for the information), built once per model and covariate matrix."""
+    if spec.cache.get("design_of") is not X:
+        k = len(spec.groups)
+        Xr = X[spec.pat]
+        Z = np.column_stack([np.eye(k)[spec.grp], Xr]) if k else Xr
+        iu = np.triu_indices(Z.shape[1])
+        spec.cache.update(design_of=X, Z=Z, zz=Z[:, iu[0]] * Z[:, iu[1]])
+    return spec.cache["Z"], spec.cache["zz"]
+
+
+def _separation_flags(levels, totals, y, cfit, act_cov):
     """ml_logistic's check, per replicate: a covariate with two values present at one of which the
     outcome does not vary (only covariates with few distinct values; others are caught by the
-    fitted probabilities)."""
+    fitted probabilities). ``totals``: per covariate, the counts at each of its values (R x values)."""
     R = cfit.shape[0]
     flag = np.zeros(R, dtype=bool)
-    for j in range(Xr.shape[1]):
-        vals, inv = np.unique(Xr[:, j], return_inverse=True)
-        if len(vals) < 2 or len(vals) > _SEP_LEVELS:
+    events = None
+    for j, (onehot_t, tot) in enumerate(zip(levels, totals)):
+        if not 2 <= onehot_t.shape[0] <= _SEP_LEVELS:
             continue
-        onehot = sparse.csr_matrix((np.ones(len(inv)), (np.arange(len(inv)), inv)), shape=(len(inv), len(vals)))
-        tot = np.asarray((onehot.T @ cfit.T).T)
-        ev = np.asarray((onehot.T @ (cfit * y).T).T)
+        if events is None:
+            events = (cfit * y).T
+        ev = np.asarray((onehot_t @ events).T)
         present = tot > 0
         const = present & ((ev == 0) | (ev == tot))
         flag |= act_cov[:, j] & (present.sum(axis=1) == 2) & const.any(axis=1)
     return flag
 
 
-def _newton(Z, y, cw, act, beta0, maxiter=100, tol=1e-8, track_perfect=False):
+def _newton(Z, y, cw, act, beta0, maxiter=100, tol=1e-8, track_perfect=False, zz=None):
     """Newton-Raphson for logistic regression with frequency weights, many replicates at once
     (as statsmodels' Logit.fit: full steps until every |step| < tol, but started at ``beta0``,
     R x q: the estimate of the full data for a bootstrap). Inactive columns stay at 0. Returns
@@ -425,7 +451,8 @@ def _newton(Z, y, cw, act, beta0, maxiter=100, tol=1e-8, track_perfect=False):
     eye = np.eye(q, dtype=bool)
     # information = w @ (z_i z_j over the upper triangle): one matrix product for all replicates
     iu = np.triu_indices(q)
-    zz = Z[:, iu[0]] * Z[:, iu[1]]
+    if zz is None:
+        zz = Z[:, iu[0]] * Z[:, iu[1]]
     for _ in range(maxiter):
         if not len(todo):
             break
@@ -453,7 +480,7 @@ def _newton(Z, y, cw, act, beta0, maxiter=100, tol=1e-8, track_perfect=False):
     return beta, conv, perfect
 
 
-def _ml_or_firth(Z, y, cw, act, separated):
+def _ml_or_firth(Z, y, cw, act, separated, zz=None):
     """For the replicates the first Newton pass could not fit (frequency counts ``cw``, R x rows;
     active columns ``act``): :func:`_fit_exact`'s answer without a model fit per replicate.
 
@@ -481,15 +508,16 @@ def _ml_or_firth(Z, y, cw, act, separated):
         full[i] = len(sv) == A.shape[1] and (sv > sv.max() * max(cw[i].sum(), A.shape[1]) * np.finfo(float).eps).all()
     ml = np.flatnonzero(full & ~separated)
     if len(ml):
-        beta, conv, perfect = _newton(Z, y, cw[ml], act[ml], np.zeros((len(ml), q)), maxiter=99, track_perfect=True)
+        beta, conv, perfect = _newton(Z, y, cw[ml], act[ml], np.zeros((len(ml), q)), maxiter=99, track_perfect=True,
+                                      zz=zz)
         with np.errstate(over="ignore", invalid="ignore"):
             mu = expit(beta @ Z.T)
             extreme = ((cw[ml] > 0) & ((mu < 1e-10) | (mu > 1 - 1e-10))).any(axis=1)
             good = conv & ~perfect & ~extreme & np.isfinite(beta).all(axis=1)
         if good.any():
             iu = np.triu_indices(q)
-            info = _batch_information(Z, Z[:, iu[0]] * Z[:, iu[1]], iu, cw[ml[good]] * mu[good] * (1 - mu[good]),
-                                      act[ml[good]])
+            info = _batch_information(Z, Z[:, iu[0]] * Z[:, iu[1]] if zz is None else zz, iu,
+                                      cw[ml[good]] * mu[good] * (1 - mu[good]), act[ml[good]])
             sign, _ = np.linalg.slogdet(info)
             good[np.flatnonzero(good)[sign <= 0]] = False
         coef[ml[good]] = beta[good]
@@ -518,14 +546,12 @@ def _fit_spec(spec: _Spec, X, names, C, *, exact: bool, start=None) -> _Fit:
     coef = np.zeros((R, k + p))
     coef[:, :k] = np.where(none, -np.inf, np.where(every, np.inf, 0.0))
     cfit = crow * fitg[:, spec.grp]
-    Xr = X[spec.pat]
+    # a covariate enters a replicate's model when two of its values occur among the modelled rows
+    levels = _levels(spec, X)
+    totals = [np.asarray((onehot_t @ cfit.T).T) for onehot_t in levels]  # counts at each value
     act_cov = np.zeros((R, p), dtype=bool)
-    pos = cfit > 0
-    for j in range(p):
-        col = Xr[:, j]
-        hi = np.where(pos, col, -np.inf).max(axis=1, initial=-np.inf)
-        lo = np.where(pos, col, np.inf).min(axis=1, initial=np.inf)
-        act_cov[:, j] = hi > lo
+    for j, tot in enumerate(totals):
+        act_cov[:, j] = (tot > 0).sum(axis=1) >= 2
     need = fitg.any(axis=1)
     ok = np.ones(R, dtype=bool)
     method = np.where(need, "ML", "none").astype(object)
@@ -534,14 +560,14 @@ def _fit_spec(spec: _Spec, X, names, C, *, exact: bool, start=None) -> _Fit:
     if exact:
         todo = np.flatnonzero(need)
     else:
-        Z = np.column_stack([np.eye(k)[spec.grp], Xr]) if k else Xr
+        Z, zz = _design(spec, X)
         act = np.column_stack([fitg, act_cov & need[:, None]])
-        separated = _separation_flags(Xr, spec.y, cfit, act_cov) & need
+        separated = _separation_flags(levels, totals, spec.y, cfit, act_cov) & need
         flag = separated.copy()
         run = np.flatnonzero(need & ~flag)
         if len(run):
             beta0 = np.zeros(k + p) if start is None else np.where(np.isfinite(start), start, 0.0)
-            beta, conv, _ = _newton(Z, spec.y, cfit[run], act[run], np.broadcast_to(beta0, (len(run), k + p)))
+            beta, conv, _ = _newton(Z, spec.y, cfit[run], act[run], np.broadcast_to(beta0, (len(run), k + p)), zz=zz)
             mu = expit(beta @ Z.T)
             extreme = ((cfit[run] > 0) & ((mu < 1e-10) | (mu > 1 - 1e-10))).any(axis=1)
             good = conv & ~extreme & np.isfinite(beta).all(axis=1)
@@ -550,7 +576,7 @@ def _fit_spec(spec: _Spec, X, names, C, *, exact: bool, start=None) -> _Fit:
             flag[run[~good]] = True
         hard = np.flatnonzero(flag)
         if len(hard):  # what _fit_exact gives them, vectorised
-            est, how = _ml_or_firth(Z, spec.y, cfit[hard], act[hard], separated[hard])
+            est, how = _ml_or_firth(Z, spec.y, cfit[hard], act[hard], separated[hard], zz)
             method[hard] = how
             fail = how == "failed"
             ok[hard[fail]] = False
