@@ -17,6 +17,7 @@ from stormcohort.stats.firth import (
     _compress,
     _firth_fit,
     _pen_loglik,
+    firth_batch,
     firth_logistic,
     ml_logistic,
 )
@@ -130,6 +131,60 @@ def test_firth_gives_finite_estimates_under_separation():
     h = np.einsum("ij,ij->i", XW @ np.linalg.inv(XW.T @ XW), XW)
     assert X.T @ (y - pi + h * (0.5 - pi)) == pytest.approx([0, 0], abs=1e-8)
     assert np.isfinite(_pen_loglik(X, y, beta)[0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_firth_converges_when_one_patient_holds_a_binary_value(seed):
+    # x = 1 for one patient only: ML separates, and at Firth's estimate that patient's hat value is
+    # 1, so the penalty is as curved as the likelihood along x and plain Fisher-scoring steps swing
+    # between two mirror points forever (the fit used to stop at 200 iterations, not converged)
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"z": rng.normal(size=30).round(2), "x": 0.0, "y": rng.integers(0, 2, 30).astype(float)})
+    df.loc[0, "x"] = 1.0
+    r = firth_logistic(df, "y", ["x", "z"], profile=False)
+    assert r.estimable and r.converged and r.iterations < 100
+    assert not ml_logistic(df, "y", ["x", "z"]).estimable
+    X = np.column_stack([np.ones(30), df["x"], df["z"]])
+    y = df["y"].to_numpy(float)
+    beta = r.table["coef"].to_numpy()
+    pi = expit(X @ beta)
+    XW = X * np.sqrt(pi * (1 - pi))[:, None]
+    h = np.einsum("ij,ij->i", XW @ np.linalg.inv(XW.T @ XW), XW)
+    assert h[0] == pytest.approx(1, abs=1e-6)
+    assert X.T @ (y - pi + h * (0.5 - pi)) == pytest.approx([0, 0, 0], abs=1e-7)  # the modified score
+    # and it is the maximum of the penalised likelihood
+    from scipy.optimize import minimize
+
+    best = minimize(lambda b: -_pen_loglik(X, y, b)[0], beta + 0.3, method="Nelder-Mead",
+                    options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20_000})
+    assert _pen_loglik(X, y, beta)[0] >= -best.fun - 1e-9
+    assert best.x == pytest.approx(beta, abs=1e-4)
+
+
+def test_firth_batch_is_firth_logistic_on_each_resample():
+    # many frequency-weighted versions of one design at once (a bootstrap), some separated, some
+    # with a column left out, one with a binary value held by a single row
+    rng = np.random.default_rng(7)
+    n = 40
+    Z = np.column_stack([np.ones(n), rng.integers(0, 2, n), rng.normal(size=n).round(2), rng.random(n) < 0.1])
+    Z = Z.astype(float)
+    y = rng.integers(0, 2, n).astype(float)
+    C = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(30)]).astype(float)
+    C[0] = 1.0
+    C[0, np.flatnonzero(Z[:, 3])[1:]] = 0  # one row with the rare value
+    act = np.ones((30, 4), dtype=bool)
+    act[::5, 3] = False
+    act[(C[:, Z[:, 3] == 1] == 0).all(axis=1), 3] = False  # the rare value absent: a constant column
+    beta, conv, _ = firth_batch(Z, y, C, act)
+    assert conv.all()
+    for r in range(30):
+        rows = np.repeat(np.arange(n), C[r].astype(int))
+        cols = np.flatnonzero(act[r])
+        df = pd.DataFrame(Z[rows][:, cols], columns=[f"z{j}" for j in cols]).assign(y=y[rows])
+        ref = firth_logistic(df, "y", [f"z{j}" for j in cols], intercept=False, profile=False)
+        assert ref.estimable
+        assert beta[r, cols] == pytest.approx(ref.table["coef"].to_numpy(), abs=1e-8)
+        assert (beta[r, ~act[r]] == 0).all()
 
 
 def test_ml_matches_statsmodels_when_estimable():

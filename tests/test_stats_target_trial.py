@@ -240,6 +240,31 @@ def test_vectorised_fits_are_statsmodels_ml(sim):
     np.testing.assert_allclose(exact.coef[0], ml.table["coef"], rtol=1e-10)
 
 
+def test_replicates_ml_cannot_fit_get_the_exact_fits_vectorised():
+    """Replicates the first Newton pass cannot fit (separation by a rare binary covariate, or a
+    bad start) get what ml_logistic / firth_logistic give them one by one: the same method, the
+    same coefficients (Firth by firth_batch, ML by statsmodels' Newton from 0)."""
+    rng = np.random.default_rng(11)
+    n = 50
+    df = pd.DataFrame({"x": rng.normal(size=n).round(1), "rare": (rng.random(n) < 0.12).astype(float),
+                       "c": rng.integers(0, 3, n).astype(float),
+                       "iv_start": np.where(rng.random(n) < 0.35, rng.integers(0, 4, n), np.nan),
+                       "time": rng.integers(1, 60, n).astype(float), "event": (rng.random(n) < 0.4).astype(int)})
+    df["time"] = np.maximum(df["time"], df["iv_start"].fillna(0))
+    d = tt._prepare(df, "time", "event", "iv_start", ["x", "rare", "c"])
+    s = tt._setup(d, 2.0, np.array([30.0]))
+    C = np.stack([np.bincount(r, minlength=n) for r in np.random.default_rng(3).integers(0, n, (60, n))]).astype(float)
+    for spec in (s.haz, s.lm):
+        q = len(spec.groups) + d.X.shape[1]
+        for start in (None, np.full(q, 40.0)):  # 40: the first pass diverges for every replicate
+            fast = tt._fit_spec(spec, d.X, d.names, C, exact=False, start=start)
+            assert {"ML", "Firth"} <= set(fast.method)
+            for r in range(len(C)):
+                exact = tt._fit_spec(spec, d.X, d.names, C[r:r + 1], exact=True)
+                assert fast.method[r] == exact.method[0] and fast.ok[r] == exact.ok[0]
+                np.testing.assert_allclose(fast.coef[r], exact.coef[0], rtol=0, atol=1e-8)
+
+
 def test_skipped_replicates_are_counted_not_fatal(hand):
     r = clone_censor_weight(hand, 2, ["x"], days=(5,), replicates=50, seed=1)
     assert r.estimable

@@ -4,7 +4,10 @@
 ``l*(b) = l(b) + 1/2 log det I(b)``, ``I(b) = X' W X``, W = diag(pi (1 - pi)), by Newton-Raphson
 on the modified score ``U*(b) = X' (y - pi + h (1/2 - pi))`` (h = hat diagonal) with the
 Fisher information as the step matrix, step length capped at 5 and step halving (logistf's
-algorithm, run to a tighter tolerance). statsmodels has no Firth estimator, hence this module.
+algorithm, run to a tighter tolerance), and every step halved from the first that reverses the
+previous one (a two-cycle, as when one patient holds a binary covariate's value: the penalty is
+then as curved as the likelihood, see ``_reverses``). statsmodels has no Firth estimator, hence
+this module.
 
 * **Variance / se**: current logistf's covariance ``(X' diag(w (1 + h)) X)^-1`` at the
   penalised estimate: the Fisher information of Firth's pseudo-data representation (each
@@ -54,7 +57,7 @@ from stormcohort.stats._util import (
     z_value,
 )
 
-__all__ = ["FirthResult", "LogisticResult", "firth_logistic", "ml_logistic"]
+__all__ = ["FirthResult", "LogisticResult", "firth_batch", "firth_logistic", "ml_logistic"]
 
 FIRTH_COLUMNS = ["term", "coef", "se", "lcl", "ucl", "odds_ratio", "or_lcl", "or_ucl", "p", "ci_method"]
 ML_COLUMNS = ["term", "coef", "se", "odds_ratio", "or_lcl", "or_ucl", "z", "p"]
@@ -153,6 +156,7 @@ def _firth_solve(X, y, beta0, free, m=None, *, maxit=200, maxstep=5.0, maxhs=30,
         return beta, lstar, 0, False, None
     if not free.any():
         return beta, lstar, 0, True, None
+    damp, prev = 1.0, None
     for it in range(1, maxit + 1):
         try:
             h = _hat(X, w, info)
@@ -160,6 +164,9 @@ def _firth_solve(X, y, beta0, free, m=None, *, maxit=200, maxstep=5.0, maxhs=30,
             delta = np.linalg.solve(info[np.ix_(free, free)], ustar)
         except np.linalg.LinAlgError:
             return beta, lstar, it, False, None
+        if damp == 1.0 and prev is not None and _reverses(delta, prev):
+            damp = 0.5  # a two-cycle: the Fisher step is twice the Newton step (see _reverses)
+        delta = damp * delta
         mx = np.max(np.abs(delta)) / maxstep
         if mx > 1:
             delta = delta / mx
@@ -171,7 +178,7 @@ def _firth_solve(X, y, beta0, free, m=None, *, maxit=200, maxstep=5.0, maxhs=30,
                 break
             delta = delta / 2
         change = l_new - lstar
-        beta, lstar, pi, w, info = new, l_new, pi_new, w_new, info_new
+        beta, lstar, pi, w, info, prev = new, l_new, pi_new, w_new, info_new, delta
         if (np.max(np.abs(delta)) < tol and abs(change) < tol) or np.max(np.abs(ustar)) < tol:
             try:
                 score = _mod_score(X, y, pi, _hat(X, w, info), m)
@@ -181,9 +188,123 @@ def _firth_solve(X, y, beta0, free, m=None, *, maxit=200, maxstep=5.0, maxhs=30,
     return beta, lstar, maxit, False, None
 
 
+def _reverses(delta, prev) -> bool:
+    """The step undoes the previous one (at least half its length, pointing back within 8
+    degrees): the iterates swing between two points on either side of the maximum.
+
+    That is what happens when the penalty is as curved as the likelihood in some direction, as for
+    a binary covariate value held by one patient (hat value 1) once ML has separated: there the
+    Hessian of l* is twice the Fisher information, so each Fisher step lands on the mirror image
+    of the current point, where l* is the same, step halving never starts, and the iterates
+    alternate forever ~ a constant distance apart. Halving every later step then gives Newton's
+    step in that direction (and at worst linear convergence, factor 1/2, in the others). A fit
+    that converges (steps shrinking) never reverses like this, so its path is unchanged."""
+    dot = float(delta @ prev)
+    nd, npv = float(np.sqrt(delta @ delta)), float(np.sqrt(prev @ prev))
+    return nd >= 0.5 * npv > 0 and dot < -0.99 * nd * npv
+
+
 def _firth_fit(X, y, beta0, free, m=None, **kw):
     """Maximise l* over the ``free`` coefficients (others held at beta0). Returns (beta, l*, iters, converged)."""
     return _firth_solve(X, y, beta0, free, m, **kw)[:4]
+
+
+# --------------------------------------------------------------------------- many fits at once
+
+
+def _batch_information(Z, zz, iu, w, act):
+    """X'WX per fit (R x q x q) from the row weights w (R x rows); an inactive column gets 1 on
+    the diagonal and 0 elsewhere, so it adds nothing to log det and stays at 0 in every step."""
+    R, q = w.shape[0], Z.shape[1]
+    info = np.zeros((R, q, q))
+    info[:, iu[0], iu[1]] = w @ zz
+    info = info + np.triu(info, 1).transpose(0, 2, 1)
+    keep = act[:, :, None] & act[:, None, :]
+    return np.where(keep, info, 0.0) + (np.eye(q, dtype=bool)[None] & ~act[:, :, None])
+
+
+def firth_batch(Z, y, C, act, *, maxit=200, maxstep=5.0, maxhs=30, tol=1e-10):
+    """Firth fits of one design under many sets of frequency weights at once (a bootstrap's
+    resamples): for each row r of ``C`` (R x rows: how many times each row of ``Z``, rows x q,
+    occurs), the penalised ML estimate over the columns ``act[r]`` (others held at 0), no
+    intercept added. Each fit follows :func:`_firth_solve` step for step from 0 (Fisher-scoring
+    steps on the modified score, capped at ``maxstep``, step halving, halved steps after a
+    reversal, the same convergence rule), so it is :func:`firth_logistic`'s estimate on the
+    data expanded by the counts (to rounding: the sums are ordered differently); the design must
+    have full rank on the active columns. Returns (beta R x q, converged R, iterations R)."""
+    R, q = C.shape[0], Z.shape[1]
+    iu = np.triu_indices(q)
+    zz = Z[:, iu[0]] * Z[:, iu[1]]
+    twice = np.where(iu[0] == iu[1], 1.0, 2.0)  # z' A z from the packed upper triangle of A
+    Cy = C * y
+
+    def evaluate(idx, b):
+        eta = b @ Z.T
+        c = C[idx]
+        ll = (Cy[idx] * eta - c * np.logaddexp(0.0, eta)).sum(axis=1)
+        pi = expit(eta)
+        w = c * pi * (1 - pi)
+        info = _batch_information(Z, zz, iu, w, act[idx])
+        sign, logdet = np.linalg.slogdet(info)
+        return np.where(sign > 0, ll + 0.5 * logdet, -np.inf), pi, w, info
+
+    beta = np.zeros((R, q))
+    conv = np.zeros(R, dtype=bool)
+    iters = np.zeros(R, dtype=np.int64)
+    lstar, pi, w, info = evaluate(np.arange(R), beta)
+    todo = np.flatnonzero(np.isfinite(lstar))
+    lstar, pi, w, info = lstar[todo], pi[todo], w[todo], info[todo]
+    damp, prev = np.ones(R), np.zeros((R, q))
+    for it in range(1, maxit + 1):
+        if not len(todo):
+            break
+        a = act[todo]
+        try:
+            inv = np.linalg.inv(info)
+        except np.linalg.LinAlgError:  # singular for some fit: drop those (not converged)
+            inv = np.full_like(info, np.nan)
+            for i in range(len(todo)):
+                try:
+                    inv[i] = np.linalg.inv(info[i])
+                except np.linalg.LinAlgError:
+                    pass
+        inv = np.where(a[:, :, None] & a[:, None, :], inv, 0.0)
+        h = w * ((inv[:, iu[0], iu[1]] * twice) @ zz.T)
+        ustar = np.where(a, (Cy[todo] - C[todo] * pi + h * (0.5 - pi)) @ Z, 0.0)
+        delta = np.einsum("rij,rj->ri", inv, ustar)
+        ok = np.isfinite(delta).all(axis=1)
+        # the step reverses the previous one: halve this and every later step (see _reverses)
+        nd, npv = np.linalg.norm(delta, axis=1), np.linalg.norm(prev[todo], axis=1)
+        rev = (it > 1) & (nd >= 0.5 * npv) & (npv > 0) & (np.einsum("ri,ri->r", delta, prev[todo]) < -0.99 * nd * npv)
+        damp[todo[rev & (damp[todo] == 1.0)]] = 0.5
+        delta = damp[todo][:, None] * delta
+        mx = np.max(np.abs(delta), axis=1) / maxstep
+        delta = np.where((mx > 1)[:, None], delta / np.maximum(mx, 1)[:, None], delta)
+        b = beta[todo]
+        new = b.copy()
+        l_new, pi_new, w_new, info_new = lstar.copy(), pi.copy(), w.copy(), info.copy()
+        pend = np.flatnonzero(ok)
+        for _ in range(maxhs + 1):  # step halving while l* falls (the last try is kept, as _firth_solve)
+            if not len(pend):
+                break
+            new[pend] = b[pend] + delta[pend]
+            ln, pn, wn, inn = evaluate(todo[pend], new[pend])
+            l_new[pend], pi_new[pend], w_new[pend], info_new[pend] = ln, pn, wn, inn
+            up = np.isfinite(ln) & (ln >= lstar[pend] - 1e-12)
+            pend = pend[~up]
+            delta[pend] = delta[pend] / 2
+        change = l_new - lstar
+        beta[todo] = new
+        prev[todo] = delta
+        iters[todo] = it
+        with np.errstate(invalid="ignore"):
+            done = ok & (((np.max(np.abs(delta), axis=1) < tol) & (np.abs(change) < tol))
+                         | (np.max(np.abs(ustar), axis=1) < tol))
+        conv[todo[done]] = True
+        stay = ok & ~done
+        todo = todo[stay]
+        lstar, pi, w, info = l_new[stay], pi_new[stay], w_new[stay], info_new[stay]
+    return beta, conv, iters
 
 
 # --------------------------------------------------------------------------- Firth API

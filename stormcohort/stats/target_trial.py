@@ -67,9 +67,12 @@ times).
 **Bootstrap**: patients (not clones) are resampled with replacement, then cloned, weighted and
 estimated again; percentile intervals. A resample is the original patients with frequency
 counts, so each replicate reuses the clone structure: the censoring models are fitted for a
-batch of replicates at once (vectorised Newton-Raphson giving statsmodels' ML estimate; a
-replicate it flags goes through ``ml_logistic`` / ``firth_logistic`` as the point estimate
-does) and the weighted Kaplan-Meier sums of all replicates are one sparse matrix product. A
+batch of replicates at once (vectorised Newton-Raphson giving statsmodels' ML estimate, started
+from the full data's) and the weighted Kaplan-Meier sums of all replicates are one sparse matrix
+product. A replicate that pass flags (separation by a binary covariate, no convergence, fitted
+probabilities of 0 or 1) gets what ``ml_logistic`` / ``firth_logistic`` would give it, also
+vectorised (:func:`_ml_or_firth`: their rank check, statsmodels' Newton-Raphson from 0 and its
+checks, then :func:`~stormcohort.stats.firth.firth_batch`), without a model fit per replicate. A
 replicate where an arm is empty, has no deaths, or whose weights cannot be estimated is skipped
 and counted by reason. The same ``seed`` gives byte-identical results.
 
@@ -259,6 +262,7 @@ class _Spec:
     grp: np.ndarray
     y: np.ndarray
     groups: list[str]
+    cache: dict = field(default_factory=dict, repr=False)  # design pieces built once (_levels, _design)
 
 
 @dataclass
@@ -389,38 +393,66 @@ def _fit_exact(spec: _Spec, X, names, crow, fit_groups, act_cov):
     return None, "failed", None, f"{spec.label}: ML: {ml.reason}; Firth: {fi.reason}"
 
 
-def _separation_flags(Xr, y, cfit, act_cov):
+def _levels(spec: _Spec, X):
+    """Per covariate column, its distinct values among the model's rows as a sparse values x rows
+    indicator (built once per model and covariate matrix)."""
+    if spec.cache.get("levels_of") is not X:
+        rows = len(spec.pat)
+        levels = []
+        for j in range(X.shape[1]):
+            vals, inv = np.unique(X[spec.pat, j], return_inverse=True)
+            levels.append(sparse.csr_matrix((np.ones(rows), (inv.ravel(), np.arange(rows))), shape=(len(vals), rows)))
+        spec.cache.update(levels_of=X, levels=levels)
+    return spec.cache["levels"]
+
+
+def _design(spec: _Spec, X):
+    """Z = [intercept-group indicators, covariates] over the model's rows and its column products
+    (the upper triangle, for the information), built once per model and covariate matrix."""
+    if spec.cache.get("design_of") is not X:
+        k = len(spec.groups)
+        Xr = X[spec.pat]
+        Z = np.column_stack([np.eye(k)[spec.grp], Xr]) if k else Xr
+        iu = np.triu_indices(Z.shape[1])
+        spec.cache.update(design_of=X, Z=Z, zz=Z[:, iu[0]] * Z[:, iu[1]])
+    return spec.cache["Z"], spec.cache["zz"]
+
+
+def _separation_flags(levels, totals, y, cfit, act_cov):
     """ml_logistic's check, per replicate: a covariate with two values present at one of which the
     outcome does not vary (only covariates with few distinct values; others are caught by the
-    fitted probabilities)."""
+    fitted probabilities). ``totals``: per covariate, the counts at each of its values (R x values)."""
     R = cfit.shape[0]
     flag = np.zeros(R, dtype=bool)
-    for j in range(Xr.shape[1]):
-        vals, inv = np.unique(Xr[:, j], return_inverse=True)
-        if len(vals) < 2 or len(vals) > _SEP_LEVELS:
+    events = None
+    for j, (onehot_t, tot) in enumerate(zip(levels, totals)):
+        if not 2 <= onehot_t.shape[0] <= _SEP_LEVELS:
             continue
-        onehot = sparse.csr_matrix((np.ones(len(inv)), (np.arange(len(inv)), inv)), shape=(len(inv), len(vals)))
-        tot = np.asarray((onehot.T @ cfit.T).T)
-        ev = np.asarray((onehot.T @ (cfit * y).T).T)
+        if events is None:
+            events = (cfit * y).T
+        ev = np.asarray((onehot_t @ events).T)
         present = tot > 0
         const = present & ((ev == 0) | (ev == tot))
         flag |= act_cov[:, j] & (present.sum(axis=1) == 2) & const.any(axis=1)
     return flag
 
 
-def _newton(Z, y, cw, act, beta0, maxiter=100, tol=1e-8):
+def _newton(Z, y, cw, act, beta0, maxiter=100, tol=1e-8, track_perfect=False, zz=None):
     """Newton-Raphson for logistic regression with frequency weights, many replicates at once
     (as statsmodels' Logit.fit: full steps until every |step| < tol, but started at ``beta0``,
     R x q: the estimate of the full data for a bootstrap). Inactive columns stay at 0. Returns
-    (beta, converged)."""
+    (beta, converged, perfect): ``perfect`` flags a replicate whose fitted probabilities were all
+    within 1e-8 of its outcomes after some step (statsmodels' perfect-prediction check)."""
     R, q = cw.shape[0], Z.shape[1]
     beta = np.where(act, beta0, 0.0)
     conv = np.zeros(R, dtype=bool)
+    perfect = np.zeros(R, dtype=bool)
     todo = np.arange(R)
     eye = np.eye(q, dtype=bool)
     # information = w @ (z_i z_j over the upper triangle): one matrix product for all replicates
     iu = np.triu_indices(q)
-    zz = Z[:, iu[0]] * Z[:, iu[1]]
+    if zz is None:
+        zz = Z[:, iu[0]] * Z[:, iu[1]]
     for _ in range(maxiter):
         if not len(todo):
             break
@@ -432,21 +464,70 @@ def _newton(Z, y, cw, act, beta0, maxiter=100, tol=1e-8):
         H = H + np.triu(H, 1).transpose(0, 2, 1)
         keep = a[:, :, None] & a[:, None, :]
         H = np.where(keep, H, 0.0) + (eye[None] & ~a[:, :, None])
-        try:
-            step = np.linalg.solve(H, grad[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = np.full_like(grad, np.nan)
-            for i in range(len(todo)):
-                try:
-                    step[i] = np.linalg.solve(H[i], grad[i])
-                except np.linalg.LinAlgError:
-                    pass
+        # a singular information (exact zero pivot: what makes solve raise) leaves that step NaN
+        step = np.full_like(grad, np.nan)
+        inv_ok = np.linalg.slogdet(H)[0] != 0
+        if inv_ok.any():
+            step[inv_ok] = np.linalg.solve(H[inv_ok], grad[inv_ok][..., None])[..., 0]
         bad = ~np.isfinite(step).all(axis=1)
         beta[todo] = np.where(bad[:, None], b, b + step)
+        if track_perfect:
+            fitted = expit(beta[todo] @ Z.T)
+            perfect[todo] |= ((c == 0) | (np.abs(fitted - y) <= 1e-8)).all(axis=1)
         done = ~bad & (np.abs(step) < tol).all(axis=1)
         conv[todo[done]] = True
         todo = todo[~done & ~bad]
-    return beta, conv
+    return beta, conv, perfect
+
+
+def _ml_or_firth(Z, y, cw, act, separated, zz=None):
+    """For the replicates the first Newton pass could not fit (frequency counts ``cw``, R x rows;
+    active columns ``act``): :func:`_fit_exact`'s answer without a model fit per replicate.
+
+    * A design without full column rank on the data expanded by the counts (``matrix_rank``'s
+      tolerance, from the singular values of the count-weighted rows): "failed", as both
+      ``ml_logistic`` and ``firth_logistic`` refuse it.
+    * ML where ``ml_logistic`` gives it: not ``separated`` (its binary-covariate check), and
+      statsmodels' Newton-Raphson from 0 (:func:`_newton` from 0, converged in fewer than 100
+      steps) ends without perfect prediction, fitted probabilities of 0 or 1 (1e-10), or a
+      singular information.
+    * Otherwise Firth (:func:`~stormcohort.stats.firth.firth_batch`: ``firth_logistic``'s
+      estimate), or "failed" if it does not converge.
+
+    Returns (coefficients R x q, method R)."""
+    from stormcohort.stats.firth import _batch_information, firth_batch
+
+    R, q = cw.shape[0], Z.shape[1]
+    coef = np.zeros((R, q))
+    method = np.full(R, "failed", dtype=object)
+    full = np.zeros(R, dtype=bool)
+    for i in range(R):
+        rows = cw[i] > 0
+        A = Z[rows][:, act[i]] * np.sqrt(cw[i, rows])[:, None]
+        sv = np.linalg.svd(A, compute_uv=False)
+        full[i] = len(sv) == A.shape[1] and (sv > sv.max() * max(cw[i].sum(), A.shape[1]) * np.finfo(float).eps).all()
+    ml = np.flatnonzero(full & ~separated)
+    if len(ml):
+        beta, conv, perfect = _newton(Z, y, cw[ml], act[ml], np.zeros((len(ml), q)), maxiter=99, track_perfect=True,
+                                      zz=zz)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mu = expit(beta @ Z.T)
+            extreme = ((cw[ml] > 0) & ((mu < 1e-10) | (mu > 1 - 1e-10))).any(axis=1)
+            good = conv & ~perfect & ~extreme & np.isfinite(beta).all(axis=1)
+        if good.any():
+            iu = np.triu_indices(q)
+            info = _batch_information(Z, Z[:, iu[0]] * Z[:, iu[1]] if zz is None else zz, iu,
+                                      cw[ml[good]] * mu[good] * (1 - mu[good]), act[ml[good]])
+            sign, _ = np.linalg.slogdet(info)
+            good[np.flatnonzero(good)[sign <= 0]] = False
+        coef[ml[good]] = beta[good]
+        method[ml[good]] = "ML"
+    fi = np.flatnonzero(full & (method != "ML"))
+    if len(fi):
+        beta, conv, _ = firth_batch(Z, y, cw[fi], act[fi])
+        coef[fi[conv]] = beta[conv]
+        method[fi[conv]] = "Firth"
+    return coef, method
 
 
 def _fit_spec(spec: _Spec, X, names, C, *, exact: bool, start=None) -> _Fit:
@@ -465,14 +546,12 @@ def _fit_spec(spec: _Spec, X, names, C, *, exact: bool, start=None) -> _Fit:
     coef = np.zeros((R, k + p))
     coef[:, :k] = np.where(none, -np.inf, np.where(every, np.inf, 0.0))
     cfit = crow * fitg[:, spec.grp]
-    Xr = X[spec.pat]
+    # a covariate enters a replicate's model when two of its values occur among the modelled rows
+    levels = _levels(spec, X)
+    totals = [np.asarray((onehot_t @ cfit.T).T) for onehot_t in levels]  # counts at each value
     act_cov = np.zeros((R, p), dtype=bool)
-    pos = cfit > 0
-    for j in range(p):
-        col = Xr[:, j]
-        hi = np.where(pos, col, -np.inf).max(axis=1, initial=-np.inf)
-        lo = np.where(pos, col, np.inf).min(axis=1, initial=np.inf)
-        act_cov[:, j] = hi > lo
+    for j, tot in enumerate(totals):
+        act_cov[:, j] = (tot > 0).sum(axis=1) >= 2
     need = fitg.any(axis=1)
     ok = np.ones(R, dtype=bool)
     method = np.where(need, "ML", "none").astype(object)
@@ -481,20 +560,32 @@ def _fit_spec(spec: _Spec, X, names, C, *, exact: bool, start=None) -> _Fit:
     if exact:
         todo = np.flatnonzero(need)
     else:
-        Z = np.column_stack([np.eye(k)[spec.grp], Xr]) if k else Xr
+        Z, zz = _design(spec, X)
         act = np.column_stack([fitg, act_cov & need[:, None]])
-        flag = _separation_flags(Xr, spec.y, cfit, act_cov) & need
+        separated = _separation_flags(levels, totals, spec.y, cfit, act_cov) & need
+        flag = separated.copy()
         run = np.flatnonzero(need & ~flag)
         if len(run):
             beta0 = np.zeros(k + p) if start is None else np.where(np.isfinite(start), start, 0.0)
-            beta, conv = _newton(Z, spec.y, cfit[run], act[run], np.broadcast_to(beta0, (len(run), k + p)))
+            beta, conv, _ = _newton(Z, spec.y, cfit[run], act[run], np.broadcast_to(beta0, (len(run), k + p)), zz=zz)
             mu = expit(beta @ Z.T)
             extreme = ((cfit[run] > 0) & ((mu < 1e-10) | (mu > 1 - 1e-10))).any(axis=1)
             good = conv & ~extreme & np.isfinite(beta).all(axis=1)
             coef[run[good], :k] = np.where(fitg[run[good]], beta[good, :k], coef[run[good], :k])
             coef[run[good], k:] = beta[good, k:]
             flag[run[~good]] = True
-        todo = np.flatnonzero(flag)
+        hard = np.flatnonzero(flag)
+        if len(hard):  # what _fit_exact gives them, vectorised
+            est, how = _ml_or_firth(Z, spec.y, cfit[hard], act[hard], separated[hard], zz)
+            method[hard] = how
+            fail = how == "failed"
+            ok[hard[fail]] = False
+            for r in hard[fail]:
+                why[r] = f"{spec.label}: neither ML nor Firth's penalised likelihood estimable"
+            fitted = hard[~fail]
+            coef[fitted, :k] = np.where(fitg[fitted], est[~fail, :k], coef[fitted, :k])
+            coef[fitted, k:] = est[~fail, k:]
+        todo = ()
     for r in todo:
         est, how, note, reason = _fit_exact(spec, X, names, crow[r], fitg[r], act_cov[r])
         method[r] = how
