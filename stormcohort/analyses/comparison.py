@@ -367,8 +367,10 @@ def _imputed_primary(dataset: pd.DataFrame, adjust, cfg: Mapping, death: str, da
         return [], "no adjustment variable is missing: multiple imputation equals the complete-case analysis"
     mi = cfg["missing_data"]
     m, g = mi["imputations"], cfg["grace_days"]
-    base = dataset.assign(_iv=dataset[IV].le(g).astype(float), _event=dataset[death].astype(float),
-                          _hazard=nelson_aalen(dataset[TIME], dataset[death]))
+    # only the columns the analysis frames read: impute copies every column m times (GBs at 100,000 patients)
+    keep = list(dict.fromkeys(["patient_key", "centre", "route_group", *adjust, TIME, death, IV]))
+    base = dataset[keep].assign(_iv=dataset[IV].le(g).astype(float), _event=dataset[death].astype(float),
+                                _hazard=nelson_aalen(dataset[TIME], dataset[death]))
     completed = impute(base, adjust, m, mi["seed"], predictors=["_iv", "_event", "_hazard"])
     z = sps.norm.ppf(0.5 + conf / 2)
     draws = []  # per imputation: {(measure, day): (estimate, variance)} on the pooling scale
