@@ -533,7 +533,7 @@ def _ml_or_firth(Z, y, cw, act, separated, zz=None):
 def _fit_spec(spec: _Spec, X, names, C, *, exact: bool, start=None) -> _Fit:
     """Fit one censoring model for each row of frequency counts C (R x n patients): by
     ml_logistic / firth_logistic (``exact``) or by the vectorised Newton-Raphson from ``start``
-    (coefficients, q) with ml_logistic / firth_logistic for the replicates it flags."""
+    (coefficients, q), the replicates it flags by :func:`_ml_or_firth` (their answer, vectorised)."""
     R, p = C.shape[0], X.shape[1]
     k = len(spec.groups)
     crow = C[:, spec.pat]
