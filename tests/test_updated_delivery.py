@@ -158,6 +158,8 @@ def test_every_estimate_and_table1_cell_is_compared(runs):
     effects = pd.read_csv(runs["new"] / "diff" / "effects.csv")
     new_iv = sum(int((pd.read_csv(runs["new"] / "tables" / f"{t}.csv")["term"] == "route_group[IV]").sum())
                  for t in ("cox", "logistic", "rate_ratios"))
+    effect = pd.read_csv(runs["new"] / "tables" / "effect.csv")  # the target trial's ratios, IV vs SC too
+    new_iv += int(effect["measure"].isin(["hazard_ratio", "risk_ratio", "odds_ratio"]).sum())
     assert int(effects["iv_vs_sc"].sum()) == new_iv
     both = effects[effects["status"] == "both"]
     assert len(both) == len(effects)  # same models in both runs
