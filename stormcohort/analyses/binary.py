@@ -42,7 +42,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.common import calendar_day, check_columns, check_routes, join_notes, jsonable, outcome_counts
+from stormcohort.analyses.common import (
+    calendar_day,
+    check_columns,
+    check_routes,
+    join_notes,
+    jsonable,
+    outcome_counts,
+    reference_first,
+)
 from stormcohort.analyses.hepatotoxicity import outcome_names
 from stormcohort.analyses.result import AnalysisResult
 from stormcohort.labels import GROUP, REFERENCE, ROUTE_TERM, ROUTES
@@ -188,12 +196,7 @@ def _prepare(data: pd.DataFrame, outcome: str, covariates: Sequence[str], refere
             notes.append(f"covariate {var!r} dropped: no variation among the complete cases")
             continue
         if not pd.api.types.is_numeric_dtype(d[var]):
-            values = d[var].astype(str)
-            levels = sorted(values.unique().tolist())
-            ref = (reference_levels or {}).get(var)
-            if ref is not None and str(ref) in levels:
-                levels = [str(ref)] + [lv for lv in levels if lv != str(ref)]
-            d[var] = pd.Categorical(values, categories=levels)
+            d[var] = reference_first(d[var], (reference_levels or {}).get(var))
         kept.append(var)
     return d, kept, notes
 

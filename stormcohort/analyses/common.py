@@ -55,6 +55,16 @@ def check_routes(frame: pd.DataFrame, what: str) -> None:
         raise ValueError(f"{what}: column {GROUP!r} has {bad.iloc[0]!r} in row {bad.index[0]}; expected IV or SC")
 
 
+def reference_first(values: pd.Series, reference=None) -> pd.Series:
+    """A text covariate as a categorical whose first level (the model's reference) is ``reference``
+    when it occurs, else the first sorted level; the other levels sorted; missing stays missing."""
+    levels = sorted(values.dropna().astype(str).unique().tolist())
+    if reference is not None and str(reference) in levels:
+        levels = [str(reference)] + [lv for lv in levels if lv != str(reference)]
+    return pd.Series(pd.Categorical(values.where(values.isna(), values.astype(str)), categories=levels),
+                     index=values.index)
+
+
 def calendar_day(day: pd.Series) -> pd.Series:
     """Days from the index date (fractional, from the sample time) -> calendar day number."""
     return np.floor(pd.to_numeric(day, errors="coerce"))

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from stormcohort.analyses.binary import binary_outcomes
-from stormcohort.analyses.common import check_columns, check_routes, jsonable
+from stormcohort.analyses.common import check_columns, check_routes, jsonable, reference_first
 from stormcohort.analyses.protocol import protocol_table
 from stormcohort.analyses.result import AnalysisResult
 from stormcohort.labels import death_outcome, sensitivity_label
@@ -69,21 +69,12 @@ TIME, IV, IV_BY_G = "time_to_death_days", "iv_start_day", "iv_by_grace"
 def _design(frame: pd.DataFrame, covariates, reference_levels: Mapping) -> tuple[pd.DataFrame, list[str]]:
     """Numeric columns of the adjustment set: 0/1 indicators for text columns (reference level
     left out: ``reference_levels``, else the first sorted), numbers as they are."""
-    out, names = pd.DataFrame(index=frame.index), []
-    for c in covariates:
-        x = frame[c]
-        if pd.api.types.is_numeric_dtype(x):
-            out[c] = pd.to_numeric(x, errors="coerce").astype(float)
-            names.append(c)
-            continue
-        levels = sorted(x.dropna().astype(str).unique())
-        ref = reference_levels.get(c, levels[0] if levels else None)
-        for level in levels:
-            if level != ref:
-                name = f"{c}[{level}]"
-                out[name] = np.where(x.isna(), np.nan, x.astype(str).eq(level).astype(float))
-                names.append(name)
-    return out, names
+    from stormcohort.stats._util import design_matrix
+
+    coded = frame[list(covariates)].apply(
+        lambda x: x if pd.api.types.is_numeric_dtype(x) else reference_first(x, reference_levels.get(x.name)))
+    out, _ = design_matrix(coded, covariates)
+    return out, list(out.columns)
 
 
 def _row(analysis, outcome, measure, estimate=np.nan, lcl=np.nan, ucl=np.nan, p=np.nan, n=pd.NA, events=pd.NA,
@@ -312,7 +303,7 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
     for c in ("n", "events"):
         effect[c] = effect[c].astype("Int64")
     sensitivity = _sensitivity(effect, death, h)
-    evalues = _evalues(effect, death, h, outcomes, cfg["secondary_outcomes"], primary)
+    evalues = _evalues(effect, death, h, outcomes)
     balance = (pd.concat(balance, ignore_index=True) if balance else pd.DataFrame())
     balance = balance.reindex(columns=BALANCE_COLUMNS)
     weights_table = pd.DataFrame(weight_rows, columns=WEIGHTS_COLUMNS)
@@ -431,7 +422,7 @@ def _sensitivity(effect: pd.DataFrame, death: str, h: int) -> pd.DataFrame:
     return e.assign(label=e["analysis"].map(sensitivity_label))[SENSITIVITY_COLUMNS].reset_index(drop=True)
 
 
-def _evalues(effect, death, h, outcomes, secondary, primary) -> pd.DataFrame:
+def _evalues(effect, death, h, outcomes) -> pd.DataFrame:
     main = effect[effect["analysis"].eq("primary")]
     rows = []
     risk_sc = main.loc[main["outcome"].eq(death) & main["measure"].eq("risk_sc") & main["day"].eq(h), "estimate"]

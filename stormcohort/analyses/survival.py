@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from stormcohort.analyses.common import check_columns, check_routes, join_notes, jsonable
+from stormcohort.analyses.common import check_columns, check_routes, join_notes, jsonable, reference_first
 from stormcohort.analyses.result import AnalysisResult
 from stormcohort.labels import GROUP, REFERENCE, ROUTE_TERM, ROUTES, death_outcome, landmark_days
 from stormcohort.stats import (
@@ -71,11 +71,7 @@ def with_reference(d: pd.DataFrame, covariates: Sequence[str], reference_levels:
         s = d[var]
         if var == GROUP or pd.api.types.is_numeric_dtype(s):
             continue
-        levels = sorted(s.dropna().astype(str).unique().tolist())
-        ref = reference_levels.get(var)
-        if ref is not None and str(ref) in levels:
-            levels = [str(ref)] + [lv for lv in levels if lv != str(ref)]
-        d[var] = pd.Categorical(s.where(s.isna(), s.astype(str)), categories=levels)
+        d[var] = reference_first(s, reference_levels.get(var))
     return d
 
 
