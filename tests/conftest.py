@@ -54,3 +54,16 @@ def update_run() -> tuple[Path, dict, Path]:
 def no_iv_run() -> tuple[Path, Path]:
     """(delivery, results/<run>/) of a generated 12-patient delivery without IV patients, made once."""
     return workflow_runs.no_iv_run()
+
+
+@pytest.fixture(scope="module")
+def mgus2():
+    """R survival's mgus2 with the reference README's competing-risk coding: etime = ifelse(pstat == 0,
+    futime, ptime); event = ifelse(pstat == 0, 2 * death, 1) (1 progression, 2 death first)."""
+    import numpy as np
+    import pandas as pd
+
+    m = pd.read_csv(Path(__file__).parent / "reference" / "survival_mgus2.csv")
+    m["etime"] = np.where(m["pstat"] == 0, m["futime"], m["ptime"])
+    m["event"] = np.where(m["pstat"] == 0, 2 * m["death"], 1)
+    return m

@@ -19,15 +19,6 @@ from stormcohort.stats.competing import (
 REF = Path(__file__).parent / "reference"
 
 
-@pytest.fixture(scope="module")
-def mgus2():
-    m = pd.read_csv(REF / "survival_mgus2.csv")
-    # README: etime = ifelse(pstat == 0, futime, ptime); event = ifelse(pstat == 0, 2 * death, 1)
-    m["etime"] = np.where(m["pstat"] == 0, m["futime"], m["ptime"])
-    m["event"] = np.where(m["pstat"] == 0, 2 * m["death"], 1)
-    return m
-
-
 # R: summary(survfit(Surv(etime, factor(event)) ~ sex, data = mgus2), times = 120)  (README)
 #      P(no event), CIF progression (95% CI), CIF death (95% CI)
 R_MGUS2_120 = {

@@ -63,10 +63,9 @@ REF = Path(__file__).parent / "reference"
 
 
 @pytest.fixture(scope="module")
-def mgus2():
-    m = pd.read_csv(REF / "survival_mgus2.csv")
-    m["etime"] = np.where(m["pstat"] == 0, m["futime"], m["ptime"])
-    m["event"] = np.where(m["pstat"] == 0, 2 * m["death"], 1)
+def mgus2(mgus2):
+    """tests/conftest.py's mgus2 with the columns of the further R cases."""
+    m = mgus2.copy()
     m["yr"] = m["etime"] // 12
     m["agegrp"] = pd.cut(m["age"], [0, 60, 70, np.inf], labels=["<60", "60-69", "70+"])
     m["etime2"] = m["etime"] + 0.5 * (m["event"] == 0)
