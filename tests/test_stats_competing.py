@@ -4,7 +4,6 @@ checked against a brute-force infinitesimal jackknife.
 Reference numbers: /work/shared/reference/README.md, "Competing risks, survival::mgus2".
 """
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,9 +14,6 @@ from stormcohort.stats.competing import (
     cumulative_incidence,
     state_probabilities_at,
 )
-
-REF = Path(__file__).parent / "reference"
-
 
 # R: summary(survfit(Surv(etime, factor(event)) ~ sex, data = mgus2), times = 120)  (README)
 #      P(no event), CIF progression (95% CI), CIF death (95% CI)

@@ -43,7 +43,6 @@ cmprsk 2.2-11, survival 3.5-3 (Debian bookworm r-cran-cmprsk, r-cran-survival)::
     cuminc(t, e, rep(c("a", "b"), each = 8))$Tests
 """
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,8 +57,6 @@ from stormcohort.stats.finegray import (
     fine_gray,
     gray_test,
 )
-
-REF = Path(__file__).parent / "reference"
 
 
 @pytest.fixture(scope="module")
