@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+# Figures are built with matplotlib's object API, not pyplot: nothing is registered with a GUI
+# backend, nothing needs closing, and each rule is spared pyplot's import (~0.15 s).
 
 # PNG and SVG writers otherwise stamp the date and software version into the file.
 DETERMINISTIC = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 
 
-def save(fig, *paths) -> None:
-    """Write one built figure in each path's format (PNG, SVG), then close it."""
-    plt.rcParams["svg.hashsalt"] = "stormcohort"
+def new_figure(figsize) -> Figure:
+    """A figure of ``figsize`` inches, not tied to pyplot."""
+    return Figure(figsize=figsize)
+
+
+def save(fig: Figure, *paths) -> None:
+    """Write one built figure in each path's format (PNG, SVG)."""
+    matplotlib.rcParams["svg.hashsalt"] = "stormcohort"
     for path in paths:
         fmt = str(path).rsplit(".", 1)[-1]
         fig.savefig(path, dpi=150, bbox_inches="tight", metadata=DETERMINISTIC[fmt])
-    plt.close(fig)
 
 
 def synthetic_mark(fig) -> None:
@@ -33,7 +38,8 @@ def flow_diagram(attrition: pd.DataFrame, synthetic: bool):
     groups = attrition[attrition["step"].str.startswith("route_")]
     count = lambda v: f"{int(v):,}"  # noqa: E731 - counts come back from CSV as floats
     n_main = len(steps)
-    fig, ax = plt.subplots(figsize=(8.5, 1.05 * n_main + 1.6))
+    fig = new_figure((8.5, 1.05 * n_main + 1.6))
+    ax = fig.subplots()
     ax.set_axis_off()
     height = n_main + 1.2
     ax.set_xlim(0, 10)

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from stormcohort.figures import plt, synthetic_mark
+from stormcohort.figures import new_figure, synthetic_mark
 from stormcohort.labels import DAY_AXIS, ROUTE_COLOURS, ROUTES, WEIGHTING_LABELS, covariate_label, sensitivity_label
 
 BALANCE_THRESHOLD = 0.1
@@ -53,7 +53,8 @@ def survival_figure(curves: pd.DataFrame, synthetic: bool = False, *, grace_days
     ``curves``: columns ``strategy`` (IV, SC), ``time`` (days), ``surv`` (the weighted step
     function's value from that time on); each curve is drawn from (0, 1). ``grace_days`` and
     ``horizon`` (the follow-up in days) only label the figure and set the axis."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig = new_figure((7.5, 4.8))
+    ax = fig.subplots()
     c = curves.copy() if len(curves) else pd.DataFrame(columns=["strategy", "time", "surv"])
     c["time"] = pd.to_numeric(c["time"], errors="coerce")
     c["surv"] = pd.to_numeric(c["surv"], errors="coerce")
@@ -108,7 +109,8 @@ def love_figure(balance: pd.DataFrame, synthetic: bool = False):
     labels = [covariate_label(c) + (" \u2020" if c in raw else "") for c in order]
     n_panels = max(len(weightings), 1)
     height = 1.8 + 0.3 * max(len(order), 3)  # inches: 0.7 above the panels, 0.95 below
-    fig, axes = plt.subplots(1, n_panels, figsize=(3.4 + 3.0 * n_panels, height), sharey=True, squeeze=False)
+    fig = new_figure((3.4 + 3.0 * n_panels, height))
+    axes = fig.subplots(1, n_panels, sharey=True, squeeze=False)
     axes = axes[0]
     values = b[["diff_unadj", "diff_adj"]].to_numpy(dtype=float).ravel()
     values = values[np.isfinite(values)]
@@ -153,7 +155,8 @@ def overlap_figure(scores: pd.DataFrame, synthetic: bool = False):
     and SC below; the equipoise band 0.3 to 0.7 of the preference score shaded. ``scores``:
     columns ``group`` (IV, SC), ``ps``, ``preference``."""
     s = scores.copy() if len(scores) else pd.DataFrame(columns=["group", "ps", "preference"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    fig = new_figure((10, 4.2))
+    axes = fig.subplots(1, 2, sharey=True)
     top = 1
     panels = (("ps", "Propensity score P(IV | covariates)"), ("preference", "Preference score"))
     counts = {}
@@ -236,7 +239,7 @@ def sensitivity_forest_figure(sensitivity: pd.DataFrame, synthetic: bool = False
         "hazard_ratio"]
     n = max(len(analyses), 1)
     height = 1.6 + 0.38 * n  # inches: 0.65 above the rows, 0.75 below
-    fig = plt.figure(figsize=(2.6 + 4.4 * len(measures), height))
+    fig = new_figure((2.6 + 4.4 * len(measures), height))
     gs = fig.add_gridspec(1, 1 + 2 * len(measures), width_ratios=[2.4] + [2.5, 1.9] * len(measures), wspace=0.04,
                           top=1 - 0.65 / height, bottom=0.75 / height, left=0.01, right=0.99)
     ax_lab = fig.add_subplot(gs[0])

@@ -6,17 +6,13 @@ exploratory estimate (raw p only), a star for a primary one; a footnote says whi
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
-
-from stormcohort.figures import synthetic_mark  # noqa: E402
-from stormcohort.labels import PRIMARY_COUNTERPART_NOTE  # noqa: E402
+from stormcohort.figures import new_figure, synthetic_mark
+from stormcohort.labels import PRIMARY_COUNTERPART_NOTE
 
 MODELS = ("unadjusted", "adjusted")
 TICKS = [0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 1000]
@@ -58,7 +54,7 @@ def forest_figure(rows: pd.DataFrame, synthetic: bool = False):
         y -= 0.4
     n_lines = max(len(lines), 1)
     lo, hi = _limits(rows)
-    fig = plt.figure(figsize=(14, 1.3 + 0.36 * n_lines))
+    fig = new_figure((14, 1.3 + 0.36 * n_lines))
     gs = fig.add_gridspec(1, 5, width_ratios=[2.3, 2.4, 2.0, 2.4, 2.0], wspace=0.05)
     ax_lab = fig.add_subplot(gs[0])
     panels = [(fig.add_subplot(gs[1]), fig.add_subplot(gs[2])), (fig.add_subplot(gs[3]), fig.add_subplot(gs[4]))]

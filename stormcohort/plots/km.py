@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from stormcohort.figures import plt, synthetic_mark
+from stormcohort.figures import new_figure, synthetic_mark
 from stormcohort.labels import DAY_AXIS as X_LABEL
 from stormcohort.labels import GROUP_LABELS as ROUTE_LABELS
 from stormcohort.labels import ROUTE_COLOURS, ROUTES
@@ -27,7 +27,7 @@ def format_p(p: float) -> str:
 def time_event_axes(n_groups: int, width: float = 7.5):
     """A main axis and a risk-table axis below it sharing the x axis."""
     table_height = 0.35 + 0.3 * n_groups
-    fig = plt.figure(figsize=(width, 4.6 + table_height))
+    fig = new_figure((width, 4.6 + table_height))
     gs = fig.add_gridspec(2, 1, height_ratios=[4.6, table_height], hspace=0.3)
     ax = fig.add_subplot(gs[0])
     ax_risk = fig.add_subplot(gs[1], sharex=ax)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.collections import LineCollection
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from stormcohort.figures import synthetic_mark  # noqa: E402
-from stormcohort.labels import DAY_AXIS, DISCHARGE_COLOUR, GROUP, ROUTE_COLOURS, SEVERE_COLOUR  # noqa: E402
-from stormcohort.labels import ROUTES as GROUP_ORDER  # noqa: E402
+from stormcohort.figures import new_figure, synthetic_mark
+from stormcohort.labels import DAY_AXIS, DISCHARGE_COLOUR, GROUP, ROUTE_COLOURS, SEVERE_COLOUR
+from stormcohort.labels import ROUTES as GROUP_ORDER
 
 
 def lanes(patients: pd.DataFrame, max_patients: int) -> pd.DataFrame:
@@ -44,7 +40,8 @@ def swimmer_figure(data: dict, synthetic: bool = False, max_patients: int = 120,
     p = lanes(all_patients, max_patients)
     lane = p.set_index("patient_key")["lane"]
     height = min(max(3.5, 0.16 * len(p) + 1.8), 24)
-    fig, ax = plt.subplots(figsize=(9.5, height))
+    fig = new_figure((9.5, height))
+    ax = fig.subplots()
     # follow-up: thin grey line from day 0 to death / censoring
     fu = p["follow_up"].fillna(0).to_numpy()
     ax.add_collection(LineCollection([[(0, y), (x, y)] for x, y in zip(fu, p["lane"])], colors="0.75",

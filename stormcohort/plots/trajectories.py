@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.collections import LineCollection
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
-
-from stormcohort.canonical import LAB_UNITS  # noqa: E402
-from stormcohort.figures import synthetic_mark  # noqa: E402
-from stormcohort.labels import DAY_AXIS, GROUP, ROUTE_COLOURS, ROUTE_TERM, ROUTES  # noqa: E402
-from stormcohort.labels import TEST_LABELS as NAMES  # noqa: E402
+from stormcohort.canonical import LAB_UNITS
+from stormcohort.figures import new_figure, synthetic_mark
+from stormcohort.labels import DAY_AXIS, GROUP, ROUTE_COLOURS, ROUTE_TERM, ROUTES
+from stormcohort.labels import TEST_LABELS as NAMES
 
 LOG_TESTS = {"ferritin", "crp", "alt", "ast", "triglycerides", "bilirubin", "scd25"}
 
@@ -43,7 +39,8 @@ def trajectories_figure(data: pd.DataFrame, daily: pd.DataFrame, tests, days=(0,
     tests = list(tests)
     ncol = 2 if len(tests) > 1 else 1
     nrow = max(1, math.ceil(len(tests) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.8 * nrow), squeeze=False)
+    fig = new_figure((5.2 * ncol, 3.8 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     counts = {}
     for ax, test in zip(axes.flat, tests):
         d = data[data["test"].eq(test)]
