@@ -211,6 +211,18 @@ def test_bootstrap_is_deterministic_and_seeded(sim):
     assert a.bootstrap.set_index("outcome").loc["requested", "replicates"] == 60
 
 
+def test_replicate_risks_are_the_ones_the_limits_come_from(sim):
+    small = sim.iloc[:300]
+    r = clone_censor_weight(small, 2, ["x", "z"], days=(30, 90), replicates=40, seed=3)
+    boot = r.replicate_risks
+    used = r.bootstrap.set_index("outcome").loc["used", "replicates"]
+    assert boot.shape == (used, 2, 2) and np.isfinite(boot).all()
+    rd = boot[:, 0, :] - boot[:, 1, :]
+    np.testing.assert_allclose(r.contrasts["rd_lcl"], np.quantile(rd, 0.025, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(r.contrasts["rd_ucl"], np.quantile(rd, 0.975, axis=0), rtol=1e-12)
+    assert clone_censor_weight(small, 2, ["x", "z"], days=(30, 90)).replicate_risks.shape[0] == 0
+
+
 def test_bootstrap_does_not_depend_on_the_batch_size(sim, monkeypatch):
     small = sim.iloc[:200]
     a = clone_censor_weight(small, 2, ["x", "z"], days=(30,), replicates=25, seed=9)

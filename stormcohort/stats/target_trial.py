@@ -753,7 +753,9 @@ class TargetTrialResult:
     ``method``. ``models``: the fitted censoring models (``model, term, coef``; +/-inf for a
     decision day with probability 0/1). ``clones``: :func:`clone`'s table plus ``weight``, the
     weight in force at the clone's end of follow-up. ``bootstrap``: ``outcome, replicates``:
-    requested, used, and each reason for a skipped replicate.
+    requested, used, and each reason for a skipped replicate. ``replicate_risks``: the risks of
+    each used replicate (used x 2 arms (IV, SC) x days, the days in ``risks``' order), for
+    variances (a bootstrap SD, e.g. within an imputation) beside the percentile limits.
     """
 
     estimable: bool
@@ -770,6 +772,7 @@ class TargetTrialResult:
     bootstrap: pd.DataFrame
     cox_reason: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    replicate_risks: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 0)))
 
 
 def _efron_pieces(beta, R1, R0, D1, D0, m):
@@ -1002,7 +1005,7 @@ def clone_censor_weight(
         models = _model_table(s, fits, has_cov) if fits else pd.DataFrame(columns=MODEL_COLUMNS)
         return TargetTrialResult(False, reason, g, n, risk_table, contrasts, pd.DataFrame(columns=CURVE_COLUMNS),
                                  cox_nan, pd.DataFrame(columns=WEIGHT_COLUMNS), models, clones, bootstrap, reason,
-                                 tuple(notes))
+                                 tuple(notes), boot)
     weight_end = np.full(2 * n, np.nan)
     for a, arm in enumerate(s.arms):
         # the row of each clone with the largest exit is its last
@@ -1022,7 +1025,7 @@ def clone_censor_weight(
     else:
         cox, cox_reason = cox_nan, reason
     return TargetTrialResult(reason is None, reason, g, n, risk_table, contrasts, curve, cox, weights, models, clones,
-                             bootstrap, cox_reason, tuple(notes))
+                             bootstrap, cox_reason, tuple(notes), boot)
 
 
 # --------------------------------------------------------------------------- weighted KM
