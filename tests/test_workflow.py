@@ -7,10 +7,12 @@ the second a run from scratch with the same configuration (tests/workflow_runs.p
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
-from tests.workflow_runs import EMBEDDED_RUN, workflow
+from tests.workflow_runs import EMBEDDED_RUN, ROOT, workflow
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,24 @@ def test_cohort_reproduces_the_viewpoint(embedded_run):
     table1 = pd.read_csv(out / "tables" / "table1.csv")
     patients = table1[table1["variable"].eq("patients")].set_index("group")["count"]
     assert patients.reindex(["overall", "IV", "SC"]).astype(int).tolist() == [46, 18, 28]
+
+
+def test_missing_baseline_platelets_are_imputed_not_dropped(embedded_run):
+    """The generator leaves some patients without a platelet count before their first dose (its
+    manifest counts them): they stay in the cohort with the baseline missing, the comparison imputes
+    it, and the complete-case estimate stands beside the imputed one."""
+    manifest = json.loads((ROOT / "data" / "raw" / "example" / "synth_manifest.json").read_text())
+    dataset = pd.read_csv(embedded_run / "cohort" / "analysis_dataset.csv")
+    missing = int(dataset["platelets_baseline"].isna().sum())
+    assert missing == manifest["cohort"]["without_baseline_platelets"] > 0
+    effect = pd.read_csv(embedded_run / "tables" / "effect.csv")
+    primary = effect[effect["outcome"].eq("death_90d") & effect["measure"].eq("risk_difference")]
+    assert set(primary["analysis"]) >= {"primary", "complete_case"}
+    by = primary.set_index(["analysis", "day"])
+    assert by.loc[("primary", 90), "n"] == 46 and by.loc[("complete_case", 90), "n"] == 46 - missing
+    assert "imputations" in by.loc[("primary", 90), "note"]
+    pattern = pd.read_csv(embedded_run / "tables" / "missingness.csv")
+    assert pattern.loc[pattern["platelets_baseline"].eq(1), "n"].sum() == missing
 
 
 CONTRACT = {

@@ -119,6 +119,8 @@ def _manifest(sim: Simulation, rendered: list, patients: int, iv_patients: int, 
     local = pd.concat([part.local_ids for part in rendered])
     cohort = adm[adm["kind"].eq("cohort")]
     by_route = cohort.groupby(["centre", "route_group"]).size()
+    counted = sim.labs.loc[sim.labs["test"].eq("platelets") & sim.labs["day"].le(0), "episode"]
+    no_count = ~cohort["episode"].isin(counted)
     listing = pd.DataFrame({"centre": adm["centre"], "local_id": local.reindex(adm.index), "category": adm["kind"],
                             "route_group": adm["route_group"]}).sort_values(["centre", "local_id"], kind="stable")
     dirt = pd.concat([centres.finalise(part) for part in rendered], ignore_index=True)
@@ -137,11 +139,15 @@ def _manifest(sim: Simulation, rendered: list, patients: int, iv_patients: int, 
             "SC": int((cohort["route_group"] == "SC").sum()),
             "by_centre": {c: int((cohort["centre"] == c).sum()) for c in CENTRES},
             "by_centre_and_route": {c: {g: int(by_route.get((c, g), 0)) for g in ("IV", "SC")} for c in CENTRES},
+            # no platelet count up to the day of the first dose: a missing baseline value
+            "without_baseline_platelets": int(no_count.sum()),
         },
         "admissions": {"total": int(len(adm)), "by_centre": {c: int((adm["centre"] == c).sum()) for c in CENTRES}},
         "non_cohort_admissions": {reason: int((adm["kind"] == reason).sum()) for reason in NON_COHORT_REASONS},
         "files": files,
         "cases": _cases(adm, local),
+        "without_baseline_platelets": listing.loc[listing.index.isin(no_count.index[no_count]),
+                                                  ["centre", "local_id"]].to_dict(orient="records"),
         "dirty_values": dirt.astype(object).where(dirt.notna(), None).to_dict(orient="records"),
         "admission_list": listing.to_dict(orient="records"),
     }

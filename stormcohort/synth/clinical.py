@@ -52,6 +52,7 @@ RECOVERY_RATE = {"ferritin": 0.28, "crp": 0.40, "platelets": 0.22, "hb": 0.04, "
                  "fibrinogen": 0.20, "triglycerides": 0.10, "alt": 0.15, "ast": 0.22, "bilirubin": 0.15,
                  "creatinine": 0.12, "scd25": 0.15}
 LAB_DAYS = np.array([-3, -2, -1, 0, 1, 2, 3, 4, 5, 7, 10, 14])
+P_NO_BASELINE_PLATELETS = 0.08  # core cohort episodes without a platelet count up to the day of the first dose
 # Death by trigger before adjustment for ICU and age (published sHLH mortality 20-40%,
 # highest with malignancy, lowest in rheumatic MAS; see data/README.md).
 DEATH_BASE = {"infection": 0.30, "rheumatic": 0.10, "malignancy": 0.55, "idiopathic": 0.30}
@@ -809,6 +810,13 @@ def build_labs(ep: pd.DataFrame, f: pd.DataFrame, c: pd.DataFrame, adm: pd.DataF
         "near_baseline": d_l <= t0_l + 1,
     })
     labs = labs[labs["sample_time"] < extract].copy()
+    # As in real registries, some patients have no platelet count before treatment (a clumped or
+    # clotted sample, a count not requested): a missing baseline value of the comparison's
+    # adjustment set, at random. Core admissions only (their HScore, 210 or more, keeps the
+    # definition met without the cytopenia item's 34 points); none of the planted cases.
+    eligible = (ep["kind"].eq("cohort") & ep["case"].eq("") & ~ep["transfer"] & c["has_anakinra"]).to_numpy()
+    no_count = eligible & (rng(seed, 16).random(n_ep) < P_NO_BASELINE_PLATELETS)
+    labs = labs[~(labs["test"].eq("platelets") & labs["day"].le(0) & no_count[labs["episode"]])].copy()
     labs["adm"] = admission_of(adm, labs["episode"].to_numpy(), labs["sample_time"].dt.normalize())
     return labs.sort_values(["adm", "sample_time", "test"], kind="stable").reset_index(drop=True)
 
