@@ -106,7 +106,7 @@ def test_missing_adjustment_values_are_imputed_and_pooled_beside_the_complete_ca
     the missingness pattern is counted by route. The imputation seed makes it byte-identical."""
     t = cohort()
     t["dataset"].loc[t["dataset"].index[::6], "platelets_baseline"] = np.nan
-    mi = {"primary": "multiple_imputation", "imputations": 5, "seed": 7}
+    mi = {"primary": "multiple_imputation", "imputations": 5, "seed": 7, "bootstrap_replicates": 20}
     a, b = run(t, missing_data=mi), run(t, missing_data=mi)
     assert csv(a.tables["effect"]) == csv(b.tables["effect"])
     e = a.tables["effect"].query("outcome == 'death_90d'")
