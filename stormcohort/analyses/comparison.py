@@ -519,7 +519,7 @@ def _secondary_draw(frame: pd.DataFrame, names, cfg: Mapping, outcomes: pd.DataF
                                      conf)
     else:
         records = _secondary_records(lm, None, outcomes, cfg["secondary_outcomes"], conf,
-                                     no_weights=f"no propensity weights ({ps.reason})")
+                                     no_weights=f"no propensity weights: {ps.reason}")
     return pd.DataFrame([[r["outcome"], r["measure"], r["q"], r["u"], r["reason"], r["row"]["n"], r["row"]["events"]]
                          for r in records], columns=DRAW_COLUMNS)
 
@@ -559,7 +559,7 @@ def _pool_secondary(draws: pd.DataFrame, m: int, conf: float) -> list[dict]:
 
     def note(j: int) -> str:
         if failed["size"].iloc[j] > 0:
-            return f"not estimable: {failed['first'].iloc[j]} (in {int(failed['size'].iloc[j])} of {m} imputations)"
+            return f"not estimable in {int(failed['size'].iloc[j])} of {m} imputations: {failed['first'].iloc[j]}"
         if fixed[j]:
             return f"{m} imputations: the same estimate in each, with zero variance (no interval)"
         if np.isnan(est[0, j]):
