@@ -11,7 +11,8 @@ Analysis dataset (and the long tables the secondary outcomes need) in, tidy tabl
   them) among patients followed at day G (a landmark: exposure = IV by day G, so no group is
   defined by what happens after its time zero), weighted by the propensity of IV by day G on the
   adjustment set (stabilised ATE weights, or overlap weights: ``estimand``): weighted risks, risk
-  difference (linear model) and odds ratio (logistic model), each with HC0 robust variance.
+  difference (linear model) and odds ratio (logistic model), each with HC0 robust variance
+  (the risks' variance, the same sandwich's, is used only to pool them over imputations).
 * **Diagnostics**: balance before and after weighting (cobalt's differences and variance
   ratios), effective sample sizes and the largest weights, the propensity and preference score
   distributions with the share in equipoise (preference score 0.3-0.7, Walker et al. 2013).
@@ -20,9 +21,20 @@ Analysis dataset (and the long tables the secondary outcomes need) in, tidy tabl
   the route as a time-varying exposure, overlap weights, truncated weights, each centre left out.
 * **E-values** (VanderWeele and Ding 2017) of every ratio and its confidence limit.
 
-Covariates are complete cases (the number of patients without one is in the model JSON; issue
-13 adds multiple imputation). Anything that cannot be estimated is a row with the reason, never
-an exception.
+**Missing adjustment values** (``missing_data``): the complete cases, and beside them the same
+analyses of the primary *and* the secondary outcomes under multiple imputation. The adjustment set is
+imputed once, m times (:func:`stormcohort.stats.impute.impute`: chained equations, mice's default
+methods), and both analyses run in each completed set; predictors: IV by day G, the death indicator
+and its Nelson-Aalen hazard (the primary's treatment and outcome) and every secondary outcome, not
+evaluable entering as its own level (:func:`_imputation_base`), so that the one imputation model
+holds the outcome of every analysis model (congenial with each; the secondary outcomes change the
+primary's imputations, which stay valid: :func:`_imputed_analyses`). Pooled by Rubin's rules
+(``stormcohort.stats.pool_scalar``, Rubin's large-sample df): risks and risk differences on their
+scale, ratios on the log scale; each set's variance from the primary's bootstrap interval
+(``missing_data.bootstrap_replicates`` replicates per set) or the secondary outcomes' robust
+standard errors. ``missing_data.primary`` says which is primary: the other is labelled
+``complete_case`` or ``multiple_imputation`` in effect.csv; nothing missing, no imputed rows.
+Anything that cannot be estimated is a row with the reason, never an exception.
 """
 
 from __future__ import annotations
@@ -49,10 +61,9 @@ OVERLAP_COLUMNS = ["group", "n", "ps_min", "ps_q1", "ps_median", "ps_q3", "ps_ma
 PATIENT_WEIGHT_COLUMNS = ["patient_key", "iv", "iptw", "overlap"]
 # one completed set's secondary estimates: q on the pooling scale (log for the odds ratio), u its variance
 DRAW_COLUMNS = ["outcome", "measure", "q", "u", "reason", "n", "events"]
-# the imputation model's predictors for the primary analysis (column -> what it is); the secondary
-# outcomes follow (_imputation_base)
-PRIMARY_PREDICTORS = {"_iv": "IV by day G", "_event": "the death indicator",
-                      "_hazard": "its Nelson-Aalen cumulative hazard"}
+# the imputation model's predictors for the primary analysis: IV by day G, the death indicator, its
+# Nelson-Aalen cumulative hazard; the secondary outcomes' follow (_imputation_base)
+PRIMARY_PREDICTORS = ("_iv", "_event", "_hazard")
 EQUIPOISE = (0.3, 0.7)
 METHODS = {
     "primary": "clone-censor-weight: each patient cloned into both strategies at the first dose, a clone censored "
@@ -62,6 +73,12 @@ METHODS = {
     "secondary": "patients followed at day G; propensity of IV by day G by logistic regression (Firth when it "
                  "separates) on the adjustment set; weighted linear (risk difference) and logistic (odds ratio) "
                  "models with HC0 robust variance (R lm/glm with weights + sandwich)",
+    "missing_data": "missing adjustment variables imputed m times by chained equations (R mice's default "
+                    "methods) from the other adjustment variables, IV by day G, death by day H and its Nelson-Aalen "
+                    "hazard and each secondary outcome (not evaluable as its own level); the primary and the "
+                    "secondary outcomes analysed in each completed data set and pooled by Rubin's rules (ratios on "
+                    "the log scale; variances from the bootstrap intervals and the robust standard errors), the "
+                    "complete cases beside them; nothing imputed when nothing is missing",
     "balance": "differences in means (binary: proportions; continuous: standardised by the pooled SD of the "
                "unweighted groups) and variance ratios before and after weighting, as R cobalt bal.tab",
     "evalue": "VanderWeele and Ding (2017): E = RR + sqrt(RR (RR - 1)); hazard and odds ratios of an outcome "
