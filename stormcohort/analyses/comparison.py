@@ -434,8 +434,9 @@ def _imputed_analyses(dataset: pd.DataFrame, adjust, cfg: Mapping, death: str, d
 
 def _primary_draw(fit, death: str, days, n: int, conf: float) -> dict:
     """One completed set's primary estimates on the pooling scale: ``{(measure, day): (estimate,
-    variance)}``, ratios as logs, each variance from its interval as ((ucl - lcl) / 2z)^2 (the risks'
-    limits are bootstrap percentiles: no standard error to take)."""
+    variance)}``, ratios as logs, each variance from its interval as ((ucl - lcl) / 2z)^2: the risks' limits
+    are bootstrap percentiles (no standard error to take), the hazard ratio's Wald limits give back its
+    robust se exactly."""
     from scipy import stats as sps
 
     z = sps.norm.ppf(0.5 + conf / 2)
