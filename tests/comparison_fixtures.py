@@ -84,7 +84,9 @@ MISSINGNESS = pd.DataFrame([
 SETTINGS = {"grace_days": 2, "secondary_outcomes": ["death_30d", "response_day7", "ae_grade3plus"], "risk_days": [30],
             "estimand": "ATE", "adjust_for": ["age_group", "ferritin_baseline", "cns"],
             "reference_levels": {"age_group": "adult"}, "bootstrap_replicates": 200, "bootstrap_seed": 20200601,
-            "truncate_percentiles": [1, 99], "conf_level": 0.95}
+            "truncate_percentiles": [1, 99], "conf_level": 0.95,
+            "missing_data": {"primary": "multiple_imputation", "imputations": 20, "seed": 20200602,
+                             "bootstrap_replicates": 50}}
 
 MODEL = {
     "analysis": "comparison",
@@ -113,6 +115,27 @@ def not_estimable_model() -> dict:
                         "hr_lcl", "hr_ucl", "evalue_estimate", "evalue_ci")}}
     m["positivity"] = {"share_equipoise": None, "ess_iv": None, "ess_sc": None, "max_weight": None}
     return m
+
+
+def imputed(primary: str = "multiple_imputation") -> tuple[dict, pd.DataFrame]:
+    """The model and effect table when 3 patients' ferritin was imputed: the secondary outcomes' complete
+    cases beside the pooled estimates (``primary``: which is primary, config missing_data.primary)."""
+    m = copy.deepcopy(MODEL)
+    m["settings"]["missing_data"]["primary"] = primary
+    m["imputation"] = {"imputed_patients": 3, "imputations": 20, "seed": 20200602, "bootstrap_replicates": 50,
+                       "predictors": ["_iv", "_event", "_hazard", "_y_death_30d", "_y_response_day7",
+                                      "_na_response_day7"]}
+    other = pd.DataFrame([
+        ("complete_case", "response_day7", "risk_iv", NAN, 0.55, NAN, NAN, NAN, 16, 9, NAN),
+        ("complete_case", "response_day7", "risk_sc", NAN, 0.45, NAN, NAN, NAN, 22, 10, NAN),
+        ("complete_case", "response_day7", "odds_ratio", NAN, 1.5, 0.45, 4.8, 0.51, 38, 19, "HC0 sandwich"),
+        ("complete_case", "death_90d", "hazard_ratio", NAN, 0.85, 0.36, 2.0, 0.7, 43, 12, NAN),
+    ], columns=EFFECT.columns)
+    effect = pd.concat([EFFECT, other], ignore_index=True)
+    if primary == "complete_case":  # the same rows, the labels swapped
+        effect["analysis"] = effect["analysis"].replace({"primary": "multiple_imputation",
+                                                         "complete_case": "primary"})
+    return m, effect
 
 
 def empty(table: pd.DataFrame) -> pd.DataFrame:

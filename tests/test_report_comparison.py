@@ -270,3 +270,59 @@ def test_missingness_patterns_by_route_and_which_estimate_is_primary():
     t = C.comparison_section(data(), Formatter())["tables"]["missingness"]
     assert t.rows == [["IV", "complete", "16"], ["IV", "platelets baseline", "2"], ["SC", "complete", "28"]]
     assert "Primary: the estimate pooled over the imputations" in t.notes[0]
+
+
+# --------------------------------------------------------------------------- missing adjustment values
+
+def test_the_secondary_outcomes_complete_cases_are_shown_beside_their_pooled_estimates():
+    """Under multiple imputation each secondary outcome's complete-case estimates follow its pooled ones under
+    their own sub-heading (the primary outcome's are in the sensitivity table); with the complete cases
+    primary, the pooled ones follow instead; without imputed rows the table is as it was."""
+    model, effect = X.imputed()
+    t = C.comparison_section(data(model, effect=effect), Formatter())["tables"]["effect"]
+    labels = [r[0] for r in t.rows]
+    block = labels[labels.index("Response at day 7"):labels.index("Any adverse event grade \u22653")]
+    assert block == ["Response at day 7", "\u2003Odds ratio IV vs SC", "\u2003Complete cases (no imputation)",
+                     "\u2003\u2003Risk, IV strategy", "\u2003\u2003Risk, SC strategy",
+                     "\u2003\u2003Odds ratio IV vs SC"]
+    row = t.rows[labels.index("\u2003Complete cases (no imputation)") + 3]
+    assert row == ["\u2003\u2003Odds ratio IV vs SC", "", "1.50 (0.45\u20134.80)", "0.510", "38", "19"]
+    assert labels.count("\u2003Complete cases (no imputation)") == 1  # not the primary outcome's
+    assert any(n.startswith("Under \u201cComplete cases (no imputation)\u201d: the secondary outcome's estimates "
+                            "among the patients with every adjustment variable") for n in t.notes)
+    swapped = C.effect_table(X.imputed("complete_case")[1], Formatter(), "death_90d")
+    assert "\u2003Multiple imputation of the adjustment set" in [r[0] for r in swapped.rows]
+    plain = C.effect_table(X.EFFECT, Formatter(), "death_90d")
+    assert not any("Complete cases" in r[0] or "imputation" in r[0] for r in plain.rows)
+    assert not any(n.startswith("Under") for n in plain.notes)
+
+
+def test_imputed_estimates_are_described_and_disclosed_like_every_other():
+    model, effect = X.imputed()
+    full = C.comparison_section(data(model, effect=effect), Formatter())
+    assert "The missing values were multiply imputed for the primary and the secondary outcomes: every patient" \
+        in full["counts"]
+    assert "the complete cases are the primary analysis" in C.counts_text(X.imputed("complete_case")[0], Formatter())
+    assert full["secondary"].startswith("Secondary outcomes (death by day 30, response at day 7 and any adverse event "
+                                        "grade \u22653) are compared among the patients followed at day 2")
+    assert "imputed for them as for the primary outcome" in full["secondary"]
+    assert "imputed" not in C.secondary_text(X.MODEL, Formatter())
+    assert "imputed for them" in render_section(data(model, effect=effect), Formatter(), share=False)
+    assert "the secondary outcomes' in the table of estimates by outcome" in full["tables"]["missingness"].notes[0]
+    # the shareable section: the complete cases' small arms withheld, no count left undisclosed
+    share = C.comparison_section(data(model, effect=effect), Formatter(SHARE))["tables"]["effect"]
+    cc = [r for r in share.rows if r[0] == "\u2003\u2003Odds ratio IV vs SC"][0]
+    assert cc[2] == "not shown (<10 events)" and cc[-2:] == ["40", "20"]
+    assert offenders(render_section(data(model, effect=effect), Formatter(SHARE), share=True)) == []
+    # methods and limitations say that the secondary outcomes are imputed and pooled too
+    text = target_trial(model, {}, 90)
+    assert ("missing adjustment variables multiply imputed once for the primary and the secondary outcomes "
+            "(20 imputations by chained equations, seed 20200602; 50 bootstrap replicates of the primary in each), "
+            "pooled by Rubin's rules, the pooled estimates primary and the complete cases beside them") in text
+    nothing = copy.deepcopy(model)
+    nothing["imputation"]["imputed_patients"] = 0
+    assert "no adjustment variable was missing, so nothing was imputed" in target_trial(nothing, {}, 90)
+    missing = {i["title"]: i for i in _limitations(model=model)}["Missing data"]["text"]
+    assert missing.startswith("Complete-case analyses, without imputation, except the target trial's")
+    assert "of the primary and the secondary outcomes, impute the missing adjustment variables" in missing
+    assert "its complete-case estimates, beside them, use the 43 of 46 patients" in missing

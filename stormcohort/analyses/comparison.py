@@ -11,7 +11,8 @@ Analysis dataset (and the long tables the secondary outcomes need) in, tidy tabl
   them) among patients followed at day G (a landmark: exposure = IV by day G, so no group is
   defined by what happens after its time zero), weighted by the propensity of IV by day G on the
   adjustment set (stabilised ATE weights, or overlap weights: ``estimand``): weighted risks, risk
-  difference (linear model) and odds ratio (logistic model), each with HC0 robust variance.
+  difference (linear model) and odds ratio (logistic model), each with HC0 robust variance
+  (the risks' variance, the same sandwich's, is used only to pool them over imputations).
 * **Diagnostics**: balance before and after weighting (cobalt's differences and variance
   ratios), effective sample sizes and the largest weights, the propensity and preference score
   distributions with the share in equipoise (preference score 0.3-0.7, Walker et al. 2013).
@@ -20,9 +21,20 @@ Analysis dataset (and the long tables the secondary outcomes need) in, tidy tabl
   the route as a time-varying exposure, overlap weights, truncated weights, each centre left out.
 * **E-values** (VanderWeele and Ding 2017) of every ratio and its confidence limit.
 
-Covariates are complete cases (the number of patients without one is in the model JSON; issue
-13 adds multiple imputation). Anything that cannot be estimated is a row with the reason, never
-an exception.
+**Missing adjustment values** (``missing_data``): the complete cases, and beside them the same
+analyses of the primary *and* the secondary outcomes under multiple imputation. The adjustment set is
+imputed once, m times (:func:`stormcohort.stats.impute.impute`: chained equations, mice's default
+methods), and both analyses run in each completed set; predictors: IV by day G, the death indicator
+and its Nelson-Aalen hazard (the primary's treatment and outcome) and every secondary outcome, not
+evaluable entering as its own level (:func:`_imputation_base`), so that the one imputation model
+holds the outcome of every analysis model (congenial with each; the secondary outcomes change the
+primary's imputations, which stay valid: :func:`_imputed_analyses`). Pooled by Rubin's rules
+(``stormcohort.stats.pool_scalar``, Rubin's large-sample df): risks and risk differences on their
+scale, ratios on the log scale; each set's variance from the primary's bootstrap interval
+(``missing_data.bootstrap_replicates`` replicates per set) or the secondary outcomes' robust
+standard errors. ``missing_data.primary`` says which is primary: the other is labelled
+``complete_case`` or ``multiple_imputation`` in effect.csv; nothing missing, no imputed rows.
+Anything that cannot be estimated is a row with the reason, never an exception.
 """
 
 from __future__ import annotations
@@ -47,6 +59,11 @@ WEIGHTS_COLUMNS = ["weighting", "group", "n", "ess", "mean", "min", "max", "n_ab
 OVERLAP_COLUMNS = ["group", "n", "ps_min", "ps_q1", "ps_median", "ps_q3", "ps_max", "n_equipoise",
                    "share_equipoise"]
 PATIENT_WEIGHT_COLUMNS = ["patient_key", "iv", "iptw", "overlap"]
+# one completed set's secondary estimates: q on the pooling scale (log for the odds ratio), u its variance
+DRAW_COLUMNS = ["outcome", "measure", "q", "u", "reason", "n", "events"]
+# the imputation model's predictors for the primary analysis: IV by day G, the death indicator, its
+# Nelson-Aalen cumulative hazard; the secondary outcomes' follow (_imputation_base)
+PRIMARY_PREDICTORS = ("_iv", "_event", "_hazard")
 EQUIPOISE = (0.3, 0.7)
 METHODS = {
     "primary": "clone-censor-weight: each patient cloned into both strategies at the first dose, a clone censored "
@@ -56,6 +73,12 @@ METHODS = {
     "secondary": "patients followed at day G; propensity of IV by day G by logistic regression (Firth when it "
                  "separates) on the adjustment set; weighted linear (risk difference) and logistic (odds ratio) "
                  "models with HC0 robust variance (R lm/glm with weights + sandwich)",
+    "missing_data": "missing adjustment variables imputed m times by chained equations (R mice's default "
+                    "methods) from the other adjustment variables, IV by day G, death by day H and its Nelson-Aalen "
+                    "hazard and each secondary outcome (not evaluable as its own level); the primary and the "
+                    "secondary outcomes analysed in each completed data set and pooled by Rubin's rules (ratios on "
+                    "the log scale; variances from the bootstrap intervals and the robust standard errors), the "
+                    "complete cases beside them; nothing imputed when nothing is missing",
     "balance": "differences in means (binary: proportions; continuous: standardised by the pooled SD of the "
                "unweighted groups) and variance ratios before and after weighting, as R cobalt bal.tab",
     "evalue": "VanderWeele and Ding (2017): E = RR + sqrt(RR (RR - 1)); hazard and odds ratios of an outcome "
@@ -190,7 +213,6 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
         propensity,
         truncate_weights,
         weighted_cox,
-        weighted_glm,
     )
     from stormcohort.stats.target_trial import clone_censor_weight, landmark, time_varying_cox
 
@@ -209,14 +231,17 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
         warnings.append(f"{int((~complete).sum())} patient(s) without a value of the adjustment set left out "
                         "(complete cases)")
 
+    # the secondary outcomes (0/1/<NA> per patient): analysed below and predictors of the imputation model
+    outcomes = binary_outcomes(dataset, labs, adverse_events, hepatotoxicity, binary_cfg)[0].set_index("patient_key")
     primary = clone_censor_weight(frame, g, names, days=days, replicates=replicates, seed=seed, conf_level=conf)
     effect = _ccw_rows("primary", death, primary, days, n, events)
-    imputed, mi_note = _imputed_primary(dataset, adjust, cfg, death, days, conf)
-    if imputed and cfg["missing_data"]["primary"] == "multiple_imputation":  # the complete cases move aside
-        effect = [r | {"analysis": "complete_case"} for r in effect] + [r | {"analysis": "primary"} for r in imputed]
-    else:
-        effect += imputed
-    warnings.append(mi_note)
+    imputed, imputed_secondary, imputation = _imputed_analyses(dataset, adjust, cfg, death, days, conf, outcomes)
+    # with missing values, the pooled estimates are primary as configured and the complete cases move aside
+    cc_label, mi_label = (("complete_case", "primary") if imputation["imputed_patients"]
+                          and cfg["missing_data"]["primary"] == "multiple_imputation"
+                          else ("primary", "multiple_imputation"))
+    effect = [r | {"analysis": cc_label} for r in effect] + [r | {"analysis": mi_label} for r in imputed]
+    warnings += imputation["notes"]
 
     # Landmark at day G: the population of the propensity-weighted analyses.
     lm = landmark(frame, g)
@@ -246,27 +271,15 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
         weight_rows += [_weights_row("censoring", arm, followed.loc[followed["arm"].eq(arm), "weight"].to_numpy(float))
                         for arm in ("IV", "SC")]
 
-    # Secondary outcomes among the landmark population, propensity weighted.
-    outcomes = binary_outcomes(dataset, labs, adverse_events, hepatotoxicity, binary_cfg)[0]
-    outcomes = outcomes.set_index("patient_key")
-    secondary_rows = []
-    for outcome in cfg["secondary_outcomes"]:
-        if main_weights is None:
-            secondary_rows.append(_row("primary", outcome, "odds_ratio", note="not estimable: no propensity weights"))
-            continue
-        y = lm.assign(y=lm["patient_key"].map(outcomes[outcome]).astype("Float64"), w=main_weights)
-        y = y[y["y"].notna()].reset_index(drop=True)
-        y["y"] = y["y"].astype(float)
-        k = int(y["y"].sum())
-        for arm, measure in (("IV", "risk_iv"), ("SC", "risk_sc")):
-            s = y[y["iv"].eq(1 if arm == "IV" else 0)]
-            risk = float(np.average(s["y"], weights=s["w"])) if len(s) else np.nan
-            secondary_rows.append(_row("primary", outcome, measure, risk, n=len(s), events=int(s["y"].sum())))
-        secondary_rows.append(_weighted_rows("primary", outcome, weighted_glm(y, "y", "iv", "w"), "risk_difference",
-                                             len(y), k))
-        secondary_rows.append(_weighted_rows("primary", outcome, weighted_glm(y, "y", "iv", "w", family="binomial"),
-                                             "odds_ratio", len(y), k))
-    effect += secondary_rows
+    # Secondary outcomes among the landmark population, propensity weighted: the complete cases, then the
+    # same estimates pooled over the imputations (none when nothing is missing).
+    if main_weights is None:
+        effect += [_row(cc_label, outcome, "odds_ratio", note="not estimable: no propensity weights")
+                   for outcome in cfg["secondary_outcomes"]]
+    else:
+        effect += [r["row"] | {"analysis": cc_label}
+                   for r in _secondary_records(lm, main_weights, outcomes, cfg["secondary_outcomes"], conf)]
+    effect += [r | {"analysis": mi_label} for r in imputed_secondary]
 
     # Sensitivity analyses of the primary outcome.
     naive = cox_ph(frame.assign(ever_iv=frame["route_group"].eq("IV").astype(int)), "time", "event", ["ever_iv"],
@@ -310,6 +323,7 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
     overlap = _overlap(scores)
     model = _model(cfg, primary, effect, evalues, overlap, weights_table, death, h, n, events, dataset, complete,
                    frame, g, warnings + list(primary.notes))
+    model["imputation"] = {k: v for k, v in imputation.items() if k != "notes"}
 
     def survival():
         from stormcohort.plots.comparison import survival_figure
@@ -341,45 +355,107 @@ def comparison_analysis(dataset: pd.DataFrame, labs: pd.DataFrame, adverse_event
         notes=tuple(model["warnings"]))
 
 
-def _imputed_primary(dataset: pd.DataFrame, adjust, cfg: Mapping, death: str, days, conf: float):
-    """The primary outcome's clone-censor-weight estimates under multiple imputation of the adjustment
-    set: ``m`` completed sets (chained equations with mice's default methods; predictors: IV by day G,
-    the death indicator and its Nelson-Aalen hazard), each estimated with a smaller bootstrap, pooled by
-    Rubin's rules (risks and their difference on their scale, ratios on the log scale; each set's variance
-    from its interval, as (width / 2z)^2). Returns effect rows (analysis ``multiple_imputation``) and a note;
-    no rows when nothing is missing (the imputed analysis would be the complete-case one)."""
-    from scipy import stats as sps
+def _imputation_base(dataset: pd.DataFrame, adjust, g: int, death: str, outcomes: pd.DataFrame,
+                     secondary) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The frame :func:`~stormcohort.stats.impute.impute` completes: the columns the analysis frames read
+    (it copies every column m times: GBs at 100,000 patients) and the imputation model's complete
+    predictors. Returns the frame, the predictor columns and notes on outcomes left out of them.
 
-    from stormcohort.stats import clone_censor_weight, nelson_aalen, pool_scalar
-    from stormcohort.stats.impute import impute  # the module's own name hides it on stormcohort.stats
+    Predictors: IV by day G, the death indicator and its Nelson-Aalen hazard (the primary analysis's
+    treatment and outcome, White and Royston 2009), then each secondary outcome (the outcome of its own
+    analysis model: an imputation model without it biases the covariate-outcome association towards the
+    null). A secondary outcome is 0, 1 or not evaluable (<NA>) and a predictor must be complete, so it
+    enters as ``_y_<outcome>`` (1 = the outcome; not evaluable counted 0) and, when some patient is not
+    evaluable, ``_na_<outcome>`` (1 = not evaluable): together a three-level factor. Not evaluable is a
+    state of the patient (no sample), not a value to guess, so it is a level of the predictor and is never
+    imputed; the secondary analyses use the observed outcomes only. An outcome evaluable for no patient
+    carries no information and is left out, with a note."""
+    from stormcohort.stats import nelson_aalen
 
-    missing = dataset[adjust].isna().any(axis=1)
-    if not missing.any():
-        return [], "no adjustment variable is missing: multiple imputation equals the complete-case analysis"
-    mi = cfg["missing_data"]
-    m, g = mi["imputations"], cfg["grace_days"]
-    # only the columns the analysis frames read: impute copies every column m times (GBs at 100,000 patients)
     keep = list(dict.fromkeys(["patient_key", "centre", "route_group", *adjust, TIME, death, IV]))
     base = dataset[keep].assign(_iv=dataset[IV].le(g).astype(float), _event=dataset[death].astype(float),
                                 _hazard=nelson_aalen(dataset[TIME], dataset[death]))
-    completed = impute(base, adjust, m, mi["seed"], predictors=["_iv", "_event", "_hazard"])
-    z = sps.norm.ppf(0.5 + conf / 2)
-    draws = []  # per imputation: {(measure, day): (estimate, variance)} on the pooling scale
-    replicates = max(20, cfg["bootstrap_replicates"] // 4)
+    extra, notes = {}, []
+    for outcome in secondary:
+        y = dataset["patient_key"].map(outcomes[outcome]).astype("Float64")
+        if y.isna().all():
+            notes.append(f"secondary outcome {outcome} evaluable for no patient: not a predictor of the imputations")
+            continue
+        extra[f"_y_{outcome}"] = y.fillna(0).to_numpy(dtype=float)
+        if y.isna().any():
+            extra[f"_na_{outcome}"] = y.isna().to_numpy(dtype=float)
+    return base.assign(**extra), [*PRIMARY_PREDICTORS, *extra], notes
+
+
+def _imputed_analyses(dataset: pd.DataFrame, adjust, cfg: Mapping, death: str, days, conf: float,
+                      outcomes: pd.DataFrame) -> tuple[list[dict], list[dict], dict]:
+    """The primary and the secondary analyses under multiple imputation of the adjustment set, on the same
+    m completed sets. Imputed once (chained equations with mice's default methods; predictors as
+    :func:`_imputation_base`), then in each set the primary's clone-censor-weight fit (a bootstrap of
+    ``missing_data.bootstrap_replicates`` replicates, seeded ``missing_data.seed + i``) and the secondary
+    outcomes' propensity-weighted estimates (:func:`_secondary_draw`), pooled by Rubin's rules
+    (:func:`_pool_primary`, :func:`_pool_secondary`). Returns the primary's rows, the secondary outcomes'
+    rows (analysis ``multiple_imputation``) and a summary for the model: ``imputed_patients``,
+    ``imputations``, ``seed``, ``bootstrap_replicates``, ``predictors`` and ``notes`` (for the warnings).
+    No rows when nothing is missing (the imputed analysis would be the complete-case one).
+
+    The secondary outcomes are predictors of the one imputation model, so the primary's completed sets
+    depend on them. One model that holds every analysis model's outcome is congenial with all of them; the
+    extra predictors of the incomplete covariates keep the primary valid under missing at random (the
+    inclusive strategy, Collins, Schafer and Kam 2001), whereas a model per analysis would give a patient
+    one baseline in the primary table and another in the secondary one, at twice the cost. With no
+    secondary outcome the predictors, and so the primary's imputations, are the primary's alone."""
+    from stormcohort.stats import clone_censor_weight
+    from stormcohort.stats.impute import impute  # the module's own name hides it on stormcohort.stats
+
+    mi = cfg["missing_data"]
+    m, g, seed, replicates = mi["imputations"], cfg["grace_days"], mi["seed"], mi["bootstrap_replicates"]
+    missing = dataset[adjust].isna().any(axis=1)
+    summary = {"imputed_patients": int(missing.sum()), "imputations": m, "seed": seed,
+               "bootstrap_replicates": replicates, "predictors": []}
+    if not missing.any():
+        return [], [], summary | {
+            "notes": ["no adjustment variable is missing: multiple imputation equals the complete-case analysis"]}
+    base, predictors, notes = _imputation_base(dataset, adjust, g, death, outcomes, cfg["secondary_outcomes"])
+    completed = impute(base, adjust, m, seed, predictors=predictors)
+    primary_draws, secondary_draws = [], []
+    # one completed set at a time, both analyses on it, its analysis frame dropped before the next
     for i, one in completed.groupby("imputation", sort=True):
         frame, names, _ = _analysis_frame(one.drop(columns="imputation"), adjust, cfg["reference_levels"], death)
-        fit = clone_censor_weight(frame, g, names, days=days, replicates=replicates, seed=mi["seed"] + int(i),
+        fit = clone_censor_weight(frame, g, names, days=days, replicates=replicates, seed=seed + int(i),
                                   conf_level=conf)
-        rows = {(r["measure"], r["day"]): r for r in _ccw_rows("primary", death, fit, days, len(frame), 0)}
-        draw = {}
-        for key, r in rows.items():
-            est, lcl, ucl = (float(r[c]) for c in ("estimate", "lcl", "ucl"))
-            if key[0] in ("risk_ratio", "hazard_ratio"):  # pooled on the log scale
-                est, lcl, ucl = (np.log(v) if v > 0 else np.nan for v in (est, lcl, ucl))
-            draw[key] = (est, ((ucl - lcl) / (2 * z)) ** 2)
-        draws.append(draw)
+        primary_draws.append(_primary_draw(fit, death, days, len(frame), conf))
+        secondary_draws.append(_secondary_draw(frame, names, cfg, outcomes, conf).assign(imputation=int(i)))
+    summary |= {"predictors": predictors, "notes": [
+        f"{int(missing.sum())} patient(s) with a missing adjustment variable imputed ({m} imputations)", *notes]}
+    return (_pool_primary(primary_draws, death, m, len(dataset), int(dataset[death].sum()), conf),
+            _pool_secondary(pd.concat(secondary_draws, ignore_index=True), m, conf), summary)
+
+
+def _primary_draw(fit, death: str, days, n: int, conf: float) -> dict:
+    """One completed set's primary estimates on the pooling scale: ``{(measure, day): (estimate,
+    variance)}``, ratios as logs, each variance from its interval as ((ucl - lcl) / 2z)^2: the risks' limits
+    are bootstrap percentiles (no standard error to take), the hazard ratio's Wald limits give back its
+    robust se exactly."""
+    from scipy import stats as sps
+
+    z = sps.norm.ppf(0.5 + conf / 2)
+    rows = {(r["measure"], r["day"]): r for r in _ccw_rows("primary", death, fit, days, n, 0)}
+    draw = {}
+    for key, r in rows.items():
+        est, lcl, ucl = (float(r[c]) for c in ("estimate", "lcl", "ucl"))
+        if key[0] in ("risk_ratio", "hazard_ratio"):  # pooled on the log scale
+            est, lcl, ucl = (np.log(v) if v > 0 else np.nan for v in (est, lcl, ucl))
+        draw[key] = (est, ((ucl - lcl) / (2 * z)) ** 2)
+    return draw
+
+
+def _pool_primary(draws: list[dict], death: str, m: int, n: int, events: int, conf: float) -> list[dict]:
+    """Rubin's rules on the primary's draws: risks and their difference on their scale (risk limits
+    clipped to [0, 1]), ratios on the log scale, Rubin's large-sample df."""
+    from stormcohort.stats import pool_scalar
+
     out = []
-    n, events = len(dataset), int(dataset[death].sum())
     for key in draws[0]:
         est = np.array([d.get(key, (np.nan, np.nan))[0] for d in draws], dtype=float)
         var = np.array([d.get(key, (np.nan, np.nan))[1] for d in draws], dtype=float)
@@ -395,7 +471,122 @@ def _imputed_primary(dataset: pd.DataFrame, adjust, cfg: Mapping, death: str, da
         out.append(_row("multiple_imputation", death, key[0], *values, pooled.p if key[0] == "hazard_ratio" else np.nan,
                         day=key[1], n=n, events=events,
                         note=f"{m} imputations, Rubin's rules: fraction of missing information {pooled.fmi:.2f}"))
-    return out, f"{int(missing.sum())} patient(s) with a missing adjustment variable imputed ({m} imputations)"
+    return out
+
+
+def _secondary_records(lm: pd.DataFrame, w: np.ndarray | None, outcomes: pd.DataFrame, secondary, conf: float,
+                       no_weights: str = "no propensity weights") -> list[dict]:
+    """Each secondary outcome among the landmark population ``lm`` with the outcome known, weighted by
+    ``w``: the weighted risk per arm, the risk difference (weighted linear model) and the odds ratio
+    (weighted logistic model), the last two with HC0 robust variance. A risk's variance is the same
+    sandwich's: ``sum w^2 (y - risk)^2 / (sum w)^2``, the HC0 variance of the arm's mean in the saturated
+    weighted linear model (the two arms' add up to the risk difference's).
+
+    One record per (outcome, measure): ``outcome``, ``measure``, ``row`` (its effect row, analysis
+    ``primary``; the risks without an interval, as always), ``q`` and ``u`` (the estimate on the pooling
+    scale, log for the odds ratio, and its variance, the squared robust se) and ``reason`` (None unless not
+    estimable). ``w`` None (no propensity weights): every estimate is not estimable for ``no_weights``,
+    with its counts."""
+    from stormcohort.stats import weighted_glm
+
+    records = []
+    for outcome in secondary:
+        y = lm.assign(y=lm["patient_key"].map(outcomes[outcome]).astype("Float64"), w=np.nan if w is None else w)
+        y = y[y["y"].notna()].reset_index(drop=True)
+        y["y"] = y["y"].astype(float)
+        k = int(y["y"].sum())
+        for arm, measure in (("IV", "risk_iv"), ("SC", "risk_sc")):
+            s = y[y["iv"].eq(1 if arm == "IV" else 0)]
+            row = _row("primary", outcome, measure, n=len(s), events=int(s["y"].sum()))
+            why = no_weights if w is None else None if len(s) else "no patient of the arm with the outcome known"
+            if why:
+                records.append({"row": row | {"note": f"not estimable: {why}"}, "q": np.nan, "u": np.nan,
+                                "reason": why})
+                continue
+            yy, ww = s["y"].to_numpy(), s["w"].to_numpy()
+            risk = float(np.average(yy, weights=ww))
+            records.append({"row": row | {"estimate": risk}, "q": risk,
+                            "u": float(np.sum(ww**2 * (yy - risk) ** 2) / ww.sum() ** 2), "reason": None})
+        for measure, family in (("risk_difference", "gaussian"), ("odds_ratio", "binomial")):
+            if w is None:
+                records.append({"row": _row("primary", outcome, measure, n=len(y), events=k,
+                                            note=f"not estimable: {no_weights}"),
+                                "q": np.nan, "u": np.nan, "reason": no_weights})
+                continue
+            fit = weighted_glm(y, "y", "iv", "w", family=family, conf_level=conf)
+            records.append({"row": _weighted_rows("primary", outcome, fit, measure, len(y), k),
+                            "q": fit.estimate, "u": fit.se**2, "reason": fit.reason})
+    return [r | {"outcome": r["row"]["outcome"], "measure": r["row"]["measure"]} for r in records]
+
+
+def _secondary_draw(frame: pd.DataFrame, names, cfg: Mapping, outcomes: pd.DataFrame, conf: float) -> pd.DataFrame:
+    """One completed set's secondary estimates, made as the complete-case ones: the landmark population at
+    day G, the propensity of IV by day G on the adjustment set, the configured weights (stabilised
+    inverse-probability for ATE, overlap for ATO), :func:`_secondary_records`. A frame of
+    :data:`DRAW_COLUMNS`."""
+    from stormcohort.stats import balancing_weights, propensity
+    from stormcohort.stats.target_trial import landmark
+
+    lm = landmark(frame, cfg["grace_days"])
+    ps = propensity(lm, "iv", names)
+    if ps.estimable:
+        treat = ps.treat.astype(int)
+        w = (balancing_weights(treat, ps.ps, "ATE", stabilize=True) if cfg["estimand"] == "ATE"
+             else balancing_weights(treat, ps.ps, "ATO"))
+        records = _secondary_records(lm.loc[ps.index].reset_index(drop=True), w, outcomes, cfg["secondary_outcomes"],
+                                     conf)
+    else:
+        records = _secondary_records(lm, None, outcomes, cfg["secondary_outcomes"], conf,
+                                     no_weights=f"no propensity weights: {ps.reason}")
+    return pd.DataFrame([[r["outcome"], r["measure"], r["q"], r["u"], r["reason"], r["row"]["n"], r["row"]["events"]]
+                         for r in records], columns=DRAW_COLUMNS)
+
+
+def _pool_secondary(draws: pd.DataFrame, m: int, conf: float) -> list[dict]:
+    """Rubin's rules per (outcome, measure) over the completed sets' draws (:func:`_secondary_draw`, with
+    ``imputation``): the risks and the risk difference on their scale (risk limits clipped to [0, 1]), the
+    odds ratio on the log scale, each set's variance its robust se squared, Rubin's large-sample df (the
+    complete-data intervals are Wald normal ones). ``n`` and ``events`` are the first set's (the same in
+    every set: the landmark population and the outcomes are complete). An estimate not estimable in some
+    set: a row saying why and in how many. One the same in every set with zero variance (a risk of 0 or 1:
+    no, or only, events in an arm) keeps its value, without an interval."""
+    from stormcohort.stats import pool_scalar
+
+    if draws.empty:
+        return []
+    keys = draws.drop_duplicates(["outcome", "measure"])[["outcome", "measure", "n", "events"]]
+    index = pd.MultiIndex.from_frame(keys[["outcome", "measure"]])
+    wide = draws.pivot(index="imputation", columns=["outcome", "measure"], values=["q", "u"])
+    Q, U = (wide[v].reindex(columns=index).to_numpy(dtype=float) for v in ("q", "u"))
+    ratio = keys["measure"].eq("odds_ratio").to_numpy()
+    est, p, fmi = np.full((3, len(keys)), np.nan), np.full(len(keys), np.nan), np.full(len(keys), np.nan)
+    reason = np.full(len(keys), "", dtype=object)
+    for is_ratio in (True, False):  # one vectorised pool per scale
+        mask = ratio == is_ratio
+        if mask.any():
+            pooled = pool_scalar(Q[:, mask], U[:, mask], conf_level=conf, exponentiate=is_ratio)
+            est[:, mask] = ((pooled.ratio, pooled.ratio_lcl, pooled.ratio_ucl) if is_ratio
+                            else (pooled.qbar, pooled.lcl, pooled.ucl))
+            p[mask], fmi[mask], reason[mask] = pooled.p, pooled.fmi, pooled.reason
+    risk = keys["measure"].isin(["risk_iv", "risk_sc"]).to_numpy()
+    est[:, risk] = np.clip(est[:, risk], 0, 1)  # a risk's normal-theory limits stay within [0, 1]
+    fixed = np.isnan(est[0]) & np.isfinite(Q).all(axis=0) & (U == 0).all(axis=0) & (Q == Q[:1]).all(axis=0)
+    est[0, fixed] = Q[0, fixed]
+    failed = (draws[draws["reason"].notna()].groupby(["outcome", "measure"], sort=False)["reason"]
+              .agg(["first", "size"]).reindex(index))
+
+    def note(j: int) -> str:
+        if failed["size"].iloc[j] > 0:
+            return f"not estimable in {int(failed['size'].iloc[j])} of {m} imputations: {failed['first'].iloc[j]}"
+        if fixed[j]:
+            return f"{m} imputations: the same estimate in each, with zero variance (no interval)"
+        if np.isnan(est[0, j]):
+            return f"not estimable: {reason[j]}"
+        return (f"{m} imputations, Rubin's rules: fraction of missing information {fmi[j]:.2f}"
+                + ("" if risk[j] else "; HC0 robust variance in each"))
+
+    return [_row("multiple_imputation", r.outcome, r.measure, *est[:, j], np.nan if risk[j] else p[j], n=r.n,
+                 events=r.events, note=note(j)) for j, r in enumerate(keys.itertuples(index=False))]
 
 
 def _patient_weights(lm: pd.DataFrame, weights: Mapping[str, np.ndarray]) -> pd.DataFrame:

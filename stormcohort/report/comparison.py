@@ -33,6 +33,11 @@ RATIOS = ("risk_ratio", "hazard_ratio", "odds_ratio")
 IMBALANCE = 0.1  # absolute difference marked in the balance table (as the love plot's lines)
 EQUIPOISE = "0.3\u20130.7"
 MEASURE_ORDER = ("risk_iv", "risk_sc", "risk_difference", "risk_ratio", "hazard_ratio", "odds_ratio")
+# the estimate under missing adjustment values that is not the primary one (missing_data.primary), and what it is
+MISSING_DATA_ANALYSES = {
+    "complete_case": "among the patients with every adjustment variable (complete cases)",
+    "multiple_imputation": "pooled over the imputations of the missing adjustment variables",
+}
 
 
 def _level(settings: Mapping) -> str:
@@ -128,13 +133,45 @@ def counts_text(model: Mapping, f: Formatter) -> str:
     g = int(s.get("grace_days", 0))
     missing = [f"{lower_first(var_label(v, f.labels))} ({f.count(n)})"
                for v, n in (c.get("missing_by_variable") or {}).items() if _finite(n) and float(n) > 0]
-    text = (f"Of {f.count(c.get('patients'))} patients in the cohort, {f.count(c.get('complete_cases'))} had every "
-            f"adjustment variable recorded and were analysed (complete cases"
-            + (f"; missing: {_join(missing)}" if missing else "") + ").")
+    imputed = _finite((model.get("imputation") or {}).get("imputed_patients")) and float(
+        model["imputation"]["imputed_patients"]) > 0
+    if imputed:  # every patient analysed under multiple imputation, the complete cases beside (or primary)
+        pooled = (s.get("missing_data") or {}).get("primary", "multiple_imputation") == "multiple_imputation"
+        text = (f"Of {f.count(c.get('patients'))} patients in the cohort, {f.count(c.get('complete_cases'))} had "
+                f"every adjustment variable recorded (complete cases"
+                + (f"; missing: {_join(missing)}" if missing else "") + "). The missing values were multiply imputed "
+                "for the primary and the secondary outcomes: "
+                + ("every patient is analysed in the primary estimates, pooled over the imputations, and the "
+                   "complete-case estimates are shown beside them." if pooled else
+                   "the complete cases are the primary analysis, and the estimates pooled over the imputations, "
+                   "with every patient, are shown beside them."))
+    else:
+        text = (f"Of {f.count(c.get('patients'))} patients in the cohort, {f.count(c.get('complete_cases'))} had "
+                f"every adjustment variable recorded and were analysed (complete cases"
+                + (f"; missing: {_join(missing)}" if missing else "") + ").")
     if g:
         text += (f" By day {g}, {f.count(c.get('iv_by_grace'))} had started IV anakinra and "
                  f"{f.count(c.get('sc_through_grace'))} were still on SC only; {f.count(c.get('died_before_grace'))} "
                  f"died before day {g} and count in both arms (their clones follow both strategies until death).")
+    return text
+
+
+def secondary_text(model: Mapping, f: Formatter) -> str:
+    """How the secondary outcomes are compared, and where their other estimate is when adjustment
+    values were imputed (model ``settings`` and ``imputation``)."""
+    s = model.get("settings", {})
+    outcomes = [lower_first(outcome_label(o, f.labels)) for o in s.get("secondary_outcomes") or []]
+    if not outcomes:
+        return ""
+    g = int(s.get("grace_days", 0))
+    weights = "overlap weights" if s.get("estimand") == "ATO" else "stabilised inverse-probability weights"
+    text = (f"Secondary outcomes ({_join(outcomes)}) are compared among the patients followed at day {g}, IV by day "
+            f"{g} against no IV by then, with {weights} from the propensity of IV on the adjustment set: weighted "
+            "risks, their difference and the odds ratio.")
+    imputed = (model.get("imputation") or {}).get("imputed_patients")
+    if _finite(imputed) and float(imputed) > 0:
+        text += (" Missing adjustment values were imputed for them as for the primary outcome (the same imputations) "
+                 "and the estimates pooled; each outcome's other estimate follows under its own sub-heading.")
     return text
 
 
@@ -286,19 +323,41 @@ def missingness_table(pattern: pd.DataFrame, settings: Mapping, f: Formatter) ->
              "complete" if r.pattern == "none" else str(r.pattern).replace("_", " "), f.count(r.n)]
             for r in pattern.itertuples()]
     primary = (settings.get("missing_data") or {}).get("primary", "multiple_imputation")
-    note = ("Primary: the estimate pooled over the imputations (config analyses.comparison.missing_data.primary); "
-            "the complete-case estimate is in the sensitivity table." if primary == "multiple_imputation" else
-            "Primary: the complete cases (config analyses.comparison.missing_data.primary); the estimate pooled "
-            "over the imputations is in the sensitivity table.")
+    note = ("Primary: the estimate pooled over the imputations (config analyses.comparison.missing_data.primary), "
+            "for the primary and the secondary outcomes; the complete-case estimates are beside them, the primary "
+            "outcome's in the sensitivity table and the secondary outcomes' in the table of estimates by outcome."
+            if primary == "multiple_imputation" else
+            "Primary: the complete cases (config analyses.comparison.missing_data.primary); the estimates pooled "
+            "over the imputations are beside them, the primary outcome's in the sensitivity table and the secondary "
+            "outcomes' in the table of estimates by outcome.")
     return Table("missingness", "Missing adjustment variables by route (patterns)", ["Route", "Missing", "Patients"],
                  rows, sources=["tables/missingness.csv"],
                  notes=[note + " Nothing is imputed when no variable is missing."] + _empty_note(rows))
 
 
+def _effect_rows(effect: pd.DataFrame, rows: pd.DataFrame, analysis: str, outcome: str, f: Formatter,
+                 indent: str) -> list[list[str]]:
+    """One outcome's rows of one analysis, by day then measure; an estimate withheld when an arm's events are."""
+    o = rows.assign(_m=rows["measure"].map({m: i for i, m in enumerate(MEASURE_ORDER)}).fillna(len(MEASURE_ORDER)),
+                    _d=pd.to_numeric(rows["day"], errors="coerce"))
+    out = []
+    for r in o.sort_values(["_d", "_m"], kind="mergesort", na_position="last").itertuples():
+        events = arm_events(effect, analysis, outcome, r.day)
+        out.append([f"{indent}{MEASURE_LABELS.get(str(r.measure), str(r.measure))}",
+                    f.days(r.day) if _finite(r.day) else "",
+                    f.unless_small(events, _estimate(f, str(r.measure), r.estimate, r.lcl, r.ucl)),
+                    f.unless_small(events, f.p(r.p)) if _finite(r.p) else "", f.count(r.n), f.count(r.events)])
+    return out
+
+
 def effect_table(effect: pd.DataFrame, f: Formatter, primary_outcome: str | None = None) -> Table:
     """Every outcome's estimates under the two strategies (the primary analysis's rows of
-    ``tables/effect.csv``), the primary outcome first."""
-    d = effect[effect["analysis"].astype(str).eq("primary")]
+    ``tables/effect.csv``), the primary outcome first. With missing adjustment values, each secondary
+    outcome's other estimate (complete cases, or pooled over the imputations: ``missing_data.primary``)
+    follows under its own sub-heading; the primary outcome's is in the sensitivity table."""
+    analysis = effect["analysis"].astype(str)
+    d = effect[analysis.eq("primary")]
+    other = effect[analysis.isin(MISSING_DATA_ANALYSES) & effect["outcome"].astype(str).ne(str(primary_outcome))]
     outcomes = list(dict.fromkeys(d["outcome"].astype(str)))
     outcomes = [o for o in outcomes if o == primary_outcome] + [o for o in outcomes if o != primary_outcome]
     rows, heads = [], set()
@@ -306,21 +365,20 @@ def effect_table(effect: pd.DataFrame, f: Formatter, primary_outcome: str | None
         heads.add(len(rows))
         rows.append([outcome_label(outcome, f.labels) + (" (primary outcome)" if outcome == primary_outcome else ""),
                      "", "", "", "", ""])
-        o = d[d["outcome"].astype(str).eq(outcome)]
-        o = o.assign(_m=o["measure"].map({m: i for i, m in enumerate(MEASURE_ORDER)}).fillna(len(MEASURE_ORDER)),
-                     _d=pd.to_numeric(o["day"], errors="coerce"))
-        for r in o.sort_values(["_d", "_m"], kind="mergesort", na_position="last").itertuples():
-            events = arm_events(effect, "primary", outcome, r.day)
-            rows.append([f"\u2003{MEASURE_LABELS.get(str(r.measure), str(r.measure))}",
-                         f.days(r.day) if _finite(r.day) else "",
-                         f.unless_small(events, _estimate(f, str(r.measure), r.estimate, r.lcl, r.ucl)),
-                         f.unless_small(events, f.p(r.p)) if _finite(r.p) else "", f.count(r.n), f.count(r.events)])
+        rows += _effect_rows(effect, d[d["outcome"].astype(str).eq(outcome)], "primary", outcome, f, "\u2003")
+        for name, o in other[other["outcome"].astype(str).eq(outcome)].groupby("analysis", sort=False):
+            rows.append([f"\u2003{sensitivity_label(name, f.labels)}", "", "", "", "", ""])
+            rows += _effect_rows(effect, o, str(name), outcome, f, "\u2003\u2003")
+    notes = ["Risks in %, risk differences in percentage points (IV \u2212 SC), ratios IV vs SC (reference SC). "
+             "Risks: patients starting each strategy and its events."]
+    notes += [f"Under \u201c{sensitivity_label(name, f.labels)}\u201d: the secondary outcome's estimates "
+              f"{MISSING_DATA_ANALYSES[name]}, beside the primary ones (config analyses.comparison.missing_data."
+              f"primary); the primary outcome's are in the sensitivity table."
+              for name in dict.fromkeys(other["analysis"].astype(str))]
     return Table("effect", "Estimates by outcome under the two strategies (primary analysis)",
                  ["Outcome and measure", "Day", "Estimate (CI)", "p", "Patients", "Events"], rows,
                  header_rows=heads, sources=["tables/effect.csv"],
-                 notes=["Risks in %, risk differences in percentage points (IV \u2212 SC), ratios IV vs SC "
-                        "(reference SC). Risks: patients starting each strategy and its events."]
-                 + _notes(f, d["note"]) + _empty_note(rows))
+                 notes=notes + _notes(f, pd.concat([d["note"], other["note"]])) + _empty_note(rows))
 
 
 def sensitivity_table(sensitivity: pd.DataFrame, f: Formatter, effect: pd.DataFrame | None = None,
@@ -368,6 +426,7 @@ def comparison_section(data: Mapping, f: Formatter) -> dict:
         "settings": model.get("settings", {}),
         "primary": primary_estimate(model, data["effect"], data["evalues"], f),
         "counts": counts_text(model, f),
+        "secondary": secondary_text(model, f),
         "positivity": positivity_text(model, data["overlap"], f),
         "share_note": share_note(f) if f.policy.active else "",
         "warnings": [w for w in (f.note(x) for x in model.get("warnings", [])) if w],
@@ -387,4 +446,4 @@ def comparison_section(data: Mapping, f: Formatter) -> dict:
 
 __all__ = ["arm_events", "balance_table", "comparison_section", "counts_text", "descriptive_note", "effect_table",
            "evalues_table", "key_label", "overlap_table", "positivity_text", "primary_estimate", "protocol_table",
-           "sensitivity_table", "share_note", "strategies", "weights_table"]
+           "secondary_text", "sensitivity_table", "share_note", "strategies", "weights_table"]

@@ -129,11 +129,25 @@ def limitations(*, config: Mapping, table1: pd.DataFrame, survival_model: Mappin
     miss = t1[pd.to_numeric(t1["missing"], errors="coerce").fillna(0) > 0]
     ne_out = counts[counts["not_evaluable"] > 0]
     cc = (comparison_model or {}).get("counts", {})
-    primary_cc = (f" The primary estimate uses the {f.count(cc.get('complete_cases'))} of "
-                  f"{f.count(cc.get('patients'))} patients with every adjustment variable."
-                  if cc.get("patients") is not None else "")
+    imputed = ((comparison_model or {}).get("imputation") or {}).get("imputed_patients") or 0
+    pooled = ((comparison_model or {}).get("settings", {}).get("missing_data") or {}).get(
+        "primary", "multiple_imputation") == "multiple_imputation"
+    if imputed and cc.get("patients") is not None:  # the target trial imputed its missing adjustment values
+        primary_cc = (
+            " The target trial's estimates, of the primary and the secondary outcomes, impute the missing adjustment "
+            "variables by chained equations and pool the imputations by Rubin's rules, which assumes they are missing "
+            "at random given the imputation model's variables; "
+            + (f"its complete-case estimates, beside them, use the {f.count(cc.get('complete_cases'))} of "
+               f"{f.count(cc.get('patients'))} patients with every adjustment variable." if pooled else
+               f"its primary estimates are the complete cases' ({f.count(cc.get('complete_cases'))} of "
+               f"{f.count(cc.get('patients'))} patients with every adjustment variable), the pooled ones beside them."))
+    else:
+        primary_cc = (f" The primary estimate uses the {f.count(cc.get('complete_cases'))} of "
+                      f"{f.count(cc.get('patients'))} patients with every adjustment variable."
+                      if cc.get("patients") is not None else "")
     items.append({"title": "Missing data", "level": "warn" if len(miss) or len(ne_out) else "info", "text": (
-        "Complete-case analyses, no imputation. Missing at baseline: "
+        ("Complete-case analyses, without imputation, except the target trial's (below). " if imputed else
+         "Complete-case analyses, no imputation. ") + "Missing at baseline: "
         + (join_and([f"{lower_first(r.label)}: {f.count(r.missing)}" for r in miss.itertuples()]) or "none")
         + ". Outcomes not evaluable: "
         + (join_and([f"{lower_first(outcome_label(o, labels))}: {f.count(r['not_evaluable'])}"

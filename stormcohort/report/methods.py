@@ -139,6 +139,19 @@ def target_trial(model: Mapping, settings: Mapping, horizon: int, labels: Mappin
     boot = model.get("bootstrap") or {}
     failed = f"; {boot['failed']} replicate(s) failed" if boot.get("failed") else ""
     quoted = "; ".join(str(t).rstrip(".") for t in (model.get("methods") or {}).values() if t)
+    mi, imputed = s.get("missing_data") or {}, (model.get("imputation") or {}).get("imputed_patients")
+    if imputed == 0:
+        missing = "complete cases: no adjustment variable was missing, so nothing was imputed"
+    elif mi:  # the plan (settings), or what ran (some value missing)
+        which = ("the pooled estimates primary and the complete cases beside them"
+                 if mi.get("primary", "multiple_imputation") == "multiple_imputation" else
+                 "the complete cases primary and the pooled estimates beside them")
+        missing = (f"missing adjustment variables multiply imputed once for the primary and the secondary outcomes "
+                   f"({mi.get('imputations')} imputations by chained equations, seed {mi.get('seed')}; "
+                   f"{mi.get('bootstrap_replicates', 50)} bootstrap replicates of the primary in each), pooled by "
+                   f"Rubin's rules, {which}")
+    else:
+        missing = "complete cases"
     return (
         f"The IV-vs-SC comparison emulates a target trial (protocol in the comparative-effectiveness section) with "
         f"time zero at the first anakinra dose. Strategies: {strategies}. Each patient was cloned into both "
@@ -146,7 +159,7 @@ def target_trial(model: Mapping, settings: Mapping, horizon: int, labels: Mappin
         f"inverse-probability-of-censoring weights corrected for that censoring. Confounding: "
         f"{ESTIMANDS.get(s.get('estimand'), s.get('estimand', ''))}, from a propensity model of "
         f"{covariates(s.get('adjust_for', []), s.get('reference_levels') or {})}, all measured before the first "
-        f"dose; complete cases. Risks of death at days {days} under each strategy (weighted Kaplan-Meier), their "
+        f"dose; {missing}. Risks of death at days {days} under each strategy (weighted Kaplan-Meier), their "
         f"difference and ratio, with {conf} percentile bootstrap intervals over patients "
         f"({s.get('bootstrap_replicates')} replicates, seed {s.get('bootstrap_seed')}{failed}); a weighted Cox "
         f"hazard ratio for reference. Secondary outcomes: {secondary}. Balance: standardised mean differences "
