@@ -296,6 +296,14 @@ def _upper_solve(L: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.linalg.solve(L.swapaxes(-1, -2), z[..., None])[..., 0]
 
 
+def _rounded(yhat_obs: np.ndarray, yhat_mis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both rounded, per imputation, to 10 significant digits of the largest observed magnitude."""
+    scale = np.abs(yhat_obs).max(axis=1, initial=0.0)
+    digits = np.where(np.isfinite(scale) & (scale > 0), 9 - np.floor(np.log10(np.where(scale > 0, scale, 1.0))), 0)
+    factor = 10.0 ** digits[:, None]
+    return np.round(yhat_obs * factor) / factor, np.round(yhat_mis * factor) / factor
+
+
 def _match(yhat_obs: np.ndarray, yhat_mis: np.ndarray, rngs, k: int) -> np.ndarray:
     """mice ``matchindex`` for each imputation: index of the h-th nearest donor, h uniform on 1..k.
 
@@ -306,6 +314,10 @@ def _match(yhat_obs: np.ndarray, yhat_mis: np.ndarray, rngs, k: int) -> np.ndarr
     """
     m, n1 = yhat_obs.shape
     n0 = yhat_mis.shape[1]
+    # Predictions rounded to 10 significant digits: identical predictor rows can differ in the last
+    # bit by where a batched matrix product puts them (which varies with the CPU's BLAS kernels), and
+    # a tie on one machine must be a tie on every other, or the draws part ways.
+    yhat_obs, yhat_mis = _rounded(yhat_obs, yhat_mis)
     order = np.argsort(yhat_obs, axis=1)
     ysorted = np.take_along_axis(yhat_obs, order, axis=1)
     ar = np.arange(k)
