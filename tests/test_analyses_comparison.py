@@ -126,6 +126,30 @@ def test_missing_adjustment_values_are_imputed_and_pooled_beside_the_complete_ca
 MI = {"primary": "multiple_imputation", "imputations": 3, "seed": 11, "bootstrap_replicates": 20}
 
 
+def test_an_imputed_sets_variance_is_that_of_its_bootstrap_replicates():
+    """Within an imputation: a risk's, the risk difference's and the log risk ratio's variance is the
+    variance of the set's bootstrap replicates; the log hazard ratio's its robust se squared."""
+    from stormcohort.analyses.comparison import _analysis_frame, _primary_draw
+    from stormcohort.stats import clone_censor_weight
+
+    cfg = STUDY["analyses"]["comparison"]
+    frame, names, _ = _analysis_frame(cohort()["dataset"], cfg["adjust_for"], cfg["reference_levels"], "death_90d")
+    fit = clone_censor_weight(frame, 2, names, days=[30, 90], replicates=25, seed=3)
+    draw = _primary_draw(fit, "death_90d", [30, 90], len(frame))
+    boot = fit.replicate_risks
+    assert len(boot) >= 20
+    for j, day in enumerate((30, 90)):
+        iv, sc = boot[:, 0, j], boot[:, 1, j]
+        assert draw[("risk_iv", day)][1] == pytest.approx(np.var(iv, ddof=1), rel=1e-12)
+        assert draw[("risk_difference", day)][1] == pytest.approx(np.var(iv - sc, ddof=1), rel=1e-12)
+        with np.errstate(divide="ignore"):
+            log_rr = np.log(iv / sc)
+        # replicates without a death in an arm have no log ratio: the others give the variance
+        assert draw[("risk_ratio", day)][1] == pytest.approx(np.var(log_rr[np.isfinite(log_rr)], ddof=1), rel=1e-12)
+        assert draw[("risk_ratio", day)][0] == pytest.approx(np.log(fit.contrasts.set_index("day").loc[day, "rr"]))
+    assert draw[("hazard_ratio", pd.NA)][1] == pytest.approx(fit.cox.iloc[0]["se"] ** 2, rel=1e-12)
+
+
 def incomplete_cohort():
     """The cohort with six baseline platelet counts missing and death by day 30 not known for five patients
     (an outcome that is itself missing: a predictor of the imputations only as its own level)."""
@@ -170,11 +194,13 @@ def hand_pooled(t, cfg) -> dict:
                 a = s[s["iv"].eq(arm)]
                 risk = np.average(a["y"], weights=a["w"])
                 draws.setdefault((o, measure), []).append((risk, (a["w"] ** 2 * (a["y"] - risk) ** 2).sum()
-                                                           / a["w"].sum() ** 2))
+                                                           / a["w"].sum() ** 2, len(a), 1))
             for measure, family in (("risk_difference", "gaussian"), ("odds_ratio", "binomial")):
                 fit = weighted_glm(s, "y", "iv", "w", family=family)
-                draws.setdefault((o, measure), []).append((fit.estimate, fit.se**2))
-    return {key: pool_scalar(*np.array(v).T, exponentiate=key[1] == "odds_ratio") for key, v in draws.items()}
+                draws.setdefault((o, measure), []).append((fit.estimate, fit.se**2, len(s), 2))
+    # Barnard-Rubin df on n - k: the arm's patients less 1 (a risk), the model's less 2
+    return {key: pool_scalar(*np.array(v)[:, :2].T, v[0][2], v[0][3], exponentiate=key[1] == "odds_ratio")
+            for key, v in draws.items()}
 
 
 def test_secondary_outcomes_are_pooled_over_the_primary_imputations_beside_their_complete_cases():
@@ -245,14 +271,15 @@ def test_an_outcome_without_events_in_an_arm_is_not_estimable_in_the_imputations
 
 
 def test_the_bootstrap_inside_the_imputations_is_configured():
-    """missing_data.bootstrap_replicates: 50 by default (a quarter of the 200 of the complete-case bootstrap,
-    what the imputations used before it was a setting), at least 20."""
+    """missing_data.bootstrap_replicates: 10 by default (with 20 imputations, as many replicates in all as
+    the complete-case bootstrap's 200), at least 2 (a variance needs two)."""
     import jsonschema
 
     filled = fill_defaults({}, config_schema()["properties"]["analyses"]["properties"]["comparison"])
-    assert filled["missing_data"]["bootstrap_replicates"] == 50 == filled["bootstrap_replicates"] // 4
-    assert STUDY["analyses"]["comparison"]["missing_data"]["bootstrap_replicates"] == 50
+    mi = filled["missing_data"]
+    assert mi["bootstrap_replicates"] * mi["imputations"] == 200 == filled["bootstrap_replicates"]
+    assert STUDY["analyses"]["comparison"]["missing_data"]["bootstrap_replicates"] == 10
     cfg = yaml.safe_load(open("config/config.yaml"))
-    cfg["analyses"]["comparison"]["missing_data"]["bootstrap_replicates"] = 19
+    cfg["analyses"]["comparison"]["missing_data"]["bootstrap_replicates"] = 1
     with pytest.raises(jsonschema.ValidationError):
         fill_defaults(cfg, config_schema())

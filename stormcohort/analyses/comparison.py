@@ -29,10 +29,11 @@ and its Nelson-Aalen hazard (the primary's treatment and outcome) and every seco
 evaluable entering as its own level (:func:`_imputation_base`), so that the one imputation model
 holds the outcome of every analysis model (congenial with each; the secondary outcomes change the
 primary's imputations, which stay valid: :func:`_imputed_analyses`). Pooled by Rubin's rules
-(``stormcohort.stats.pool_scalar``, Rubin's large-sample df): risks and risk differences on their
-scale, ratios on the log scale; each set's variance from the primary's bootstrap interval
-(``missing_data.bootstrap_replicates`` replicates per set) or the secondary outcomes' robust
-standard errors. ``missing_data.primary`` says which is primary: the other is labelled
+(``stormcohort.stats.pool_scalar``, Barnard-Rubin df with the complete-data df n - k): risks and risk
+differences on their scale, ratios on the log scale; each set's variance that of the primary's bootstrap
+replicates (``missing_data.bootstrap_replicates`` per set: Rubin's rules average the m sets' variances,
+so m x b replicates in all), the hazard ratio's and the secondary outcomes' robust standard errors.
+``missing_data.primary`` says which is primary: the other is labelled
 ``complete_case`` or ``multiple_imputation`` in effect.csv; nothing missing, no imputed rows.
 Anything that cannot be estimated is a row with the reason, never an exception.
 """
@@ -77,7 +78,8 @@ METHODS = {
                     "methods) from the other adjustment variables, IV by day G, death by day H and its Nelson-Aalen "
                     "hazard and each secondary outcome (not evaluable as its own level); the primary and the "
                     "secondary outcomes analysed in each completed data set and pooled by Rubin's rules (ratios on "
-                    "the log scale; variances from the bootstrap intervals and the robust standard errors), the "
+                    "the log scale; within-set variances from the bootstrap replicates and the robust standard errors; "
+                    "Barnard-Rubin degrees of freedom), the "
                     "complete cases beside them; nothing imputed when nothing is missing",
     "balance": "differences in means (binary: proportions; continuous: standardised by the pooled SD of the "
                "unweighted groups) and variance ratios before and after weighting, as R cobalt bal.tab",
@@ -424,7 +426,7 @@ def _imputed_analyses(dataset: pd.DataFrame, adjust, cfg: Mapping, death: str, d
         frame, names, _ = _analysis_frame(one.drop(columns="imputation"), adjust, cfg["reference_levels"], death)
         fit = clone_censor_weight(frame, g, names, days=days, replicates=replicates, seed=seed + int(i),
                                   conf_level=conf)
-        primary_draws.append(_primary_draw(fit, death, days, len(frame), conf))
+        primary_draws.append(_primary_draw(fit, death, days, len(frame)))
         secondary_draws.append(_secondary_draw(frame, names, cfg, outcomes, conf).assign(imputation=int(i)))
     summary |= {"predictors": predictors, "notes": [
         f"{int(missing.sum())} patient(s) with a missing adjustment variable imputed ({m} imputations)", *notes]}
@@ -432,27 +434,38 @@ def _imputed_analyses(dataset: pd.DataFrame, adjust, cfg: Mapping, death: str, d
             _pool_secondary(pd.concat(secondary_draws, ignore_index=True), m, conf), summary)
 
 
-def _primary_draw(fit, death: str, days, n: int, conf: float) -> dict:
+def _primary_draw(fit, death: str, days, n: int) -> dict:
     """One completed set's primary estimates on the pooling scale: ``{(measure, day): (estimate,
-    variance)}``, ratios as logs, each variance from its interval as ((ucl - lcl) / 2z)^2: the risks' limits
-    are bootstrap percentiles (no standard error to take), the hazard ratio's Wald limits give back its
-    robust se exactly."""
-    from scipy import stats as sps
-
-    z = sps.norm.ppf(0.5 + conf / 2)
+    variance)}``, ratios as logs. A risk's, risk difference's or risk ratio's variance is the variance of
+    the set's bootstrap replicates (``replicate_risks``): each set's is rough with a few replicates, but
+    Rubin's rules use their mean over the m sets, which rests on m x b replicates. The hazard ratio's is
+    its robust se squared."""
     rows = {(r["measure"], r["day"]): r for r in _ccw_rows("primary", death, fit, days, n, 0)}
+    boot = fit.replicate_risks  # used replicates x (IV, SC) x days
+    with np.errstate(divide="ignore", invalid="ignore"):
+        replicates = {"risk_iv": boot[:, 0], "risk_sc": boot[:, 1], "risk_difference": boot[:, 0] - boot[:, 1],
+                      "risk_ratio": np.log(boot[:, 0] / boot[:, 1])}
     draw = {}
-    for key, r in rows.items():
-        est, lcl, ucl = (float(r[c]) for c in ("estimate", "lcl", "ucl"))
-        if key[0] in ("risk_ratio", "hazard_ratio"):  # pooled on the log scale
-            est, lcl, ucl = (np.log(v) if v > 0 else np.nan for v in (est, lcl, ucl))
-        draw[key] = (est, ((ucl - lcl) / (2 * z)) ** 2)
+    for (measure, day), r in rows.items():
+        est = float(r["estimate"])
+        if measure in ("risk_ratio", "hazard_ratio"):  # pooled on the log scale
+            est = np.log(est) if est > 0 else np.nan
+        if measure == "hazard_ratio":
+            var = float(fit.cox.iloc[0]["se"]) ** 2 if len(fit.cox) else np.nan
+        elif pd.isna(day):  # the set's estimate is not estimable
+            var = np.nan
+        else:
+            v = replicates[measure][:, list(days).index(day)]
+            v = v[np.isfinite(v)]
+            var = float(np.var(v, ddof=1)) if len(v) >= 2 else np.nan
+        draw[(measure, day)] = (est, var)
     return draw
 
 
 def _pool_primary(draws: list[dict], death: str, m: int, n: int, events: int, conf: float) -> list[dict]:
     """Rubin's rules on the primary's draws: risks and their difference on their scale (risk limits
-    clipped to [0, 1]), ratios on the log scale, Rubin's large-sample df."""
+    clipped to [0, 1]), ratios on the log scale; Barnard-Rubin df with the complete-data df n - k (as
+    mice's ``get.dfcom``: patients less the parameters, 2 risks or 1 log hazard ratio)."""
     from stormcohort.stats import pool_scalar
 
     out = []
@@ -460,7 +473,8 @@ def _pool_primary(draws: list[dict], death: str, m: int, n: int, events: int, co
         est = np.array([d.get(key, (np.nan, np.nan))[0] for d in draws], dtype=float)
         var = np.array([d.get(key, (np.nan, np.nan))[1] for d in draws], dtype=float)
         ratio = key[0] in ("risk_ratio", "hazard_ratio")
-        pooled = pool_scalar(est, var, conf_level=conf, exponentiate=ratio)
+        k = 1 if key[0] == "hazard_ratio" else 2
+        pooled = pool_scalar(est, var, max(n, k + 1), k, conf_level=conf, exponentiate=ratio)
         if not pooled.estimable:
             out.append(_row("multiple_imputation", death, key[0], day=key[1], n=n, events=events,
                             note=f"not estimable: {pooled.reason}"))
@@ -545,8 +559,9 @@ def _secondary_draw(frame: pd.DataFrame, names, cfg: Mapping, outcomes: pd.DataF
 def _pool_secondary(draws: pd.DataFrame, m: int, conf: float) -> list[dict]:
     """Rubin's rules per (outcome, measure) over the completed sets' draws (:func:`_secondary_draw`, with
     ``imputation``): the risks and the risk difference on their scale (risk limits clipped to [0, 1]), the
-    odds ratio on the log scale, each set's variance its robust se squared, Rubin's large-sample df (the
-    complete-data intervals are Wald normal ones). ``n`` and ``events`` are the first set's (the same in
+    odds ratio on the log scale, each set's variance its robust se squared, Barnard-Rubin df with the
+    complete-data df n - k (the patients of the arm less 1 for a risk, of the model less 2 for the others).
+    ``n`` and ``events`` are the first set's (the same in
     every set: the landmark population and the outcomes are complete). An estimate not estimable in some
     set: a row saying why and in how many. One the same in every set with zero variance (a risk of 0 or 1:
     no, or only, events in an arm) keeps its value, without an interval."""
@@ -559,12 +574,16 @@ def _pool_secondary(draws: pd.DataFrame, m: int, conf: float) -> list[dict]:
     wide = draws.pivot(index="imputation", columns=["outcome", "measure"], values=["q", "u"])
     Q, U = (wide[v].reindex(columns=index).to_numpy(dtype=float) for v in ("q", "u"))
     ratio = keys["measure"].eq("odds_ratio").to_numpy()
+    # complete-data df n - k (mice's get.dfcom): an arm's patients less its risk, a model's less its 2 terms
+    k = np.where(keys["measure"].isin(["risk_iv", "risk_sc"]), 1, 2)
+    n = keys["n"].to_numpy(dtype=float, na_value=np.inf)
+    n = np.where(np.isfinite(n), np.maximum(n, k + 1), np.inf)
     est, p, fmi = np.full((3, len(keys)), np.nan), np.full(len(keys), np.nan), np.full(len(keys), np.nan)
     reason = np.full(len(keys), "", dtype=object)
     for is_ratio in (True, False):  # one vectorised pool per scale
         mask = ratio == is_ratio
         if mask.any():
-            pooled = pool_scalar(Q[:, mask], U[:, mask], conf_level=conf, exponentiate=is_ratio)
+            pooled = pool_scalar(Q[:, mask], U[:, mask], n[mask], k[mask], conf_level=conf, exponentiate=is_ratio)
             est[:, mask] = ((pooled.ratio, pooled.ratio_lcl, pooled.ratio_ucl) if is_ratio
                             else (pooled.qbar, pooled.lcl, pooled.ucl))
             p[mask], fmi[mask], reason[mask] = pooled.p, pooled.fmi, pooled.reason

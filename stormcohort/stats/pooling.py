@@ -86,7 +86,7 @@ class PooledScalar:
     p: np.ndarray | float
     lcl: np.ndarray | float
     ucl: np.ndarray | float
-    dfcom: float
+    dfcom: np.ndarray | float
     conf_level: float
     estimable: np.ndarray | bool
     reason: np.ndarray | str
@@ -124,7 +124,8 @@ def pool_scalar(estimates, variances, n: float = np.inf, k: int = 1, *, conf_lev
 
     ``estimates`` and ``variances`` (squared standard errors) have shape ``(m,)`` for one
     estimate or ``(m, p)`` for p estimates pooled at once (imputations down the rows). ``n - k``
-    is the complete-data degrees of freedom of the Barnard-Rubin df (``n = inf``: Rubin's).
+    is the complete-data degrees of freedom of the Barnard-Rubin df (``n = inf``: Rubin's); ``n``
+    and ``k`` may be arrays of length p, one per estimate.
     ``exponentiate=True`` treats the estimates as log ratios and adds the exponentiated
     estimate and limits. Needs m >= 2. Returns floats for 1-D input, arrays of length p else.
     """
@@ -136,8 +137,8 @@ def pool_scalar(estimates, variances, n: float = np.inf, k: int = 1, *, conf_lev
         raise ValueError(f"Rubin's rules need at least 2 imputations, got {m}")
     if not 0 < conf_level < 1:
         raise ValueError(f"conf_level must be in (0, 1), got {conf_level!r}")
-    dfcom = float(n) - float(k)
-    if np.isnan(dfcom) or dfcom < 1:
+    dfcom = np.asarray(n, dtype=float) - np.asarray(k, dtype=float)  # one per estimate, or one for all
+    if np.isnan(dfcom).any() or (dfcom < 1).any():
         raise ValueError(f"complete-data df n - k must be at least 1, got n = {n!r}, k = {k!r}")
     scalar = Q.ndim == 1
     Q2, U2 = (Q[:, None], U[:, None]) if scalar else (Q, U)
@@ -160,11 +161,9 @@ def pool_scalar(estimates, variances, n: float = np.inf, k: int = 1, *, conf_lev
     lam = (1 + 1 / m) * b / t_safe
     lam_df = np.maximum(lam, LAMBDA_FLOOR)
     dfold = (m - 1) / lam_df**2
-    if np.isinf(dfcom):
-        df = dfold
-    else:
+    with np.errstate(invalid="ignore"):
         dfobs = (dfcom + 1) / (dfcom + 3) * dfcom * (1 - lam_df)
-        df = dfold * dfobs / (dfold + dfobs)
+        df = np.where(np.isinf(dfcom), dfold, dfold * dfobs / (dfold + dfobs))
     with np.errstate(divide="ignore", invalid="ignore"):
         fmi = np.where(np.isinf(riv), 1.0, (riv + 2 / (df + 3)) / (riv + 1))
     se = np.sqrt(t_safe)
@@ -189,7 +188,8 @@ def pool_scalar(estimates, variances, n: float = np.inf, k: int = 1, *, conf_lev
         ratios = {"ratio": out(np.exp(qbar)), "ratio_lcl": out(np.exp(lcl)), "ratio_ucl": out(np.exp(ucl))}
     return PooledScalar(
         m=m, qbar=out(qbar), ubar=out(ubar), b=out(b), t=out(t), se=out(se), df=out(df), riv=out(riv),
-        lambda_=out(lam), fmi=out(fmi), statistic=out(stat), p=out(p), lcl=out(lcl), ucl=out(ucl), dfcom=dfcom,
+        lambda_=out(lam), fmi=out(fmi), statistic=out(stat), p=out(p), lcl=out(lcl), ucl=out(ucl),
+        dfcom=float(dfcom) if dfcom.ndim == 0 else np.broadcast_to(dfcom, qbar.shape).copy(),
         conf_level=conf_level, estimable=bool(ok[0]) if scalar else ok, reason=str(reason[0]) if scalar else reason,
         **ratios,
     )
