@@ -105,7 +105,8 @@ NHANES_IMPUTATIONS = """
 import sys
 import pandas as pd
 from stormcohort.stats.impute import impute
-impute(pd.read_csv(sys.argv[1]), ["bmi", "hyp", "chl"], 20, 20200601, predictors=["age"]).to_csv(sys.stdout, index=False)
+out = impute(pd.read_csv(sys.argv[1]), ["bmi", "hyp", "chl"], 20, 20200601, predictors=["age"])
+out.to_csv(sys.stdout, index=False)
 """
 
 

@@ -456,8 +456,9 @@ def _primary_draw(fit, death: str, days, n: int) -> dict:
             var = np.nan
         else:
             v = replicates[measure][:, list(days).index(day)]
-            v = v[np.isfinite(v)]
-            var = float(np.var(v, ddof=1)) if len(v) >= 2 else np.nan
+            # a replicate without a death by the day in an arm has no log risk ratio; leaving it out would
+            # leave out the most extreme replicates and shrink the variance, so the set has none
+            var = float(np.var(v, ddof=1)) if len(v) >= 2 and np.isfinite(v).all() else np.nan
         draw[(measure, day)] = (est, var)
     return draw
 
@@ -476,8 +477,12 @@ def _pool_primary(draws: list[dict], death: str, m: int, n: int, events: int, co
         k = 1 if key[0] == "hazard_ratio" else 2
         pooled = pool_scalar(est, var, max(n, k + 1), k, conf_level=conf, exponentiate=ratio)
         if not pooled.estimable:
+            why = pooled.reason
+            if key[0] == "risk_ratio" and np.isfinite(est).all():
+                why = (f"in {int(np.isnan(var).sum())} of {m} imputations a bootstrap replicate had no death by "
+                       f"day {key[1]} in an arm (no log risk ratio, so no variance)")
             out.append(_row("multiple_imputation", death, key[0], day=key[1], n=n, events=events,
-                            note=f"not estimable: {pooled.reason}"))
+                            note=f"not estimable: {why}"))
             continue
         values = (pooled.ratio, pooled.ratio_lcl, pooled.ratio_ucl) if ratio else (pooled.qbar, pooled.lcl, pooled.ucl)
         if key[0] in ("risk_iv", "risk_sc"):  # a risk's normal-theory limits stay within [0, 1]
