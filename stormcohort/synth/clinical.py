@@ -756,7 +756,8 @@ def build_labs(ep: pd.DataFrame, f: pd.DataFrame, c: pd.DataFrame, adm: pd.DataF
     """Results on days -3..+14 from the index date while in hospital. The day before the first
     dose every test is measured (the diagnostic set: whatever treats the episode comes after
     it), as on admission day for episodes never given anakinra and on arrival at a transfer's
-    second centre. Until a day after the response starts (the index; for a transfer, the first
+    second centre; but ``P_NO_BASELINE_PLATELETS`` of the core episodes have no platelet count
+    until the day after the first dose. Until a day after the response starts (the index; for a transfer, the first
     dose at the second centre) values stay within 4% of baseline, so whichever sample a rule
     takes as baseline scores the same; then each test relaxes towards normal at the episode's
     response rate (worsening in most of those who die)."""
