@@ -2,6 +2,7 @@
 
     python -m stormcohort.simulate_target_trial [--replicates 200] [--patients 500] [--seed 1]
         [--true-hr 1 0.6] [--confounding 1] [--grace 2] [--processes 2] [--truth-patients 200000]
+        [--missing 0.2 [--imputations 20] [--mi-bootstrap 10]]
         [--out bench/simulation_target_trial.csv] [--replicates-out FILE]
 
 Each replicate is a delivery of ``--patients`` cohort patients from the synthetic registry's
@@ -56,9 +57,25 @@ strategy on the two stacked counterfactual cohorts:
 * ``iptw_landmark``: the patients alive at day G, from day G (the residual Exp(1) draw after the
   hazard they lived through): on IV from G vs the SC strategy's switches after G.
 
+**Missing baseline values** (``--missing P``, default 0: off): in each replicate a share P of the
+patients lose their baseline platelet count, at random given what is observed (missing at random:
+the log-odds rise by 1 for a death by day 90 and by 0.5 per SD of HScore, the intercept set so that
+the share is P; seeded by the replicate). Three more rows, all of the primary's estimand:
+
+* ``ccw_complete_case``: the primary on the patients with every adjustment value (its log HR, robust
+  SE): biased when missingness depends on the outcome, and less precise.
+* ``ccw_multiple_imputation``: the comparison analysis's own imputed estimate
+  (:func:`stormcohort.analyses.comparison._imputed_analyses`: ``--imputations`` chained-equation
+  imputations, predictors IV by day G, death and its Nelson-Aalen hazard; the weighted Cox log HR of
+  each set pooled by Rubin's rules with Barnard-Rubin df), covered when its t-based interval holds
+  the truth.
+* ``ccw_mi_rd90``: its pooled risk difference at day 90 (each set's variance that of its
+  ``--mi-bootstrap`` bootstrap replicates), against the truth's risk difference.
+
 Summary per true HR and estimator: replicates used and failures (not estimable), mean estimate,
 bias (mean - truth) with its Monte Carlo SE, empirical SE (SD of the estimates), mean model SE,
-and the coverage of the 95% Wald interval (estimate +/- 1.96 SE) with its Wilson 95% CI.
+and the coverage of the 95% Wald interval (estimate +/- 1.96 SE; the imputed estimates' own
+intervals) with its Wilson 95% CI.
 Replicates run over ``--processes`` worker processes; the results do not depend on their number.
 """
 
@@ -80,6 +97,7 @@ ESTIMATORS = ("naive_ever_iv", "first_route", "iptw_landmark", "clone_censor_wei
 PRIMARY = "clone_censor_weight"
 UNSTABILISED = "ccw_unstabilised"
 RD = "clone_censor_weight_rd90"
+MI_ESTIMATORS = ("ccw_complete_case", "ccw_multiple_imputation", "ccw_mi_rd90")
 LABELS = {
     "naive_ever_iv": "Naive ever-IV Cox (unadjusted)",
     "first_route": "First route (IPTW of an IV first dose, weighted Cox)",
@@ -87,7 +105,11 @@ LABELS = {
     "clone_censor_weight": "Clone-censor-weight, weighted Cox (primary)",
     UNSTABILISED: "Clone-censor-weight, unstabilised weights (reference)",
     RD: "Clone-censor-weight, risk difference at day 90",
+    "ccw_complete_case": "Clone-censor-weight, complete cases (platelets missing at random)",
+    "ccw_multiple_imputation": "Clone-censor-weight, multiple imputation (Rubin, Barnard-Rubin df)",
+    "ccw_mi_rd90": "Clone-censor-weight, multiple imputation, risk difference at day 90",
 }
+TARGET_OF = {"ccw_complete_case": PRIMARY, "ccw_multiple_imputation": PRIMARY, "ccw_mi_rd90": RD}
 ADJUST = ["x_age_group_child", "x_centre_LDN", "x_centre_SHF", "x_hscore", "x_platelets_baseline"]
 SUMMARY_COLUMNS = ["true_hr", "confounding", "grace", "patients", "estimator", "measure", "truth", "replicates",
                    "failures", "mean_estimate", "bias", "bias_mcse", "empirical_se", "mean_model_se", "coverage",
@@ -102,6 +124,9 @@ class Settings:
     confounding: float = 1.0
     grace: int = 2
     seed: int = 1
+    missing: float = 0.0
+    imputations: int = 20
+    mi_bootstrap: int = 10
 
 
 # --------------------------------------------------------------------------- data
@@ -173,6 +198,51 @@ def estimates(frame: pd.DataFrame, grace: int) -> dict[str, tuple[float, float]]
     return out
 
 
+def with_missing_platelets(frame: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """``frame`` with the baseline platelet count missing for about ``share`` of the patients, at random
+    given the observed (module doc): log-odds + 1 for a death by day 90, + 0.5 per SD of HScore."""
+    from scipy.special import expit
+
+    h = frame["hscore"].to_numpy(dtype=float)
+    lp = frame["event"].to_numpy(dtype=float) + 0.5 * (h - h.mean()) / h.std()
+    lo, hi = -20.0, 20.0
+    for _ in range(60):  # the intercept that makes the expected share ``share``
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if expit(mid + lp).mean() < share else (lo, mid)
+    gone = np.random.default_rng(seed).random(len(frame)) < expit(lo + lp)
+    return frame.assign(platelets_baseline=frame["platelets_baseline"].mask(gone),
+                        x_platelets_baseline=frame["x_platelets_baseline"].mask(gone))
+
+
+def mi_estimates(frame: pd.DataFrame, grace: int, imputations: int, bootstrap: int, seed: int) -> dict:
+    """The complete-case primary and the comparison analysis's imputed primary on ``frame`` (with missing
+    values): ``{estimator: (estimate, se, lcl, ucl)}``, log HRs and the risk difference at day 90."""
+    from stormcohort.analyses.comparison import IV, TIME, _imputed_analyses
+    from stormcohort.stats import clone_censor_weight
+
+    nan = (np.nan,) * 4
+    complete = frame[frame["x_platelets_baseline"].notna()].reset_index(drop=True)
+    est, se = _ccw_log_hr(clone_censor_weight(complete, grace, ADJUST, days=[HORIZON]))
+    out = {"ccw_complete_case": (est, se, est - Z95 * se, est + Z95 * se)}
+    dataset = pd.DataFrame({
+        "patient_key": np.arange(len(frame)), "centre": frame["centre"],
+        "route_group": np.where(frame["iv_start"].notna(), "IV", "SC"), "age_group": frame["age_group"],
+        "hscore": frame["hscore"], "platelets_baseline": frame["platelets_baseline"], TIME: frame["time"],
+        "death_90d": frame["event"], IV: frame["iv_start"]})
+    cfg = {"grace_days": grace, "reference_levels": {"age_group": "adult"}, "secondary_outcomes": [],
+           "estimand": "ATE", "missing_data": {"primary": "multiple_imputation", "imputations": imputations,
+                                               "seed": seed, "bootstrap_replicates": bootstrap}}
+    rows, _, _ = _imputed_analyses(dataset, ["age_group", "centre", "hscore", "platelets_baseline"], cfg,
+                                   "death_90d", [HORIZON], 0.95, pd.DataFrame())
+    by = {(r["measure"], r["day"]): r for r in rows}
+    hr, rd = by.get(("hazard_ratio", pd.NA)), by.get(("risk_difference", HORIZON))
+    out["ccw_multiple_imputation"] = nan if hr is None or not np.isfinite(hr["estimate"]) else \
+        (np.log(hr["estimate"]), np.nan, np.log(hr["lcl"]), np.log(hr["ucl"]))
+    out["ccw_mi_rd90"] = nan if rd is None or not np.isfinite(rd["estimate"]) else \
+        (rd["estimate"], np.nan, rd["lcl"], rd["ucl"])
+    return out
+
+
 def _ccw_log_hr(fit) -> tuple[float, float]:
     if not fit.estimable or fit.cox_reason or not len(fit.cox):
         return np.nan, np.nan
@@ -185,10 +255,15 @@ def replicate(args: tuple[int, Settings]) -> list[dict]:
     i, s = args
     rows = []
     for hr in s.true_hrs:
-        frame = analysis_frame(*cohort_course(s.patients, s.seed * 1_000_000 + i, hr, s.confounding))
-        for estimator, (est, se) in estimates(frame, s.grace).items():
+        seed = s.seed * 1_000_000 + i
+        frame = analysis_frame(*cohort_course(s.patients, seed, hr, s.confounding))
+        found = {k: (*v, np.nan, np.nan) for k, v in estimates(frame, s.grace).items()}
+        if s.missing > 0:
+            found |= mi_estimates(with_missing_platelets(frame, s.missing, seed), s.grace, s.imputations,
+                                  s.mi_bootstrap, seed)
+        for estimator, (est, se, lcl, ucl) in found.items():
             rows.append({"replicate": i, "true_hr": hr, "estimator": estimator, "estimate": est, "se": se,
-                         "n": len(frame), "events": int(frame["event"].sum()),
+                         "lcl": lcl, "ucl": ucl, "n": len(frame), "events": int(frame["event"].sum()),
                          "iv": int(frame["iv_start"].notna().sum())})
     return rows
 
@@ -289,33 +364,44 @@ def _wilson(x: int, n: int, z: float = Z95) -> tuple[float, float]:
 def summarise(reps: pd.DataFrame, truths: dict[float, dict[str, float]], s: Settings) -> pd.DataFrame:
     rows = []
     for hr in s.true_hrs:
-        for estimator in (*ESTIMATORS, RD):
+        for estimator in (*ESTIMATORS, RD, *(MI_ESTIMATORS if s.missing > 0 else ())):
             r = reps[reps["true_hr"].eq(hr) & reps["estimator"].eq(estimator)]
             ok = r["estimate"].notna().to_numpy()
             est, se = r["estimate"].to_numpy()[ok], r["se"].to_numpy()[ok]
+            low, high = r["lcl"].to_numpy()[ok], r["ucl"].to_numpy()[ok]
             k = int(ok.sum())
-            target = truths[hr][estimator]
+            target = truths[hr][TARGET_OF.get(estimator, estimator)]
+            has_ci = k > 0 and np.isfinite(low).all() and np.isfinite(high).all()
             has_se = np.isfinite(se).all() and k > 0
-            covered = int((np.abs(est - target) <= Z95 * se).sum()) if has_se else 0
-            lcl, ucl = _wilson(covered, k) if has_se else (np.nan, np.nan)
+            if has_ci:  # the estimator's own interval (the imputed ones: t on Barnard-Rubin df)
+                covered = int(((low <= target) & (target <= high)).sum())
+            else:
+                covered = int((np.abs(est - target) <= Z95 * se).sum()) if has_se else 0
+            has_ci |= has_se
+            lcl, ucl = _wilson(covered, k) if has_ci else (np.nan, np.nan)
             emp = float(np.std(est, ddof=1)) if k > 1 else np.nan
             rows.append({
                 "true_hr": hr, "confounding": s.confounding, "grace": s.grace, "patients": s.patients,
-                "estimator": estimator, "measure": "risk_difference_day90" if estimator == RD else "log_hr",
+                "estimator": estimator,
+                "measure": "risk_difference_day90" if estimator in (RD, "ccw_mi_rd90") else "log_hr",
                 "truth": target, "replicates": k, "failures": int(len(r) - k),
                 "mean_estimate": float(est.mean()) if k else np.nan,
                 "bias": float(est.mean() - target) if k else np.nan,
                 "bias_mcse": emp / np.sqrt(k) if k > 1 else np.nan,
                 "empirical_se": emp, "mean_model_se": float(se.mean()) if has_se else np.nan,
-                "coverage": covered / k if has_se else np.nan, "coverage_lcl": lcl, "coverage_ucl": ucl,
+                "coverage": covered / k if has_ci else np.nan, "coverage_lcl": lcl, "coverage_ucl": ucl,
             })
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def run(replicates: int = 200, patients: int = 500, seed: int = 1, true_hrs=(1.0, 0.6), confounding: float = 1.0,
-        grace: int = 2, processes: int = 1, truth_patients: int = 200_000) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+        grace: int = 2, processes: int = 1, truth_patients: int = 200_000, missing: float = 0.0,
+        imputations: int = 20, mi_bootstrap: int = 10) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(summary, per-replicate estimates, metadata): see the module doc."""
-    s = Settings(patients, tuple(float(h) for h in true_hrs), float(confounding), int(grace), int(seed))
+    if not 0 <= missing < 1:
+        raise ValueError(f"missing must be a share in [0, 1), got {missing!r}")
+    s = Settings(patients, tuple(float(h) for h in true_hrs), float(confounding), int(grace), int(seed),
+                 float(missing), int(imputations), int(mi_bootstrap))
     start = time.perf_counter()
     truths = {hr: truth(hr, s.confounding, s.grace, truth_patients, s.seed) if hr != 1
               else dict.fromkeys((*ESTIMATORS, RD, "all_iv_vs_never"), 0.0) for hr in s.true_hrs}
@@ -332,6 +418,7 @@ def run(replicates: int = 200, patients: int = 500, seed: int = 1, true_hrs=(1.0
     seconds = time.perf_counter() - start
     meta = {"replicates": replicates, "patients": patients, "seed": seed, "true_hrs": list(s.true_hrs),
             "confounding": s.confounding, "grace": s.grace, "truth_patients": truth_patients,
+            "missing": s.missing, "imputations": s.imputations, "mi_bootstrap": s.mi_bootstrap,
             "processes": processes, "seconds": round(seconds, 1), "truth_seconds": round(truth_seconds, 1),
             "mean_events": float(reps.groupby("true_hr")["events"].mean().mean()) if len(reps) else np.nan,
             "events_by_hr": {float(h): float(v) for h, v in reps.groupby("true_hr")["events"].mean().items()},
@@ -375,11 +462,15 @@ def main(argv=None) -> None:
     ap.add_argument("--grace", type=int, default=2)
     ap.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--truth-patients", type=int, default=200_000)
+    ap.add_argument("--missing", type=float, default=0.0, help="share of patients without baseline platelets")
+    ap.add_argument("--imputations", type=int, default=20)
+    ap.add_argument("--mi-bootstrap", type=int, default=10, help="bootstrap replicates in each imputed set")
     ap.add_argument("--out", help="write the summary table here (CSV)")
     ap.add_argument("--replicates-out", help="write every replicate's estimates here (CSV)")
     args = ap.parse_args(argv)
     summary, reps, meta = run(args.replicates, args.patients, args.seed, args.true_hr, args.confounding, args.grace,
-                              args.processes, args.truth_patients)
+                              args.processes, args.truth_patients, args.missing, args.imputations,
+                              args.mi_bootstrap)
     if args.out:
         summary.to_csv(args.out, index=False, float_format="%.6g")
     if args.replicates_out:
