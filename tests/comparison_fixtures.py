@@ -86,7 +86,7 @@ SETTINGS = {"grace_days": 2, "secondary_outcomes": ["death_30d", "response_day7"
             "reference_levels": {"age_group": "adult"}, "bootstrap_replicates": 200, "bootstrap_seed": 20200601,
             "truncate_percentiles": [1, 99], "conf_level": 0.95,
             "missing_data": {"primary": "multiple_imputation", "imputations": 20, "seed": 20200602,
-                             "bootstrap_replicates": 50}}
+                             "bootstrap_replicates": 10}}
 
 MODEL = {
     "analysis": "comparison",
@@ -122,7 +122,7 @@ def imputed(primary: str = "multiple_imputation") -> tuple[dict, pd.DataFrame]:
     cases beside the pooled estimates (``primary``: which is primary, config missing_data.primary)."""
     m = copy.deepcopy(MODEL)
     m["settings"]["missing_data"]["primary"] = primary
-    m["imputation"] = {"imputed_patients": 3, "imputations": 20, "seed": 20200602, "bootstrap_replicates": 50,
+    m["imputation"] = {"imputed_patients": 3, "imputations": 20, "seed": 20200602, "bootstrap_replicates": 10,
                        "predictors": ["_iv", "_event", "_hazard", "_y_death_30d", "_y_response_day7",
                                       "_na_response_day7"]}
     other = pd.DataFrame([

@@ -317,8 +317,9 @@ def test_imputed_estimates_are_described_and_disclosed_like_every_other():
     # methods and limitations say that the secondary outcomes are imputed and pooled too
     text = target_trial(model, {}, 90)
     assert ("missing adjustment variables multiply imputed once for the primary and the secondary outcomes "
-            "(20 imputations by chained equations, seed 20200602; 50 bootstrap replicates of the primary in each), "
-            "pooled by Rubin's rules, the pooled estimates primary and the complete cases beside them") in text
+            "(20 imputations by chained equations, seed 20200602; 10 bootstrap replicates of the primary in each, "
+            "whose variance is the set's), pooled by Rubin's rules with Barnard-Rubin degrees of freedom, the pooled "
+            "estimates primary and the complete cases beside them") in text
     nothing = copy.deepcopy(model)
     nothing["imputation"]["imputed_patients"] = 0
     assert "no adjustment variable was missing, so nothing was imputed" in target_trial(nothing, {}, 90)

@@ -148,8 +148,8 @@ def target_trial(model: Mapping, settings: Mapping, horizon: int, labels: Mappin
                  "the complete cases primary and the pooled estimates beside them")
         missing = (f"missing adjustment variables multiply imputed once for the primary and the secondary outcomes "
                    f"({mi.get('imputations')} imputations by chained equations, seed {mi.get('seed')}; "
-                   f"{mi.get('bootstrap_replicates', 50)} bootstrap replicates of the primary in each), pooled by "
-                   f"Rubin's rules, {which}")
+                   f"{mi.get('bootstrap_replicates')} bootstrap replicates of the primary in each, whose variance is "
+                   f"the set's), pooled by Rubin's rules with Barnard-Rubin degrees of freedom, {which}")
     else:
         missing = "complete cases"
     return (
