@@ -566,10 +566,10 @@ def _pool_secondary(draws: pd.DataFrame, m: int, conf: float) -> list[dict]:
     ``imputation``): the risks and the risk difference on their scale (risk limits clipped to [0, 1]), the
     odds ratio on the log scale, each set's variance its robust se squared, Barnard-Rubin df with the
     complete-data df n - k (the patients of the arm less 1 for a risk, of the model less 2 for the others).
-    ``n`` and ``events`` are the first set's (the same in
-    every set: the landmark population and the outcomes are complete). An estimate not estimable in some
-    set: a row saying why and in how many. One the same in every set with zero variance (a risk of 0 or 1:
-    no, or only, events in an arm) keeps its value, without an interval."""
+    ``n`` and ``events`` are the first set's (the same in every set: the landmark population and the
+    outcomes are complete). An estimate not estimable in some set: a row saying why and in how many. One
+    the same in every set with zero variance (a risk of 0 or 1: no, or only, events in an arm) keeps its
+    value, without an interval."""
     from stormcohort.stats import pool_scalar
 
     if draws.empty:
